@@ -1,0 +1,184 @@
+//! Layered configuration: built-in defaults, then YAML files, then `QA_` environment variables,
+//! then command-line flags, each overriding the one before.
+//!
+//! A config file holds one section per stage (`prepare:`, `eval:`, …); each binary reads its own
+//! section. Unknown sections and unknown keys inside a section are errors, never ignored, so a
+//! typo cannot silently fall back to a default. Environment variables address a key as
+//! `QA_<SECTION>__<KEY>`, e.g. `QA_PREPARE__SEED=7`.
+
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Yaml};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// The sections a config file may contain, one per stage.
+pub const SECTIONS: &[&str] = &["prepare", "eval"];
+
+/// Prefix of the environment variables that override config keys.
+pub const ENV_PREFIX: &str = "QA_";
+
+/// Loads `section` of the layered configuration into `T`.
+///
+/// `defaults` gives every key a value; `files` are read in order (later ones win); then come
+/// `QA_` variables, then `overrides`, whose fields should skip serialising when unset (so that
+/// an absent flag does not override anything).
+pub fn load_section<T, O>(
+    section: &str,
+    defaults: &T,
+    files: &[PathBuf],
+    overrides: &O,
+) -> Result<T>
+where
+    T: Serialize + DeserializeOwned,
+    O: Serialize,
+{
+    let mut figment = Figment::from(Serialized::default(section, defaults));
+    for file in files {
+        if !file.is_file() {
+            return Err(Error::Config(format!(
+                "config file {} does not exist",
+                file.display()
+            )));
+        }
+        figment = figment.merge(Yaml::file_exact(file));
+    }
+    figment = figment
+        .merge(Env::prefixed(ENV_PREFIX).split("__"))
+        .merge(Serialized::default(section, overrides));
+
+    let top: figment::value::Dict = figment.extract().map_err(config_error)?;
+    for key in top.keys() {
+        if !SECTIONS.contains(&key.as_str()) {
+            let origin = figment
+                .find_metadata(key)
+                .map(|m| match &m.source {
+                    Some(source) => format!("{} {source}", m.name),
+                    None => m.name.to_string(),
+                })
+                .unwrap_or_else(|| "unknown source".into());
+            return Err(Error::Config(format!(
+                "unknown section `{key}` (from {origin}); known sections: {}",
+                SECTIONS.join(", ")
+            )));
+        }
+    }
+    figment.focus(section).extract().map_err(config_error)
+}
+
+fn config_error(err: figment::Error) -> Error {
+    let all: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+    Error::Config(all.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Demo {
+        size: usize,
+        name: String,
+    }
+
+    #[derive(Serialize, Default)]
+    struct DemoFlags {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<usize>,
+    }
+
+    fn defaults() -> Demo {
+        Demo {
+            size: 1,
+            name: "default".into(),
+        }
+    }
+
+    /// Runs `body` in a figment `Jail`: a temporary working directory and an environment that
+    /// no other test sees, so that `QA_` variables set by one test cannot leak into another.
+    #[allow(clippy::result_large_err, reason = "figment's Jail fixes the error type")]
+    fn jailed(body: impl FnOnce(&mut figment::Jail) -> std::result::Result<(), String>) {
+        figment::Jail::expect_with(|jail| body(jail).map_err(figment::Error::from));
+    }
+
+    fn load(files: &[&str], flags: &DemoFlags) -> Result<Demo> {
+        let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+        load_section("prepare", &defaults(), &files, flags)
+    }
+
+    #[test]
+    fn files_then_environment_then_flags() {
+        jailed(|jail| {
+            jail.create_file("a.yaml", "prepare:\n  size: 5\n  name: from-a\n")
+                .map_err(|e| e.to_string())?;
+            jail.create_file("b.yaml", "prepare:\n  size: 6\n")
+                .map_err(|e| e.to_string())?;
+            let none = DemoFlags::default();
+            assert_eq!(load(&[], &none).map_err(|e| e.to_string())?, defaults());
+            let loaded = load(&["a.yaml", "b.yaml"], &none).map_err(|e| e.to_string())?;
+            assert_eq!(
+                loaded,
+                Demo {
+                    size: 6,
+                    name: "from-a".into()
+                }
+            );
+
+            jail.set_env("QA_PREPARE__SIZE", "11");
+            let loaded = load(&["a.yaml", "b.yaml"], &none).map_err(|e| e.to_string())?;
+            assert_eq!(loaded.size, 11);
+
+            let loaded =
+                load(&["a.yaml"], &DemoFlags { size: Some(9) }).map_err(|e| e.to_string())?;
+            assert_eq!(
+                loaded,
+                Demo {
+                    size: 9,
+                    name: "from-a".into()
+                }
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_sections_and_files_are_errors_naming_them() {
+        jailed(|jail| {
+            let none = DemoFlags::default();
+            jail.create_file("typo-key.yaml", "prepare:\n  sise: 5\n")
+                .map_err(|e| e.to_string())?;
+            let text = load(&["typo-key.yaml"], &none)
+                .expect_err("unknown key")
+                .to_string();
+            assert!(
+                text.contains("sise") && text.contains("typo-key.yaml"),
+                "{text}"
+            );
+
+            jail.create_file("typo-section.yaml", "prepar:\n  size: 5\n")
+                .map_err(|e| e.to_string())?;
+            let text = load(&["typo-section.yaml"], &none)
+                .expect_err("unknown section")
+                .to_string();
+            assert!(
+                text.contains("prepar") && text.contains("typo-section.yaml"),
+                "{text}"
+            );
+
+            let text = load(&["missing.yaml"], &none)
+                .expect_err("missing file")
+                .to_string();
+            assert!(text.contains("missing.yaml"), "{text}");
+
+            jail.set_env("QA_PREPARE__SIZE", "many");
+            let text = load(&[], &none).expect_err("bad type").to_string();
+            assert!(text.contains("SIZE") && text.contains("QA_"), "{text}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,37 @@
+//! Data for the provenance-qa experiment: the [`QaRecord`] that flows through every stage, the
+//! SQuAD reader, deterministic by-article splits, streaming JSONL files with atomic writes and
+//! crash recovery, stage manifests, and layered configuration.
+//!
+//! ```
+//! use qa_data::{QaRecord, Source, files::{read_jsonl, write_jsonl_atomic}};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("human_train.jsonl");
+//! let record = QaRecord {
+//!     id: "q1".into(),
+//!     question: "Who ran?".into(),
+//!     context: "Ann ran.".into(),
+//!     answers: vec!["Ann".into()],
+//!     source: Source::Human,
+//!     provenance: None,
+//! };
+//! write_jsonl_atomic(&path, [&record])?;
+//! let back: Vec<QaRecord> = read_jsonl(&path)?;
+//! assert_eq!(back, [record]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod config;
+mod error;
+pub mod files;
+pub mod manifest;
+pub mod prepare;
+mod record;
+pub mod rejection;
+pub mod split;
+pub mod squad;
+
+pub use error::{Error, Result};
+pub use record::{Provenance, QaRecord, Source};

@@ -1,0 +1,164 @@
+//! The `prepare` stage: SQuAD JSON in, the human train / validation / test splits out.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::files::{write_json_atomic, write_jsonl_atomic};
+use crate::manifest::{FileDigest, Manifest};
+use crate::split::{SplitSizes, split};
+use crate::squad::read_squad;
+
+/// Output file of the training split.
+pub const TRAIN_FILE: &str = "human_train.jsonl";
+/// Output file of the validation split.
+pub const VAL_FILE: &str = "human_val.jsonl";
+/// Output file of the test split.
+pub const TEST_FILE: &str = "human_test.jsonl";
+/// Output file of the questions refused while reading, with reasons.
+pub const REJECTED_FILE: &str = "rejected.jsonl";
+/// Output file describing the run.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Settings of the `prepare` stage (the `prepare:` section of a config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepareConfig {
+    /// SQuAD train JSON: the source of the training and validation splits.
+    pub train_file: PathBuf,
+    /// SQuAD dev JSON: the source of the test split.
+    pub test_file: PathBuf,
+    /// Directory that receives the splits, `rejected.jsonl` and `manifest.json`.
+    pub out_dir: PathBuf,
+    /// Training examples.
+    pub train_size: usize,
+    /// Validation examples.
+    pub val_size: usize,
+    /// Test examples.
+    pub test_size: usize,
+    /// Seed of the sampling.
+    pub seed: u64,
+}
+
+impl Default for PrepareConfig {
+    /// The real experiment: 20,000 / 1,000 / 2,000 from the full official SQuAD v1.1 files.
+    fn default() -> Self {
+        PrepareConfig {
+            train_file: "data/raw/train-v1.1.json".into(),
+            test_file: "data/raw/dev-v1.1.json".into(),
+            out_dir: "data/processed".into(),
+            train_size: 20_000,
+            val_size: 1_000,
+            test_size: 2_000,
+            seed: 42,
+        }
+    }
+}
+
+/// What a `prepare` run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareReport {
+    /// Records written per split: train, validation, test.
+    pub written: [usize; 3],
+    /// Questions refused while reading (both files).
+    pub rejected: usize,
+    /// SQuAD v2.0 unanswerable questions skipped (both files).
+    pub skipped_unanswerable: usize,
+    /// The manifest that was written.
+    pub manifest: PathBuf,
+}
+
+/// Runs the stage: reads both SQuAD files, samples the splits and writes every output
+/// atomically, the manifest last (so a manifest always describes complete outputs).
+pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
+    let train_source = read_squad(&config.train_file)?;
+    let test_source = read_squad(&config.test_file)?;
+    tracing::info!(
+        train_file = %config.train_file.display(),
+        usable = train_source.question_count(),
+        rejected = train_source.rejected.len(),
+        "read training source"
+    );
+    tracing::info!(
+        test_file = %config.test_file.display(),
+        usable = test_source.question_count(),
+        rejected = test_source.rejected.len(),
+        "read test source"
+    );
+    let sizes = SplitSizes {
+        train: config.train_size,
+        val: config.val_size,
+        test: config.test_size,
+        seed: config.seed,
+    };
+    let splits = split(&train_source, &test_source, &sizes)?;
+
+    let out = &config.out_dir;
+    let rejected: Vec<_> = train_source
+        .rejected
+        .iter()
+        .chain(&test_source.rejected)
+        .collect();
+    let outputs = [
+        (
+            TRAIN_FILE,
+            write_jsonl_atomic(out.join(TRAIN_FILE), &splits.train)?,
+        ),
+        (
+            VAL_FILE,
+            write_jsonl_atomic(out.join(VAL_FILE), &splits.val)?,
+        ),
+        (
+            TEST_FILE,
+            write_jsonl_atomic(out.join(TEST_FILE), &splits.test)?,
+        ),
+        (
+            REJECTED_FILE,
+            write_jsonl_atomic(out.join(REJECTED_FILE), &rejected)?,
+        ),
+    ];
+
+    let skipped_unanswerable = train_source.skipped_unanswerable + test_source.skipped_unanswerable;
+    let manifest = Manifest {
+        stage: "prepare".into(),
+        code_version: env!("CARGO_PKG_VERSION").into(),
+        seed: Some(config.seed),
+        config: serde_json::to_value(config).map_err(|e| crate::Error::Serialize {
+            path: out.join(MANIFEST_FILE),
+            source: e,
+        })?,
+        inputs: vec![
+            digest(&config.train_file, None)?,
+            digest(&config.test_file, None)?,
+        ],
+        outputs: outputs
+            .iter()
+            .map(|(name, count)| FileDigest::of(&out.join(name), *name, Some(*count as u64)))
+            .collect::<Result<_>>()?,
+        counts: [
+            ("train_source_questions", train_source.question_count()),
+            ("test_source_questions", test_source.question_count()),
+            ("train", splits.train.len()),
+            ("val", splits.val.len()),
+            ("test", splits.test.len()),
+            ("rejected", rejected.len()),
+            ("skipped_unanswerable", skipped_unanswerable),
+        ]
+        .into_iter()
+        .map(|(name, count)| (name.to_string(), count as u64))
+        .collect(),
+    };
+    let manifest_path = out.join(MANIFEST_FILE);
+    write_json_atomic(&manifest_path, &manifest)?;
+    Ok(PrepareReport {
+        written: [splits.train.len(), splits.val.len(), splits.test.len()],
+        rejected: rejected.len(),
+        skipped_unanswerable,
+        manifest: manifest_path,
+    })
+}
+
+fn digest(path: &Path, records: Option<u64>) -> Result<FileDigest> {
+    FileDigest::of(path, path.display().to_string(), records)
+}
