@@ -12,11 +12,25 @@ use clap::Parser;
 enum Task {
     /// Run what CI runs: `cargo fmt --check`, clippy with warnings denied, and the test suite.
     Ci,
+    /// Run benchmarks (optimised builds; figures belong in docs/performance.md).
+    Bench {
+        /// Which benchmark; all when omitted.
+        #[arg(value_enum)]
+        which: Option<Bench>,
+    },
+}
+
+/// The benchmarks `cargo xtask bench` knows.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Bench {
+    /// SQuAD scoring and the resampling tests (qa-metrics).
+    Metrics,
 }
 
 fn main() -> std::process::ExitCode {
     let result = match Task::parse() {
         Task::Ci => ci(),
+        Task::Bench { which } => bench(which),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -52,6 +66,23 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     cargo(&["test", "--workspace"])
+}
+
+fn bench(which: Option<Bench>) -> anyhow::Result<()> {
+    let all = [Bench::Metrics];
+    for bench in which.map_or(all.to_vec(), |one| vec![one]) {
+        match bench {
+            Bench::Metrics => cargo(&["bench", "-p", "qa-metrics", "--bench", "metrics"])?,
+        }
+    }
+    Ok(())
 }

@@ -63,19 +63,7 @@ struct Overrides {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("qa-prepare: error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    qa_data::cli::run_main("qa-prepare", || run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -101,7 +101,10 @@ mod tests {
 
     /// Runs `body` in a figment `Jail`: a temporary working directory and an environment that
     /// no other test sees, so that `QA_` variables set by one test cannot leak into another.
-    #[allow(clippy::result_large_err, reason = "figment's Jail fixes the error type")]
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the error type"
+    )]
     fn jailed(body: impl FnOnce(&mut figment::Jail) -> std::result::Result<(), String>) {
         figment::Jail::expect_with(|jail| body(jail).map_err(figment::Error::from));
     }

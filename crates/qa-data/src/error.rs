@@ -105,6 +105,14 @@ pub enum Error {
         /// The second split holding it.
         second: String,
     },
+    /// The file's name does not say which of the supported formats it is in.
+    #[error("{path}: unknown file format: expected {expected}")]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+        /// The formats that are understood.
+        expected: &'static str,
+    },
     /// A configuration file, variable or flag is missing, unknown or of the wrong type.
     #[error("configuration: {0}")]
     Config(String),

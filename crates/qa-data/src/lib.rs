@@ -1,5 +1,5 @@
 //! Data for the provenance-qa experiment: the [`QaRecord`] that flows through every stage, the
-//! SQuAD reader, deterministic by-article splits, streaming JSONL files with atomic writes and
+//! SQuAD reader, deterministic by-article splits, prediction files, streaming JSONL files with atomic writes and
 //! crash recovery, stage manifests, and layered configuration.
 //!
 //! ```
@@ -23,10 +23,13 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 mod error;
 pub mod files;
 pub mod manifest;
+pub mod predictions;
 pub mod prepare;
 mod record;
 pub mod rejection;
