@@ -12,6 +12,10 @@ use clap::Parser;
 enum Task {
     /// Run what CI runs: `cargo fmt --check`, clippy with warnings denied, and the test suite.
     Ci,
+    /// Regenerate the reference fixtures with Python: SQuAD metric scores (standard library)
+    /// and T5 checkpoints and outputs from Hugging Face transformers (a virtualenv in `.venv`
+    /// with torch, transformers<5, peft, safetensors is created on first use).
+    Golden,
     /// Run benchmarks (optimised builds; figures belong in docs/performance.md).
     Bench {
         /// Which benchmark; all when omitted.
@@ -31,6 +35,7 @@ fn main() -> std::process::ExitCode {
     let result = match Task::parse() {
         Task::Ci => ci(),
         Task::Bench { which } => bench(which),
+        Task::Golden => golden(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -49,19 +54,12 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Runs `cargo <args>` in the repository root and fails if it fails.
+/// Runs `cargo <args>` (the toolchain that invoked xtask) in the repository root.
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new(cargo)
-        .args(args)
-        .current_dir(project_root())
-        .status()
-        .with_context(|| format!("starting cargo {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("cargo {} failed ({status})", args.join(" "));
-    }
-    Ok(())
+    run(
+        std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+        args,
+    )
 }
 
 fn ci() -> anyhow::Result<()> {
@@ -85,4 +83,46 @@ fn bench(which: Option<Bench>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Python packages of the golden scripts; `transformers` 5 rewrites every T5 config to tied
+/// embeddings, so an untied FLAN-T5-style head could not be saved with it.
+const GOLDEN_PACKAGES: [&str; 5] = [
+    "torch",
+    "transformers<5",
+    "peft",
+    "safetensors",
+    "tokenizers",
+];
+
+/// Runs `program <args>` in the repository root and fails if it fails.
+fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> anyhow::Result<()> {
+    let program = program.as_ref();
+    eprintln!("xtask: {} {}", program.to_string_lossy(), args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(project_root())
+        .status()
+        .with_context(|| format!("starting {}", program.to_string_lossy()))?;
+    if !status.success() {
+        bail!(
+            "{} {} failed ({status})",
+            program.to_string_lossy(),
+            args.join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn golden() -> anyhow::Result<()> {
+    let venv = project_root().join(".venv");
+    let python = venv.join("bin/python");
+    if !python.is_file() {
+        run("python3", &["-m", "venv", ".venv"])?;
+        let mut args = vec!["-m", "pip", "install", "--quiet"];
+        args.extend(GOLDEN_PACKAGES);
+        run(&python, &args)?;
+    }
+    run(&python, &["xtask/golden/squad_metrics_reference.py"])?;
+    run(&python, &["xtask/golden/t5_golden.py"])
 }

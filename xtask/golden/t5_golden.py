@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Golden fixtures for t5-lora, made by Hugging Face transformers itself.
+
+Builds small random-initialised T5 models from fixed seeds, in both families:
+  - t5-v1_0-tiny:  T5 v1.0 (ReLU feed-forward, lm_head tied to the shared embedding, so the
+                   decoder output is rescaled by d_model**-0.5);
+  - flan-t5-tiny:  T5 v1.1 / FLAN-T5 (gated-GELU with the tanh approximation, untied lm_head),
+                   with more decoder than encoder layers and inner_dim != d_model;
+saves each with save_pretrained (config.json, model.safetensors), plus a sharded copy
+(model.safetensors.index.json) and a bf16 copy of flan-t5-tiny, a tiny real tokenizer.json
+(a Unigram model trained on SQuAD text with T5's special tokens), and for each model a
+reference.safetensors holding, for a padded batch of inputs of different lengths:
+  input_ids, attention_mask, decoder_input_ids, decoder_lengths   the inputs,
+  encoder_hidden_states                                          the encoder output,
+  logits                                                         teacher-forced logits,
+  greedy, beam                                                   generate() outputs,
+  and relative-position buckets over -200..200 (bidirectional and causal).
+
+Usage (run by `cargo xtask golden`): python3 xtask/golden/t5_golden.py [--out fixtures/t5]
+Needs torch, transformers<5 (v5 rewrites T5 configs to tied embeddings), safetensors, tokenizers.
+"""
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import DynamicCache, EncoderDecoderCache, T5Config, T5ForConditionalGeneration
+from transformers.models.t5.modeling_t5 import T5Attention
+
+ROOT = Path(__file__).resolve().parents[2]
+VOCAB = 256
+MAX_NEW_TOKENS = 24
+LAYER_SCALE = 2.5
+
+CONFIGS = {
+    "t5-v1_0-tiny": dict(
+        vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+        num_heads=4, feed_forward_proj="relu", tie_word_embeddings=True, seed=1,
+    ),
+    "flan-t5-tiny": dict(
+        vocab_size=VOCAB, d_model=48, d_kv=16, d_ff=96, num_layers=2, num_decoder_layers=3,
+        num_heads=4, feed_forward_proj="gated-gelu", tie_word_embeddings=False, seed=2,
+    ),
+}
+
+
+def make_model(name, spec):
+    spec = dict(spec)
+    seed = spec.pop("seed")
+    torch.manual_seed(seed)
+    config = T5Config(
+        relative_attention_num_buckets=32, relative_attention_max_distance=128,
+        dropout_rate=0.0, layer_norm_epsilon=1e-6, initializer_factor=1.0,
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, **spec,
+    )
+    model = T5ForConditionalGeneration(config).eval()
+    # At HF's initial scale a tiny random T5's residual stream is dominated by the input
+    # embedding, so a tied head predicts the input token again and greedy decoding repeats
+    # <pad> for ever. Larger attention and feed-forward weights make the layers matter and the
+    # generations varied, which is what the fixtures need to exercise.
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("q.weight", "k.weight", "v.weight", "o.weight")) or ".DenseReluDense." in name:
+                param.mul_(LAYER_SCALE)
+        if not config.tie_word_embeddings:
+            model.lm_head.weight.normal_(0.0, config.d_model**-0.5)
+    return model
+
+
+def inputs():
+    g = torch.Generator().manual_seed(7)
+    lengths = [9, 14, 5]
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        ids[row, : n - 1] = torch.randint(3, VOCAB, (n - 1,), generator=g)
+        ids[row, n - 1] = 1  # </s>
+        mask[row, :n] = 1
+    target_lengths = [6, 11, 8]
+    labels = torch.full((len(target_lengths), max(target_lengths)), -100, dtype=torch.long)
+    for row, n in enumerate(target_lengths):
+        labels[row, : n - 1] = torch.randint(3, VOCAB, (n - 1,), generator=g)
+        labels[row, n - 1] = 1
+    return ids, mask, labels, torch.tensor(target_lengths)
+
+
+def buckets():
+    rel = torch.arange(-200, 201)
+    return {
+        "relative_positions": rel,
+        "buckets_bidirectional": T5Attention._relative_position_bucket(rel, True, 32, 128),
+        "buckets_causal": T5Attention._relative_position_bucket(rel, False, 32, 128),
+    }
+
+
+def reference(model, ids, mask, labels, target_lengths):
+    with torch.no_grad():
+        decoder_input_ids = model._shift_right(labels)
+        out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_input_ids)
+        # An explicit cache: the default one is sized by `num_layers` and breaks when the decoder
+        # is deeper than the encoder (transformers 4.57).
+        greedy = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+            num_beams=1, past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()),
+        )
+        beam = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+            num_beams=4, length_penalty=1.0, early_stopping=True,
+            past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()),
+        )
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "decoder_input_ids": decoder_input_ids,
+        "decoder_lengths": target_lengths,
+        "encoder_hidden_states": out.encoder_last_hidden_state.contiguous(),
+        "logits": out.logits.contiguous(),
+        "greedy": greedy.contiguous(),
+        "beam": beam.contiguous(),
+    }
+
+
+def save_tokenizer(out):
+    """A small Unigram tokenizer in T5's layout: <pad>=0, </s>=1, <unk>=2, then pieces;
+    `</s>` appended after every sequence, as T5TokenizerFast does."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    squad = ROOT.parent / "shared/data/squad/dev-v1.1.json"
+    data = json.loads(squad.read_text(encoding="utf-8"))["data"]
+    texts = [p["context"] for a in data[:5] for p in a["paragraphs"]]
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(" {2,}", " ")])
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=VOCAB, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>",
+        shrinking_factor=0.75, max_piece_length=8,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)],
+    )
+    tokenizer.save(str(out / "tokenizer.json"))
+    samples = [
+        "question: Which NFL team represented the AFC at Super Bowl 50? context: The Denver Broncos won.",
+        "Zürich, 1990–1995: “quoted” text  with  spaces",
+        "",
+    ]
+    encoded = [tokenizer.encode(s).ids for s in samples]
+    (out / "tokenizer_reference.json").write_text(
+        json.dumps({"samples": samples, "ids": encoded,
+                    "decoded": [tokenizer.decode(ids, skip_special_tokens=True) for ids in encoded]},
+                   ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=ROOT / "fixtures/t5")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)  # determinism of the reference figures
+    ids, mask, labels, target_lengths = inputs()
+    save_file({k: v.contiguous() for k, v in buckets().items()}, args.out / "relative_buckets.safetensors")
+    for name, spec in CONFIGS.items():
+        model = make_model(name, spec)
+        model_dir = args.out / name
+        model.save_pretrained(model_dir, safe_serialization=True)
+        save_file(reference(model, ids, mask, labels, target_lengths), model_dir / "reference.safetensors")
+        if name == "flan-t5-tiny":
+            model.save_pretrained(args.out / f"{name}-sharded", safe_serialization=True, max_shard_size="200KB")
+            bf16 = model.to(torch.bfloat16)
+            bf16.save_pretrained(args.out / f"{name}-bf16", safe_serialization=True)
+            # The reference for bf16 weights: the same rounded weights, computed in f32.
+            rounded = bf16.to(torch.float32)
+            save_file(reference(rounded, ids, mask, labels, target_lengths),
+                      args.out / f"{name}-bf16" / "reference.safetensors")
+    save_tokenizer(args.out)
+    print(f"wrote fixtures to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
