@@ -12,6 +12,17 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
 }
 
+/// The little-endian i64 values of tensor `name`.
+fn i64s(tensors: &SafeTensors<'_>, name: &str) -> Vec<i64> {
+    tensors
+        .tensor(name)
+        .expect(name)
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect()
+}
+
 /// The reference tensors of one fixture directory.
 struct Reference {
     bytes: Vec<u8>,
@@ -32,12 +43,7 @@ impl Reference {
     }
 
     fn i64s(&self, name: &str) -> Vec<i64> {
-        let tensors = self.tensors();
-        let view = tensors.tensor(name).expect(name);
-        view.data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect()
+        i64s(&self.tensors(), name)
     }
 
     fn f32s(&self, name: &str) -> Vec<f32> {
@@ -145,15 +151,7 @@ fn bf16_checkpoint_matches_hugging_face_on_the_same_rounded_weights() {
 fn relative_position_buckets_match_hugging_face() {
     let bytes = std::fs::read(fixtures().join("relative_buckets.safetensors")).expect("fixture");
     let tensors = SafeTensors::deserialize(&bytes).expect("safetensors");
-    let read = |name: &str| -> Vec<i64> {
-        tensors
-            .tensor(name)
-            .expect(name)
-            .data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect()
-    };
+    let read = |name: &str| i64s(&tensors, name);
     let positions = read("relative_positions");
     for (name, bidirectional) in [("buckets_bidirectional", true), ("buckets_causal", false)] {
         let expected = read(name);
