@@ -13,7 +13,7 @@ reference.safetensors holding, for a padded batch of inputs of different lengths
   input_ids, attention_mask, decoder_input_ids, decoder_lengths   the inputs,
   encoder_hidden_states                                          the encoder output,
   logits                                                         teacher-forced logits,
-  greedy, beam                                                   generate() outputs,
+  greedy, beam, beam_no_early_stop, beam_length_penalty         generate() outputs,
   and relative-position buckets over -200..200 (bidirectional and causal).
 
 Usage (run by `cargo xtask golden`): python3 xtask/golden/t5_golden.py [--out fixtures/t5]
@@ -31,16 +31,17 @@ from transformers.models.t5.modeling_t5 import T5Attention
 ROOT = Path(__file__).resolve().parents[2]
 VOCAB = 256
 MAX_NEW_TOKENS = 24
-LAYER_SCALE = 2.5
 
 CONFIGS = {
     "t5-v1_0-tiny": dict(
         vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
-        num_heads=4, feed_forward_proj="relu", tie_word_embeddings=True, seed=1,
+        num_heads=4, feed_forward_proj="relu", tie_word_embeddings=True, seed=14, layer_scale=4.0,
+        eos_boost=1.0,
     ),
     "flan-t5-tiny": dict(
         vocab_size=VOCAB, d_model=48, d_kv=16, d_ff=96, num_layers=2, num_decoder_layers=3,
-        num_heads=4, feed_forward_proj="gated-gelu", tie_word_embeddings=False, seed=2,
+        num_heads=4, feed_forward_proj="gated-gelu", tie_word_embeddings=False, seed=2, layer_scale=2.5,
+        eos_boost=2.5,
     ),
 }
 
@@ -48,6 +49,8 @@ CONFIGS = {
 def make_model(name, spec):
     spec = dict(spec)
     seed = spec.pop("seed")
+    layer_scale = spec.pop("layer_scale")
+    eos_boost = spec.pop("eos_boost")
     torch.manual_seed(seed)
     config = T5Config(
         relative_attention_num_buckets=32, relative_attention_max_distance=128,
@@ -58,13 +61,19 @@ def make_model(name, spec):
     # At HF's initial scale a tiny random T5's residual stream is dominated by the input
     # embedding, so a tied head predicts the input token again and greedy decoding repeats
     # <pad> for ever. Larger attention and feed-forward weights make the layers matter and the
-    # generations varied, which is what the fixtures need to exercise.
+    # generations varied, which is what the fixtures need to exercise. The scale and seed of
+    # each model were picked so that generations vary and reach </s> in some rows, while HF's
+    # own f32 logits stay within 5e-5 of its f64 ones (a larger scale makes the tiny models
+    # ill-conditioned).
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.endswith(("q.weight", "k.weight", "v.weight", "o.weight")) or ".DenseReluDense." in name:
-                param.mul_(LAYER_SCALE)
+                param.mul_(layer_scale)
         if not config.tie_word_embeddings:
             model.lm_head.weight.normal_(0.0, config.d_model**-0.5)
+            # A likelier </s> makes beams finish early, so that beam search's stopping rules
+            # (early stopping, and the "cannot improve" heuristic without it) are exercised.
+            model.lm_head.weight[config.eos_token_id] *= eos_boost
     return model
 
 
@@ -109,6 +118,20 @@ def reference(model, ids, mask, labels, target_lengths):
             num_beams=4, length_penalty=1.0, early_stopping=True,
             past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()),
         )
+        # HF's other stopping rule: without early stopping, search goes on while a running beam
+        # could still beat the worst finished one; once with the default length penalty (on
+        # flan-t5-tiny this stops some inputs before max_new_tokens, with a result that differs
+        # from both early_stopping=True and "never"), once with one that favours length.
+        beam_no_early_stop = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+            num_beams=2, length_penalty=1.0, early_stopping=False,
+            past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()),
+        )
+        beam_length_penalty = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+            num_beams=3, length_penalty=2.0, early_stopping=False,
+            past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()),
+        )
     return {
         "input_ids": ids,
         "attention_mask": mask,
@@ -118,6 +141,8 @@ def reference(model, ids, mask, labels, target_lengths):
         "logits": out.logits.contiguous(),
         "greedy": greedy.contiguous(),
         "beam": beam.contiguous(),
+        "beam_no_early_stop": beam_no_early_stop.contiguous(),
+        "beam_length_penalty": beam_length_penalty.contiguous(),
     }
 
 

@@ -6,11 +6,14 @@
 //! below renaming the few checkpoint segments Rust cannot mirror.
 
 use std::collections::{BTreeSet, HashSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
-use burn::store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    ApplyError, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 
 use crate::error::{Error, Result};
 use crate::model::{T5Config, T5ForConditionalGeneration};
@@ -56,9 +59,44 @@ const IGNORED: [&str; 3] = [
     "decoder.block.0.layer_cross_attention.enc_dec_attention.relative_attention_bias.weight",
 ];
 
+/// Module path → checkpoint name: [`REMAP`] backwards, so that messages use the names users
+/// see in their checkpoint files.
+const REMAP_BACK: [(&str, &str); 7] = [
+    (
+        r"\.layer_self_attention\.self_attention\.",
+        ".layer.0.SelfAttention.",
+    ),
+    (
+        r"\.layer_self_attention\.layer_norm\.",
+        ".layer.0.layer_norm.",
+    ),
+    (
+        r"\.layer_cross_attention\.enc_dec_attention\.",
+        ".layer.1.EncDecAttention.",
+    ),
+    (
+        r"\.layer_cross_attention\.layer_norm\.",
+        ".layer.1.layer_norm.",
+    ),
+    (r"^(encoder\.block\.\d+)\.layer_ff\.", "$1.layer.1."),
+    (r"^(decoder\.block\.\d+)\.layer_ff\.", "$1.layer.2."),
+    (r"\.dense_relu_dense\.", ".DenseReluDense."),
+];
+
 fn remapper() -> KeyRemapper {
     KeyRemapper::from_patterns(REMAP.to_vec())
         .expect("the remap table's patterns are valid regexes")
+}
+
+/// The checkpoint name of a module path.
+fn checkpoint_name(path: &str) -> String {
+    let back = KeyRemapper::from_patterns(REMAP_BACK.to_vec())
+        .expect("the reverse remap table's patterns are valid regexes");
+    back.to_regex_pairs()
+        .iter()
+        .fold(path.to_string(), |name, (pattern, replacement)| {
+            pattern.replace(&name, replacement.as_str()).into_owned()
+        })
 }
 
 /// Reads a checkpoint's `config.json`.
@@ -87,20 +125,7 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
             dir: dir.to_path_buf(),
         });
     }
-    #[derive(serde::Deserialize)]
-    struct Index {
-        weight_map: std::collections::BTreeMap<String, String>,
-    }
-    let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
-        path: index.clone(),
-        source,
-    })?;
-    let parsed: Index = serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: index.clone(),
-        message: e.to_string(),
-    })?;
-    let files: BTreeSet<&String> = parsed.weight_map.values().collect();
-    files
+    shard_names(&index)?
         .into_iter()
         .map(|name| {
             let path = dir.join(name);
@@ -119,6 +144,24 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// The shard file names a `model.safetensors.index.json` refers to, each once, sorted.
+pub fn shard_names(index: &Path) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        weight_map: std::collections::BTreeMap<String, String>,
+    }
+    let text = std::fs::read_to_string(index).map_err(|source| Error::Io {
+        path: index.to_path_buf(),
+        source,
+    })?;
+    let parsed: Index = serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: index.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let names: BTreeSet<String> = parsed.weight_map.into_values().collect();
+    Ok(names.into_iter().collect())
+}
+
 /// Loads the checkpoint in `dir` onto `device`.
 ///
 /// Every tensor the model needs must be present, with the right shape, in exactly one shard;
@@ -129,21 +172,36 @@ pub fn load_pretrained(dir: &Path, device: &Device) -> Result<T5ForConditionalGe
     let mut still_missing: Option<HashSet<String>> = None;
     let mut unexpected = Vec::new();
     for file in weight_files(dir)? {
+        verify_weights(&file)?;
+        // Partial and unvalidated: missing tensors and shape errors come back in the result,
+        // to be reported under checkpoint names once every shard has been read.
         let mut store = SafetensorsStore::from_file(&file)
             .with_from_adapter(PyTorchToBurnAdapter)
             .remap(remapper())
-            .allow_partial(true);
+            .allow_partial(true)
+            .validate(false);
         let result = model
             .load_from(&mut store)
-            .map_err(|e| Error::CorruptWeights {
-                path: file.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| corrupt(&file, e.to_string()))?;
         if let Some(error) = result.errors.first() {
+            let message = match error {
+                ApplyError::ShapeMismatch {
+                    path,
+                    expected,
+                    found,
+                } => format!(
+                    "tensor {} has shape {found:?} but the model expects {expected:?} \
+                     (linear weights transposed to Burn's [in, out])",
+                    checkpoint_name(path)
+                ),
+                other => other.to_string(),
+            };
             return Err(Error::BadTensor {
                 path: file.clone(),
-                name: format!("{error:?}"),
-                message: format!("{} tensor(s) could not be applied", result.errors.len()),
+                message: format!(
+                    "{message}; {} tensor(s) could not be applied",
+                    result.errors.len()
+                ),
             });
         }
         let missing_here: HashSet<String> =
@@ -159,22 +217,76 @@ pub fn load_pretrained(dir: &Path, device: &Device) -> Result<T5ForConditionalGe
                 .filter(|name| !IGNORED.contains(&name.as_str())),
         );
     }
-    let mut missing: Vec<String> = still_missing.unwrap_or_default().into_iter().collect();
-    missing.sort();
-    if !missing.is_empty() {
-        return Err(Error::MissingTensors {
-            dir: dir.to_path_buf(),
-            names: missing,
-        });
-    }
-    if !unexpected.is_empty() {
+    let mut missing: Vec<String> = still_missing
+        .unwrap_or_default()
+        .iter()
+        .map(|path| checkpoint_name(path))
+        .collect();
+    let mut unexpected: Vec<String> = unexpected
+        .iter()
+        .map(|path| checkpoint_name(path))
+        .collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        missing.sort();
         unexpected.sort();
-        return Err(Error::UnexpectedTensors {
+        return Err(Error::TensorMismatch {
             dir: dir.to_path_buf(),
-            names: unexpected,
+            missing,
+            unexpected,
         });
     }
     Ok(model.map(&mut ToF32))
+}
+
+/// Largest safetensors header accepted, as in the `safetensors` crate.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// Checks that `path` is a whole safetensors file: a readable header whose tensors end
+/// exactly where the file ends. An interrupted download or a truncated copy fails here, with
+/// the file to delete, instead of deep inside the loader.
+pub fn verify_weights(path: &Path) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut length = [0u8; 8];
+    if file.read_exact(&mut length).is_err() {
+        return Err(corrupt(
+            path,
+            format!("{size} bytes, too short for a header"),
+        ));
+    }
+    let header_len = u64::from_le_bytes(length);
+    if header_len > MAX_HEADER_BYTES || 8 + header_len > size {
+        return Err(corrupt(
+            path,
+            format!("header length {header_len} does not fit in a file of {size} bytes"),
+        ));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let metadata: safetensors::tensor::Metadata = serde_json::from_slice(&header)
+        .map_err(|e| corrupt(path, format!("invalid header: {e}")))?;
+    let expected = 8 + header_len + metadata.data_len() as u64;
+    if expected != size {
+        return Err(corrupt(
+            path,
+            format!("its header describes {expected} bytes but the file has {size}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The error for a damaged weights file; in a Hugging Face cache the file is a link to a blob,
+/// and the blob is what must be deleted.
+fn corrupt(path: &Path, message: String) -> Error {
+    Error::CorruptWeights {
+        path: path.to_path_buf(),
+        delete: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        message,
+    }
 }
 
 /// Loaded parameters keep the checkpoint's dtype; T5 is computed in f32 (it overflows in f16,

@@ -31,39 +31,78 @@ pub enum Error {
         dir: PathBuf,
     },
     /// A weights file is unreadable: truncated or corrupted, typically an interrupted download.
-    #[error("{path}: unreadable safetensors file ({message}); delete it and download it again")]
+    #[error("{path}: damaged safetensors file ({message}); delete {} and download it again", delete.display())]
     CorruptWeights {
-        /// The damaged file.
+        /// The damaged file, as the checkpoint names it.
         path: PathBuf,
-        /// What the reader said.
-        message: String,
-    },
-    /// Tensors the model needs are not in the checkpoint.
-    #[error("{dir}: checkpoint lacks {} tensor(s) the model needs: {}", names.len(), names.join(", "))]
-    MissingTensors {
-        /// The checkpoint directory.
-        dir: PathBuf,
-        /// Checkpoint names of the missing tensors.
-        names: Vec<String>,
-    },
-    /// The checkpoint has tensors the model does not know (a different architecture).
-    #[error("{dir}: checkpoint has {} tensor(s) this T5 does not use: {}", names.len(), names.join(", "))]
-    UnexpectedTensors {
-        /// The checkpoint directory.
-        dir: PathBuf,
-        /// Names of the unexpected tensors.
-        names: Vec<String>,
-    },
-    /// A tensor has the wrong shape or type for its place in the model.
-    #[error("{path}: tensor {name}: {message}")]
-    BadTensor {
-        /// The file holding it.
-        path: PathBuf,
-        /// The tensor's name.
-        name: String,
+        /// The file to delete: the cache blob behind `path` when it is a link.
+        delete: PathBuf,
         /// What is wrong.
         message: String,
     },
+    /// A model id is neither a local directory nor a checkpoint that can be found or fetched.
+    #[error("model {model}: {message}")]
+    ModelNotFound {
+        /// The id or path asked for.
+        model: String,
+        /// Where it was looked for, and why it is not there.
+        message: String,
+    },
+    /// `tokenizer.json` is unreadable or not a T5 tokenizer, or tokenizing failed.
+    #[error("{path}: {message}")]
+    Tokenizer {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The requested device is unknown or not compiled in.
+    #[error("{0}")]
+    Device(String),
+    /// A generation setting is out of range.
+    #[error("invalid generation setting: {0}")]
+    Generation(String),
+    /// The checkpoint's tensors are not this model's: some are missing, or some are unknown (a
+    /// different architecture, or a config that does not match the weights).
+    #[error(
+        "{dir}: checkpoint does not fit the model its config.json describes: {}",
+        describe_mismatch(missing, unexpected)
+    )]
+    TensorMismatch {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// Checkpoint names of the tensors the model needs but the checkpoint lacks.
+        missing: Vec<String>,
+        /// Checkpoint names of the tensors the model does not use.
+        unexpected: Vec<String>,
+    },
+    /// A tensor has the wrong shape or type for its place in the model.
+    #[error("{path}: {message}")]
+    BadTensor {
+        /// The file holding it.
+        path: PathBuf,
+        /// Which tensor, and what is wrong with it.
+        message: String,
+    },
+}
+
+fn describe_mismatch(missing: &[String], unexpected: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!(
+            "missing {} tensor(s): {}",
+            missing.len(),
+            missing.join(", ")
+        ));
+    }
+    if !unexpected.is_empty() {
+        parts.push(format!(
+            "{} unexpected tensor(s): {}",
+            unexpected.len(),
+            unexpected.join(", ")
+        ));
+    }
+    parts.join("; ")
 }
 
 /// Result type of this crate.

@@ -1,15 +1,21 @@
-//! FLAN-T5 (T5 v1.0 and v1.1) in Burn: the model, Hugging Face checkpoint loading, and
-//! (in later steps) generation and LoRA fine-tuning.
+//! FLAN-T5 (T5 v1.0 and v1.1) in Burn: the model, Hugging Face checkpoints and tokenizers,
+//! generation, and (in a later step) LoRA fine-tuning.
 //!
 //! One implementation serves every Burn backend: the [`burn::prelude::Device`] chosen at run
-//! time decides (CPU through `burn-flex` by default).
+//! time decides (see [`device`]).
 
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+pub mod device;
 mod error;
+pub mod generation;
+pub mod hub;
 pub mod model;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 
+pub use generation::{GenerationConfig, generate, generate_text};
 pub use model::{T5Config, T5ForConditionalGeneration};
+pub use tokenizer::T5Tokenizer;

@@ -381,11 +381,32 @@ pub struct T5LayerSelfAttention {
 }
 
 impl T5LayerSelfAttention {
+    /// Self-attention over `hidden` and, when decoding with a cache, the keys and values of the
+    /// positions before it (which are then extended by `hidden`'s).
+    ///
     /// # Shapes
-    /// - hidden: `[batch, len, d_model]`, bias: `[batch or 1, heads, len, len]` → `[batch, len, d_model]`
-    pub fn forward(&self, hidden: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+    /// - hidden: `[batch, len, d_model]`
+    /// - bias: `[batch or 1, heads, len, past + len]`
+    /// - past: `[batch, heads, past, d_kv]` each
+    /// - output: `[batch, len, d_model]`
+    pub fn forward(
+        &self,
+        hidden: Tensor<3>,
+        bias: Tensor<4>,
+        past: Option<&mut Option<KeyValue>>,
+    ) -> Tensor<3> {
         let normed = self.layer_norm.forward(hidden.clone());
-        let (key, value) = self.self_attention.key_value(normed.clone());
+        let (mut key, mut value) = self.self_attention.key_value(normed.clone());
+        if let Some(slot) = past {
+            if let Some(previous) = slot.take() {
+                key = Tensor::cat(vec![previous.key, key], 2);
+                value = Tensor::cat(vec![previous.value, value], 2);
+            }
+            *slot = Some(KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
         hidden + self.self_attention.attend(normed, key, value, bias)
     }
 }
@@ -402,18 +423,18 @@ pub struct T5LayerCrossAttention {
 impl T5LayerCrossAttention {
     /// # Shapes
     /// - hidden: `[batch, tgt_len, d_model]`
-    /// - key, value: `[batch, heads, src_len, d_kv]` (from the encoder output)
+    /// - encoder: `[batch, heads, src_len, d_kv]` each (from the encoder output)
     /// - bias: `[batch, 1, 1, src_len]` (the encoder padding mask)
     /// - output: `[batch, tgt_len, d_model]`
-    pub fn forward(
-        &self,
-        hidden: Tensor<3>,
-        key: Tensor<4>,
-        value: Tensor<4>,
-        bias: Tensor<4>,
-    ) -> Tensor<3> {
+    pub fn forward(&self, hidden: Tensor<3>, encoder: &KeyValue, bias: Tensor<4>) -> Tensor<3> {
         let normed = self.layer_norm.forward(hidden.clone());
-        hidden + self.enc_dec_attention.attend(normed, key, value, bias)
+        hidden
+            + self.enc_dec_attention.attend(
+                normed,
+                encoder.key.clone(),
+                encoder.value.clone(),
+                bias,
+            )
     }
 }
 
@@ -546,29 +567,38 @@ impl T5Stack {
     /// Runs every block over already embedded inputs.
     ///
     /// `self_bias` is the position bias of block 0 plus the padding (encoder) or causal
-    /// (decoder) mask; `cross` holds, for the decoder, each block's encoder keys and values
-    /// and the encoder padding mask.
+    /// (decoder) mask. The decoder also takes its [`DecoderCache`]: each block's encoder keys
+    /// and values, the encoder padding mask, and the self-attention keys and values of the
+    /// positions decoded so far, which this call extends.
     ///
     /// # Shapes
     /// - hidden: `[batch, len, d_model]`
-    /// - self_bias: `[batch or 1, heads, len, len]`
-    /// - cross: one `([batch, heads, src_len, d_kv], [batch, heads, src_len, d_kv])` per block,
-    ///   and `[batch, 1, 1, src_len]`
+    /// - self_bias: `[batch or 1, heads, len, past + len]`
     /// - output: `[batch, len, d_model]`
     fn forward(
         &self,
         mut hidden: Tensor<3>,
         self_bias: Tensor<4>,
-        cross: Option<(&[(Tensor<4>, Tensor<4>)], Tensor<4>)>,
+        mut cache: Option<&mut DecoderCache>,
     ) -> Tensor<3> {
         for (i, block) in self.block.iter().enumerate() {
-            hidden = block
-                .layer_self_attention
-                .forward(hidden, self_bias.clone());
-            if let (Some(layer), Some((key_values, mask))) = (&block.layer_cross_attention, &cross)
-            {
-                let (key, value) = key_values[i].clone();
-                hidden = layer.forward(hidden, key, value, mask.clone());
+            let layer_cache = cache
+                .as_deref_mut()
+                .map(|c| (&mut c.layers[i], &c.encoder_bias));
+            match (layer_cache, &block.layer_cross_attention) {
+                (Some((layer, encoder_bias)), Some(cross)) => {
+                    hidden = block.layer_self_attention.forward(
+                        hidden,
+                        self_bias.clone(),
+                        Some(&mut layer.self_attention),
+                    );
+                    hidden = cross.forward(hidden, &layer.cross_attention, encoder_bias.clone());
+                }
+                _ => {
+                    hidden = block
+                        .layer_self_attention
+                        .forward(hidden, self_bias.clone(), None);
+                }
             }
             hidden = block.layer_ff.forward(hidden);
         }
@@ -579,15 +609,83 @@ impl T5Stack {
     fn bias_owner(&self) -> &T5Attention {
         &self.block[0].layer_self_attention.self_attention
     }
+}
 
-    /// Encoder keys and values for every block's cross-attention, computed once per input.
-    fn cross_key_values(&self, encoder_hidden: &Tensor<3>) -> Vec<(Tensor<4>, Tensor<4>)> {
-        debug_assert!(self.is_decoder);
-        self.block
-            .iter()
-            .filter_map(|b| b.layer_cross_attention.as_ref())
-            .map(|layer| layer.enc_dec_attention.key_value(encoder_hidden.clone()))
-            .collect()
+/// Keys and values of one attention layer, split into heads.
+///
+/// # Shapes
+/// - key, value: `[batch, heads, len, d_kv]`
+#[derive(Debug, Clone)]
+pub struct KeyValue {
+    /// Keys.
+    pub key: Tensor<4>,
+    /// Values.
+    pub value: Tensor<4>,
+}
+
+/// What one decoder block keeps between decoding steps.
+#[derive(Debug, Clone)]
+struct LayerCache {
+    /// Keys and values of the positions decoded so far (none before the first step).
+    self_attention: Option<KeyValue>,
+    /// Keys and values of the encoder output, computed once per input.
+    cross_attention: KeyValue,
+}
+
+/// The decoder's state during incremental decoding (Hugging Face's `EncoderDecoderCache`):
+/// per block, the self-attention keys and values of every position decoded so far and the
+/// cross-attention keys and values of the encoder output, which are computed once. Each step
+/// then costs one position instead of the whole prefix.
+#[derive(Debug, Clone)]
+pub struct DecoderCache {
+    layers: Vec<LayerCache>,
+    /// The encoder padding mask, `[batch, 1, 1, src_len]`.
+    encoder_bias: Tensor<4>,
+    /// Decoder positions processed so far.
+    len: usize,
+}
+
+impl DecoderCache {
+    /// Decoder positions processed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position has been decoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps only the given rows, in the given order (`rows` indexes the current batch), e.g.
+    /// to drop finished sequences.
+    pub fn keep_rows(&mut self, rows: Tensor<1, Int>) {
+        self.encoder_bias = self.encoder_bias.clone().select(0, rows.clone());
+        for layer in &mut self.layers {
+            layer.cross_attention = select_rows(&layer.cross_attention, &rows);
+            layer.self_attention = layer
+                .self_attention
+                .as_ref()
+                .map(|kv| select_rows(kv, &rows));
+        }
+    }
+
+    /// Reorders the decoded prefixes among rows that share one encoder input (beam search:
+    /// row `i` continues the prefix of row `rows[i]`), leaving the encoder keys and values
+    /// alone because they are the same for every such row.
+    pub fn reorder_beams(&mut self, rows: Tensor<1, Int>) {
+        for layer in &mut self.layers {
+            layer.self_attention = layer
+                .self_attention
+                .as_ref()
+                .map(|kv| select_rows(kv, &rows));
+        }
+    }
+}
+
+fn select_rows(kv: &KeyValue, rows: &Tensor<1, Int>) -> KeyValue {
+    KeyValue {
+        key: kv.key.clone().select(0, rows.clone()),
+        value: kv.value.clone().select(0, rows.clone()),
     }
 }
 
@@ -639,6 +737,11 @@ impl T5ForConditionalGeneration {
         &self.config
     }
 
+    /// The device the weights are on.
+    pub fn device(&self) -> Device {
+        self.shared.weight.val().device()
+    }
+
     /// Encodes a padded batch.
     ///
     /// # Shapes
@@ -669,20 +772,63 @@ impl T5ForConditionalGeneration {
         encoder_hidden: Tensor<3>,
         attention_mask: Tensor<2, Int>,
     ) -> Tensor<3> {
-        let [_, tgt_len] = decoder_input_ids.dims();
+        let mut cache = self.start_decoding(encoder_hidden, attention_mask);
+        self.decode_step(decoder_input_ids, &mut cache)
+    }
+
+    /// A decoder cache for a batch of encoded inputs: computes every block's cross-attention
+    /// keys and values once.
+    ///
+    /// # Shapes
+    /// - encoder_hidden: `[batch, src_len, d_model]`
+    /// - attention_mask: `[batch, src_len]`, the encoder's
+    pub fn start_decoding(
+        &self,
+        encoder_hidden: Tensor<3>,
+        attention_mask: Tensor<2, Int>,
+    ) -> DecoderCache {
+        let layers = self
+            .decoder
+            .block
+            .iter()
+            .filter_map(|b| b.layer_cross_attention.as_ref())
+            .map(|layer| {
+                let (key, value) = layer.enc_dec_attention.key_value(encoder_hidden.clone());
+                LayerCache {
+                    self_attention: None,
+                    cross_attention: KeyValue { key, value },
+                }
+            })
+            .collect();
+        DecoderCache {
+            layers,
+            encoder_bias: padding_bias(attention_mask),
+            len: 0,
+        }
+    }
+
+    /// Decodes the next positions after those already in `cache` (one position per step when
+    /// generating, or a whole target at once) and extends the cache with them.
+    ///
+    /// # Shapes
+    /// - decoder_input_ids: `[batch, new_len]`
+    /// - output: `[batch, new_len, vocab]`
+    pub fn decode_step(
+        &self,
+        decoder_input_ids: Tensor<2, Int>,
+        cache: &mut DecoderCache,
+    ) -> Tensor<3> {
+        let [_, new_len] = decoder_input_ids.dims();
         let device = decoder_input_ids.device();
-        let hidden = self.shared.forward(decoder_input_ids); // [batch, tgt_len, d_model]
+        let (past, total) = (cache.len, cache.len + new_len);
+        let hidden = self.shared.forward(decoder_input_ids); // [batch, new_len, d_model]
         let self_bias = self
             .decoder
             .bias_owner()
-            .compute_bias(0, tgt_len, tgt_len, &device)
-            + causal_bias(0, tgt_len, tgt_len, &device); // [1, heads, tgt_len, tgt_len]
-        let cross = self.decoder.cross_key_values(&encoder_hidden);
-        let hidden = self.decoder.forward(
-            hidden,
-            self_bias,
-            Some((&cross, padding_bias(attention_mask))),
-        );
+            .compute_bias(past, new_len, total, &device)
+            + causal_bias(past, new_len, total, &device); // [1, heads, new_len, total]
+        let hidden = self.decoder.forward(hidden, self_bias, Some(cache));
+        cache.len = total;
         self.lm_logits(hidden)
     }
 

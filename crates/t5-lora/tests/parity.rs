@@ -1,68 +1,13 @@
 //! Numerical parity with Hugging Face transformers, on the random-initialised checkpoints and
 //! reference outputs that `xtask/golden/t5_golden.py` saved under `fixtures/t5/`.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use burn::prelude::*;
+use common::{Reference, fixtures, i64s, to_vec};
 use safetensors::SafeTensors;
 use t5_lora::checkpoint::load_pretrained;
 use t5_lora::model::relative_position_bucket;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
-}
-
-/// The little-endian i64 values of tensor `name`.
-fn i64s(tensors: &SafeTensors<'_>, name: &str) -> Vec<i64> {
-    tensors
-        .tensor(name)
-        .expect(name)
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .collect()
-}
-
-/// The reference tensors of one fixture directory.
-struct Reference {
-    bytes: Vec<u8>,
-}
-
-impl Reference {
-    fn open(dir: &Path) -> Self {
-        let bytes = std::fs::read(dir.join("reference.safetensors")).expect("reference file");
-        Reference { bytes }
-    }
-
-    fn tensors(&self) -> SafeTensors<'_> {
-        SafeTensors::deserialize(&self.bytes).expect("valid safetensors")
-    }
-
-    fn shape(&self, name: &str) -> Vec<usize> {
-        self.tensors().tensor(name).expect(name).shape().to_vec()
-    }
-
-    fn i64s(&self, name: &str) -> Vec<i64> {
-        i64s(&self.tensors(), name)
-    }
-
-    fn f32s(&self, name: &str) -> Vec<f32> {
-        let tensors = self.tensors();
-        let view = tensors.tensor(name).expect(name);
-        view.data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect()
-    }
-
-    fn int_tensor(&self, name: &str, device: &Device) -> Tensor<2, Int> {
-        let shape = self.shape(name);
-        Tensor::from_data(
-            TensorData::new(self.i64s(name), [shape[0], shape[1]]),
-            device,
-        )
-    }
-}
 
 /// Largest |a - b| over the positions where `keep(batch, position)` holds.
 fn max_abs_diff(
@@ -86,10 +31,6 @@ fn max_abs_diff(
         }
     }
     worst
-}
-
-fn to_vec(tensor: Tensor<3>) -> Vec<f32> {
-    tensor.into_data().try_to_vec::<f32>().expect("f32 data")
 }
 
 /// Loads `model_dir`, runs the reference batch, and compares the encoder output and the

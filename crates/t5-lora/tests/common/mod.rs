@@ -1,0 +1,69 @@
+//! Helpers shared by the test files: the fixture directory and the reference tensors that
+//! `xtask/golden/t5_golden.py` saved.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use safetensors::SafeTensors;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
+}
+
+/// The little-endian i64 values of tensor `name`.
+pub fn i64s(tensors: &SafeTensors<'_>, name: &str) -> Vec<i64> {
+    tensors
+        .tensor(name)
+        .expect(name)
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect()
+}
+
+/// The reference tensors of one fixture directory.
+pub struct Reference {
+    bytes: Vec<u8>,
+}
+
+impl Reference {
+    pub fn open(dir: &Path) -> Self {
+        let bytes = std::fs::read(dir.join("reference.safetensors")).expect("reference file");
+        Reference { bytes }
+    }
+
+    pub fn tensors(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("valid safetensors")
+    }
+
+    pub fn shape(&self, name: &str) -> Vec<usize> {
+        self.tensors().tensor(name).expect(name).shape().to_vec()
+    }
+
+    pub fn i64s(&self, name: &str) -> Vec<i64> {
+        i64s(&self.tensors(), name)
+    }
+
+    pub fn f32s(&self, name: &str) -> Vec<f32> {
+        let tensors = self.tensors();
+        let view = tensors.tensor(name).expect(name);
+        view.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect()
+    }
+
+    pub fn int_tensor(&self, name: &str, device: &Device) -> Tensor<2, Int> {
+        let shape = self.shape(name);
+        Tensor::from_data(
+            TensorData::new(self.i64s(name), [shape[0], shape[1]]),
+            device,
+        )
+    }
+}
+
+/// A rank-3 tensor's values.
+pub fn to_vec(tensor: Tensor<3>) -> Vec<f32> {
+    tensor.into_data().try_to_vec::<f32>().expect("f32 data")
+}
