@@ -59,6 +59,12 @@ pub enum Error {
     /// The requested device is unknown or not compiled in.
     #[error("{0}")]
     Device(String),
+    /// A prompt template is malformed.
+    #[error("prompt template {0}")]
+    Template(String),
+    /// Reading records or writing predictions failed.
+    #[error(transparent)]
+    Data(#[from] qa_data::Error),
     /// A generation setting is out of range.
     #[error("invalid generation setting: {0}")]
     Generation(String),

@@ -94,8 +94,8 @@ impl GenerationConfig {
 ///
 /// Returns, for each row, the generated tokens after the decoder start token, ending with
 /// `</s>` when the model produced it within `max_new_tokens`. Row `i` samples from stream
-/// `first_stream + i` of `config.seed`: pass each input's position in the whole run as its
-/// stream to make sampled outputs independent of batching.
+/// `first_stream + i` of `config.seed`; see [`generate_with_streams`] to choose every row's
+/// stream.
 ///
 /// # Shapes
 /// - input_ids, attention_mask: `[batch, src_len]`
@@ -106,28 +106,49 @@ pub fn generate(
     config: &GenerationConfig,
     first_stream: u64,
 ) -> Result<Vec<Vec<u32>>> {
+    let streams: Vec<u64> = (first_stream..).take(input_ids.dims()[0]).collect();
+    generate_with_streams(model, input_ids, attention_mask, config, &streams)
+}
+
+/// [`generate`], with row `i` sampling from stream `streams[i]` of `config.seed`: give each
+/// input its position in the whole run, and its sampled tokens do not depend on batching.
+pub fn generate_with_streams(
+    model: &T5ForConditionalGeneration,
+    input_ids: Tensor<2, Int>,
+    attention_mask: Tensor<2, Int>,
+    config: &GenerationConfig,
+    streams: &[u64],
+) -> Result<Vec<Vec<u32>>> {
     config.validate()?;
+    let batch = input_ids.dims()[0];
+    if streams.len() != batch {
+        return Err(Error::Generation(format!(
+            "{} sampling streams for a batch of {batch}",
+            streams.len()
+        )));
+    }
     let encoder_hidden = model.encode(input_ids, attention_mask.clone());
     if config.num_beams > 1 {
         Ok(beam_search(model, encoder_hidden, attention_mask, config))
     } else {
-        greedy_or_sample(model, encoder_hidden, attention_mask, config, first_stream)
+        greedy_or_sample(model, encoder_hidden, attention_mask, config, streams)
     }
 }
 
 /// Prompts in, answers out: tokenizes `prompts` (each cut to `max_source_len` tokens, `</s>`
-/// kept), generates as [`generate`] does, and decodes without special tokens.
+/// kept), generates as [`generate_with_streams`] does (prompt `i` sampling from `streams[i]`),
+/// and decodes without special tokens.
 pub fn generate_text<S: AsRef<str>>(
     model: &T5ForConditionalGeneration,
     tokenizer: &T5Tokenizer,
     prompts: &[S],
     max_source_len: usize,
     config: &GenerationConfig,
-    first_stream: u64,
+    streams: &[u64],
 ) -> Result<Vec<String>> {
     let encoded = tokenizer.encode(prompts, max_source_len)?;
     let (input_ids, attention_mask) = pad_batch(&encoded.ids, tokenizer.pad_id(), &model.device());
-    generate(model, input_ids, attention_mask, config, first_stream)?
+    generate_with_streams(model, input_ids, attention_mask, config, streams)?
         .iter()
         .map(|tokens| tokenizer.decode(tokens))
         .collect()
@@ -252,19 +273,20 @@ fn greedy_or_sample(
     encoder_hidden: Tensor<3>,
     attention_mask: Tensor<2, Int>,
     config: &GenerationConfig,
-    first_stream: u64,
+    streams: &[u64],
 ) -> Result<Vec<Vec<u32>>> {
     let device = encoder_hidden.device();
-    let batch = encoder_hidden.dims()[0];
+    let batch = streams.len();
     let (start, eos) = (
         model.config().decoder_start_token_id,
         model.config().eos_token_id,
     );
     let mut state = DecoderState::new(model, encoder_hidden, attention_mask, config.use_cache);
-    let mut rngs: Vec<ChaCha8Rng> = (0..batch as u64)
-        .map(|row| {
+    let mut rngs: Vec<ChaCha8Rng> = streams
+        .iter()
+        .map(|&stream| {
             let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-            rng.set_stream(first_stream + row);
+            rng.set_stream(stream);
             rng
         })
         .collect();

@@ -12,10 +12,11 @@ mod error;
 pub mod generation;
 pub mod hub;
 pub mod model;
+pub mod predict;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
 
-pub use generation::{GenerationConfig, generate, generate_text};
+pub use generation::{GenerationConfig, generate, generate_text, generate_with_streams};
 pub use model::{T5Config, T5ForConditionalGeneration};
 pub use tokenizer::T5Tokenizer;

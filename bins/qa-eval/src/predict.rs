@@ -1,0 +1,149 @@
+//! `qa-eval predict`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use qa_data::QaRecord;
+use serde::Serialize;
+use t5_lora::device::DeviceChoice;
+use t5_lora::hub::{HubOptions, resolve_model};
+use t5_lora::predict::{PredictConfig, predict_records};
+use t5_lora::tokenizer::TOKENIZER_FILE;
+use t5_lora::{T5Tokenizer, checkpoint};
+
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// Records to answer (JSONL, one QaRecord per line, e.g. human_test.jsonl).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Predictions file to write ({"id", "prediction"} per line).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// YAML config file; repeat to layer several (later files win).
+    #[arg(long = "config", value_name = "FILE")]
+    configs: Vec<PathBuf>,
+    #[command(flatten)]
+    overrides: PredictOverrides,
+}
+
+/// Flags that override single `predict:` keys; an absent flag overrides nothing.
+#[derive(clap::Args, Serialize)]
+struct PredictOverrides {
+    /// Hugging Face model id (org/name[@revision]) or checkpoint directory
+    /// [predict.model, default google/flan-t5-base].
+    #[arg(long, value_name = "ID|DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    /// cpu or wgpu [predict.device, default cpu].
+    #[arg(long, value_name = "DEVICE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<DeviceChoice>,
+    /// Questions per batch [predict.batch_size, default 16].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_size: Option<usize>,
+    /// Prompt tokens kept [predict.max_source_len, default 512].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_source_len: Option<usize>,
+    /// Prompt with {question} and {context} [predict.prompt_template].
+    #[arg(long, value_name = "TEXT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_template: Option<String>,
+    #[command(flatten)]
+    generation: GenerationOverrides,
+}
+
+/// Flags for `predict.generation` keys (Hugging Face's names and meanings).
+#[derive(clap::Args, Serialize)]
+struct GenerationOverrides {
+    /// Most new tokens per answer [default 32].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_new_tokens: Option<usize>,
+    /// Beams of beam search; 1 is greedy or sampling [default 1].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_beams: Option<usize>,
+    /// Length-normalisation exponent of beam search [default 1.0].
+    #[arg(long, value_name = "X")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    length_penalty: Option<f32>,
+    /// Stop beam search once num_beams sequences are finished [default false].
+    #[arg(long, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    early_stopping: Option<bool>,
+    /// Sample instead of taking the most likely token [default false].
+    #[arg(long, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    do_sample: Option<bool>,
+    /// Sampling temperature [default 1.0].
+    #[arg(long, value_name = "X")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    /// Sample among the K most likely tokens; 0 turns it off [default 50].
+    #[arg(long, value_name = "K")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<usize>,
+    /// Nucleus sampling mass [default 1.0].
+    #[arg(long, value_name = "P")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    /// Sampling seed [default 0].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    /// Keep decoder keys and values between steps [default true].
+    #[arg(long, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    use_cache: Option<bool>,
+}
+
+pub fn run(args: PredictArgs) -> anyhow::Result<()> {
+    let config: PredictConfig = qa_data::config::load_section(
+        "predict",
+        &PredictConfig::default(),
+        &args.configs,
+        &args.overrides,
+    )?;
+    let records: Vec<QaRecord> = qa_data::files::read_jsonl(&args.input)?;
+    let device = config.device.device()?;
+    let dir = resolve_model(&config.model, &HubOptions::from_env())?;
+    tracing::info!(model = %config.model, dir = %dir.display(), device = %config.device, "loading");
+    let model = checkpoint::load_pretrained(&dir, &device)
+        .with_context(|| format!("loading {}", config.model))?;
+    let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
+
+    let bar = ProgressBar::new(records.len() as u64).with_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} questions, {per_sec}, ETA {eta}",
+        )
+        .context("progress bar template")?,
+    );
+    let summary = predict_records(
+        &model,
+        &tokenizer,
+        &records,
+        &config,
+        &args.out,
+        |done, _| bar.set_position(done as u64),
+    )
+    .with_context(|| format!("predicting {}", args.input.display()))?;
+    bar.finish_and_clear();
+    if summary.truncated > 0 {
+        tracing::warn!(
+            "{} prompt(s) longer than {} tokens were cut",
+            summary.truncated,
+            config.max_source_len
+        );
+    }
+    println!(
+        "wrote {} predictions to {} ({} generated now, {} from an interrupted run)",
+        records.len(),
+        args.out.display(),
+        summary.generated,
+        summary.resumed
+    );
+    Ok(())
+}

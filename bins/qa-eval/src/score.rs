@@ -1,0 +1,92 @@
+//! `qa-eval score`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use qa_metrics::compare::ResamplingConfig;
+use serde::Serialize;
+
+#[derive(clap::Args)]
+pub struct ScoreArgs {
+    /// Gold questions: our JSONL (human_test.jsonl) or an original SQuAD JSON file.
+    #[arg(long, value_name = "FILE")]
+    gold: PathBuf,
+    /// A system to score, as NAME=FILE (FILE alone uses its file stem as the name). FILE is our
+    /// JSONL ({"id", "prediction"} per line) or the official SQuAD .json (id → answer). Repeat
+    /// for several systems.
+    #[arg(long = "pred", value_name = "NAME=FILE", required = true)]
+    predictions: Vec<String>,
+    /// Directory for metrics.json and per_question.jsonl.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    out_dir: PathBuf,
+    /// YAML config file; repeat to layer several (later files win).
+    #[arg(long = "config", value_name = "FILE")]
+    configs: Vec<PathBuf>,
+    #[command(flatten)]
+    overrides: ResamplingOverrides,
+}
+
+/// Flags that override single `eval:` keys; an absent flag overrides nothing.
+#[derive(clap::Args, Serialize)]
+struct ResamplingOverrides {
+    /// Bootstrap resamples [eval.bootstrap_resamples, default 10000].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bootstrap_resamples: Option<usize>,
+    /// Approximate-randomisation trials [eval.permutation_trials, default 10000].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permutation_trials: Option<usize>,
+    /// Confidence level of the intervals [eval.confidence, default 0.95].
+    #[arg(long, value_name = "LEVEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confidence: Option<f64>,
+    /// Seed of the resampling [eval.seed].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+}
+
+pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
+    let config: ResamplingConfig = qa_data::config::load_section(
+        "eval",
+        &ResamplingConfig::default(),
+        &args.configs,
+        &args.overrides,
+    )?;
+    let systems = args
+        .predictions
+        .iter()
+        .map(|spec| parse_system(spec))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let report = qa_metrics::evaluate::score_files(&args.gold, &systems, &config, &args.out_dir)
+        .context("scoring")?;
+    print!("{}", report.table());
+    println!(
+        "wrote {} and {}",
+        args.out_dir
+            .join(qa_metrics::evaluate::METRICS_FILE)
+            .display(),
+        args.out_dir
+            .join(qa_metrics::evaluate::PER_QUESTION_FILE)
+            .display()
+    );
+    Ok(())
+}
+
+/// `NAME=FILE`, or `FILE` named after its stem.
+fn parse_system(spec: &str) -> anyhow::Result<(String, PathBuf)> {
+    if let Some((name, file)) = spec.split_once('=') {
+        if name.is_empty() || file.is_empty() {
+            bail!("--pred {spec:?}: expected NAME=FILE");
+        }
+        return Ok((name.to_string(), file.into()));
+    }
+    let path = PathBuf::from(spec);
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("--pred {spec:?}: cannot name the system after this file"))?
+        .to_string();
+    Ok((name, path))
+}

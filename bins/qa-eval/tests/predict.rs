@@ -1,0 +1,251 @@
+//! `qa-eval predict` end to end on the tiny FLAN-T5 fixture: batching, resuming, the Hugging
+//! Face cache, and the hand-over to `qa-eval score`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
+}
+
+/// A checkpoint directory as Hugging Face lays it out: the flan-t5-tiny fixture plus the
+/// fixture tokenizer.
+fn checkpoint(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixtures().join("flan-t5-tiny").join(file), dir.join(file)).expect("copy");
+    }
+    std::fs::copy(
+        fixtures().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .expect("copy");
+}
+
+const QUESTIONS: [(&str, &str); 7] = [
+    (
+        "Who won Super Bowl 50?",
+        "The Denver Broncos won Super Bowl 50.",
+    ),
+    ("Where was it played?", "It was played at Levi's Stadium."),
+    ("When?", "On February 7, 2016."),
+    (
+        "Which team lost the game that was played in Santa Clara?",
+        "The Carolina Panthers lost to the Denver Broncos in Santa Clara, California.",
+    ),
+    (
+        "What colour was used?",
+        "Gold was used throughout the season.",
+    ),
+    (
+        "Who performed at halftime?",
+        "Coldplay headlined the halftime show.",
+    ),
+    (
+        "How many viewers?",
+        "About 111.9 million viewers watched it.",
+    ),
+];
+
+fn write_records(path: &Path) {
+    let lines: String = QUESTIONS
+        .iter()
+        .enumerate()
+        .map(|(i, (question, context))| {
+            let answer = context.split(' ').next().expect("a word");
+            serde_json::json!({
+                "id": format!("q{i}"), "question": question, "context": context,
+                "answers": [answer], "source": "human",
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(path, lines).expect("write records");
+}
+
+fn qa_eval(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_qa-eval"));
+    command.args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("qa-eval runs")
+}
+
+fn predict(model: &str, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "predict",
+        "--model",
+        model,
+        "--input",
+        input.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--max-new-tokens",
+        "8",
+    ];
+    args.extend_from_slice(extra);
+    qa_eval(&args, &[])
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn predictions_do_not_depend_on_batch_size_and_score() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = tmp.path().join("model");
+    checkpoint(&model);
+    let records = tmp.path().join("records.jsonl");
+    write_records(&records);
+    let model = model.to_str().expect("utf-8");
+
+    let by_two = tmp.path().join("by_two.jsonl");
+    assert_success(&predict(model, &records, &by_two, &["--batch-size", "2"]));
+    let all_at_once = tmp.path().join("all.jsonl");
+    assert_success(&predict(
+        model,
+        &records,
+        &all_at_once,
+        &["--batch-size", "7"],
+    ));
+    let predictions = lines(&by_two);
+    let ids: Vec<&str> = predictions
+        .iter()
+        .map(|p| p["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        ["q0", "q1", "q2", "q3", "q4", "q5", "q6"],
+        "input order"
+    );
+    assert!(predictions.iter().all(|p| p["prediction"].is_string()));
+    assert_eq!(predictions, lines(&all_at_once));
+    assert!(!tmp.path().join("by_two.jsonl.partial").exists());
+
+    let scored = qa_eval(
+        &[
+            "score",
+            "--gold",
+            records.to_str().expect("utf-8"),
+            "--pred",
+            &format!("zero_shot={}", by_two.display()),
+            "--out-dir",
+            tmp.path().join("results").to_str().expect("utf-8"),
+            "--bootstrap-resamples",
+            "100",
+            "--permutation-trials",
+            "100",
+        ],
+        &[],
+    );
+    assert_success(&scored);
+    assert!(String::from_utf8_lossy(&scored.stdout).contains("zero_shot"));
+}
+
+#[test]
+fn an_interrupted_run_resumes_from_its_partial_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = tmp.path().join("model");
+    checkpoint(&model);
+    let records = tmp.path().join("records.jsonl");
+    write_records(&records);
+    let out = tmp.path().join("predictions.jsonl");
+    // What a killed run leaves: two answers and a torn third line.
+    std::fs::write(
+        tmp.path().join("predictions.jsonl.partial"),
+        "{\"id\":\"q4\",\"prediction\":\"kept\"}\n{\"id\":\"q1\",\"prediction\":\"kept too\"}\n{\"id\":\"q2\",\"pre",
+    )
+    .expect("partial");
+    let output = predict(model.to_str().expect("utf-8"), &records, &out, &[]);
+    assert_success(&output);
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("5 generated now, 2 from an interrupted run"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let predictions = lines(&out);
+    assert_eq!(predictions.len(), 7);
+    assert_eq!(predictions[4]["prediction"], "kept");
+    assert_eq!(predictions[1]["prediction"], "kept too");
+    assert!(!tmp.path().join("predictions.jsonl.partial").exists());
+}
+
+#[test]
+fn model_ids_are_found_in_the_hugging_face_cache_offline() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let commit = "abcdef0123456789abcdef0123456789abcdef01";
+    let repo = tmp.path().join("hf/hub/models--tiny--flan-t5");
+    checkpoint(&repo.join("snapshots").join(commit));
+    std::fs::create_dir_all(repo.join("refs")).expect("refs");
+    std::fs::write(repo.join("refs/main"), commit).expect("ref");
+    let records = tmp.path().join("records.jsonl");
+    write_records(&records);
+    let out = tmp.path().join("predictions.jsonl");
+    let args = [
+        "predict",
+        "--model",
+        "tiny/flan-t5",
+        "--input",
+        records.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
+    let hf_home = tmp.path().join("hf");
+    let offline = Path::new("1");
+    let output = qa_eval(&args, &[("HF_HOME", &hf_home), ("HF_HUB_OFFLINE", offline)]);
+    assert_success(&output);
+    assert_eq!(lines(&out).len(), 7);
+
+    let args = ["predict", "--model", "tiny/not-there", "--input"]
+        .into_iter()
+        .chain([records.to_str().expect("utf-8"), "--out", "x.jsonl"])
+        .collect::<Vec<_>>();
+    let output = qa_eval(&args, &[("HF_HOME", &hf_home), ("HF_HUB_OFFLINE", offline)]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("tiny/not-there") && stderr.contains("HF_HUB_OFFLINE"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_settings_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = tmp.path().join("model");
+    checkpoint(&model);
+    let records = tmp.path().join("records.jsonl");
+    write_records(&records);
+    let out = tmp.path().join("predictions.jsonl");
+    let model = model.to_str().expect("utf-8");
+    for (flags, expected) in [
+        (&["--prompt-template", "answer: {answer}"][..], "{answer}"),
+        (
+            &["--num-beams", "2", "--do-sample", "true"][..],
+            "beam sampling",
+        ),
+        (&["--device", "tpu"][..], "tpu"),
+    ] {
+        let output = predict(model, &records, &out, flags);
+        assert!(!output.status.success(), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(!out.exists());
+    }
+}

@@ -1,0 +1,277 @@
+//! Answering a file of questions with a model: prompts from a template, batched generation,
+//! and a predictions file (`{"id", "prediction"}` per line) that `qa-eval score` reads.
+//!
+//! Long runs survive a kill: answers are appended to `<out>.partial` as batches finish, and a
+//! rerun skips the questions already answered there. The final file is written atomically, in
+//! input order, and the partial file removed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use qa_data::QaRecord;
+use qa_data::files::{JsonlAppender, read_jsonl, write_jsonl_atomic};
+use qa_data::predictions::Prediction;
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceChoice;
+use crate::error::{Error, Result};
+use crate::generation::{GenerationConfig, generate_text};
+use crate::model::T5ForConditionalGeneration;
+use crate::tokenizer::T5Tokenizer;
+
+/// The prompt of the original study, and FLAN-T5's reading-comprehension format.
+pub const DEFAULT_TEMPLATE: &str = "question: {question} context: {context}";
+
+/// Settings of a prediction run (the `predict:` section of a config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PredictConfig {
+    /// A Hugging Face model id (`org/name`, optionally `@revision`) or a checkpoint directory.
+    pub model: String,
+    /// Where to run.
+    pub device: DeviceChoice,
+    /// Questions generated together.
+    pub batch_size: usize,
+    /// Prompt tokens kept (longer prompts lose their tail, `</s>` kept).
+    pub max_source_len: usize,
+    /// The prompt, with `{question}` and `{context}` placeholders.
+    pub prompt_template: String,
+    /// Decoding settings.
+    pub generation: GenerationConfig,
+}
+
+impl Default for PredictConfig {
+    fn default() -> Self {
+        PredictConfig {
+            model: "google/flan-t5-base".to_string(),
+            device: DeviceChoice::Cpu,
+            batch_size: 16,
+            max_source_len: 512,
+            prompt_template: DEFAULT_TEMPLATE.to_string(),
+            generation: GenerationConfig {
+                max_new_tokens: 32,
+                ..GenerationConfig::default()
+            },
+        }
+    }
+}
+
+/// A prompt template: text with `{question}` and `{context}` placeholders (each optional, no
+/// others; `{{` and `}}` stand for literal braces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptTemplate {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Question,
+    Context,
+}
+
+impl PromptTemplate {
+    /// Parses `template`, refusing unknown placeholders and unbalanced braces.
+    pub fn parse(template: &str) -> Result<Self> {
+        let fail = |message: String| Err(Error::Template(format!("{template:?}: {message}")));
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut rest = template;
+        while let Some(position) = rest.find(['{', '}']) {
+            text.push_str(&rest[..position]);
+            rest = &rest[position..];
+            if let Some(after) = rest.strip_prefix("{{").or_else(|| rest.strip_prefix("}}")) {
+                text.push_str(&rest[..1]);
+                rest = after;
+                continue;
+            }
+            if rest.starts_with('}') {
+                return fail("unmatched '}' (write '}}' for a literal brace)".to_string());
+            }
+            let Some(end) = rest.find('}') else {
+                return fail("unclosed '{' (write '{{' for a literal brace)".to_string());
+            };
+            let piece = match &rest[1..end] {
+                "question" => Piece::Question,
+                "context" => Piece::Context,
+                other => {
+                    return fail(format!(
+                        "unknown placeholder {{{other}}}: only {{question}} and {{context}} exist"
+                    ));
+                }
+            };
+            if !text.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut text)));
+            }
+            pieces.push(piece);
+            rest = &rest[end + 1..];
+        }
+        text.push_str(rest);
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+        Ok(PromptTemplate { pieces })
+    }
+
+    /// The prompt for `record`.
+    pub fn render(&self, record: &QaRecord) -> String {
+        self.pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(text) => text.as_str(),
+                Piece::Question => record.question.as_str(),
+                Piece::Context => record.context.as_str(),
+            })
+            .collect()
+    }
+}
+
+/// What a prediction run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PredictSummary {
+    /// Questions answered by this run.
+    pub generated: usize,
+    /// Questions whose answers an interrupted earlier run had already written.
+    pub resumed: usize,
+    /// Prompts cut to `max_source_len` tokens.
+    pub truncated: usize,
+}
+
+/// The file that holds a run's answers until it completes.
+pub fn partial_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Answers every record and writes `out`; `on_batch(done, total)` reports progress.
+///
+/// Record `i` samples from stream `i` of the generation seed, so a resumed or differently
+/// batched run draws the same tokens for it.
+pub fn predict_records(
+    model: &T5ForConditionalGeneration,
+    tokenizer: &T5Tokenizer,
+    records: &[QaRecord],
+    config: &PredictConfig,
+    out: &Path,
+    mut on_batch: impl FnMut(usize, usize),
+) -> Result<PredictSummary> {
+    config.generation.validate()?;
+    if config.batch_size == 0 {
+        return Err(Error::Generation(
+            "batch_size must be at least 1".to_string(),
+        ));
+    }
+    let template = PromptTemplate::parse(&config.prompt_template)?;
+    let mut seen = HashMap::new();
+    for (index, record) in records.iter().enumerate() {
+        if let Some(first) = seen.insert(record.id.as_str(), index) {
+            return Err(Error::Generation(format!(
+                "question id {:?} appears twice in the input (records {} and {})",
+                record.id,
+                first + 1,
+                index + 1
+            )));
+        }
+    }
+
+    let partial = partial_path(out);
+    let (mut appender, _recovery) = JsonlAppender::open(&partial)?;
+    let mut answers: HashMap<String, String> = read_jsonl::<Prediction>(&partial)
+        .or_else(|e| match e {
+            qa_data::Error::Empty { .. } => Ok(Vec::new()),
+            other => Err(other),
+        })?
+        .into_iter()
+        .map(|p| (p.id, p.prediction))
+        .collect();
+    let resumed = answers.len();
+
+    // Prompts of similar length go together, so that batches carry little padding.
+    let mut todo: Vec<(usize, String, usize)> = Vec::new();
+    let mut truncated = 0;
+    for (index, record) in records.iter().enumerate() {
+        if answers.contains_key(&record.id) {
+            continue;
+        }
+        let prompt = template.render(record);
+        let encoded = tokenizer.encode(&[&prompt], config.max_source_len)?;
+        truncated += encoded.truncated;
+        todo.push((index, prompt, encoded.ids[0].len()));
+    }
+    todo.sort_by_key(|&(index, _, length)| (length, index));
+
+    let total = records.len();
+    let mut done = resumed;
+    on_batch(done, total);
+    for batch in todo.chunks(config.batch_size) {
+        let prompts: Vec<&str> = batch.iter().map(|(_, prompt, _)| prompt.as_str()).collect();
+        let streams: Vec<u64> = batch.iter().map(|&(index, _, _)| index as u64).collect();
+        let texts = generate_text(
+            model,
+            tokenizer,
+            &prompts,
+            config.max_source_len,
+            &config.generation,
+            &streams,
+        )?;
+        for (&(index, _, _), text) in batch.iter().zip(texts) {
+            let prediction = Prediction {
+                id: records[index].id.clone(),
+                prediction: text,
+            };
+            appender.append(&prediction)?;
+            answers.insert(prediction.id, prediction.prediction);
+        }
+        done += batch.len();
+        on_batch(done, total);
+    }
+    appender.sync()?;
+    drop(appender);
+
+    let in_order = records.iter().map(|record| Prediction {
+        id: record.id.clone(),
+        prediction: answers.remove(&record.id).unwrap_or_default(),
+    });
+    write_jsonl_atomic(out, in_order)?;
+    std::fs::remove_file(&partial).map_err(|source| Error::Io {
+        path: partial.clone(),
+        source,
+    })?;
+    Ok(PredictSummary {
+        generated: todo.len(),
+        resumed,
+        truncated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qa_data::Source;
+
+    fn record() -> QaRecord {
+        QaRecord {
+            id: "q1".to_string(),
+            question: "Who won?".to_string(),
+            context: "Denver won.".to_string(),
+            answers: vec!["Denver".to_string()],
+            source: Source::Human,
+            provenance: None,
+        }
+    }
+
+    #[test]
+    fn templates_fill_placeholders_and_refuse_unknown_ones() {
+        let template = PromptTemplate::parse(DEFAULT_TEMPLATE).expect("parses");
+        assert_eq!(
+            template.render(&record()),
+            "question: Who won? context: Denver won."
+        );
+        let braces = PromptTemplate::parse("{{literal}} {context}").expect("parses");
+        assert_eq!(braces.render(&record()), "{literal} Denver won.");
+        for bad in ["{answer}", "question: {question", "a } b"] {
+            assert!(PromptTemplate::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
