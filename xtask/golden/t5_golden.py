@@ -7,7 +7,7 @@ Builds small random-initialised T5 models from fixed seeds, in both families:
   - flan-t5-tiny:  T5 v1.1 / FLAN-T5 (gated-GELU with the tanh approximation, untied lm_head),
                    with more decoder than encoder layers and inner_dim != d_model;
 saves each with save_pretrained (config.json, model.safetensors), plus a sharded copy
-(model.safetensors.index.json) and a bf16 copy of flan-t5-tiny, a tiny real tokenizer.json
+(model.safetensors.index.json) and bf16 and f16 copies of flan-t5-tiny, a tiny real tokenizer.json
 (a Unigram model trained on SQuAD text with T5's special tokens), and for each model a
 reference.safetensors holding, for a padded batch of inputs of different lengths:
   input_ids, attention_mask, decoder_input_ids, decoder_lengths   the inputs,
@@ -20,6 +20,7 @@ Usage (run by `cargo xtask golden`): python3 xtask/golden/t5_golden.py [--out fi
 Needs torch, transformers<5 (v5 rewrites T5 configs to tied embeddings), safetensors, tokenizers.
 """
 import argparse
+import copy
 import json
 from pathlib import Path
 
@@ -194,12 +195,14 @@ def main():
         save_file(reference(model, ids, mask, labels, target_lengths), model_dir / "reference.safetensors")
         if name == "flan-t5-tiny":
             model.save_pretrained(args.out / f"{name}-sharded", safe_serialization=True, max_shard_size="200KB")
-            bf16 = model.to(torch.bfloat16)
-            bf16.save_pretrained(args.out / f"{name}-bf16", safe_serialization=True)
-            # The reference for bf16 weights: the same rounded weights, computed in f32.
-            rounded = bf16.to(torch.float32)
-            save_file(reference(rounded, ids, mask, labels, target_lengths),
-                      args.out / f"{name}-bf16" / "reference.safetensors")
+            for dtype, suffix in [(torch.bfloat16, "bf16"), (torch.float16, "f16")]:
+                low = copy.deepcopy(model).to(dtype)
+                low.save_pretrained(args.out / f"{name}-{suffix}", safe_serialization=True)
+                # The reference for half-precision weights: the same rounded weights, computed
+                # in f32 (as t5-lora computes).
+                rounded = low.to(torch.float32)
+                save_file(reference(rounded, ids, mask, labels, target_lengths),
+                          args.out / f"{name}-{suffix}" / "reference.safetensors")
     save_tokenizer(args.out)
     print(f"wrote fixtures to {args.out}")
 

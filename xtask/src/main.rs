@@ -29,6 +29,8 @@ enum Task {
 enum Bench {
     /// SQuAD scoring and the resampling tests (qa-metrics).
     Metrics,
+    /// T5 forward pass and cached / uncached generation (t5-lora).
+    T5,
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,10 +78,11 @@ fn ci() -> anyhow::Result<()> {
 }
 
 fn bench(which: Option<Bench>) -> anyhow::Result<()> {
-    let all = [Bench::Metrics];
+    let all = [Bench::Metrics, Bench::T5];
     for bench in which.map_or(all.to_vec(), |one| vec![one]) {
         match bench {
             Bench::Metrics => cargo(&["bench", "-p", "qa-metrics", "--bench", "metrics"])?,
+            Bench::T5 => cargo(&["bench", "-p", "t5-lora", "--bench", "t5"])?,
         }
     }
     Ok(())

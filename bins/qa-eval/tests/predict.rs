@@ -64,6 +64,16 @@ fn write_records(path: &Path) {
     std::fs::write(path, lines).expect("write records");
 }
 
+/// A temporary directory with a checkpoint (`model/`) and the records (`records.jsonl`).
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = tmp.path().join("model");
+    checkpoint(&model);
+    let records = tmp.path().join("records.jsonl");
+    write_records(&records);
+    (tmp, model, records)
+}
+
 fn qa_eval(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_qa-eval"));
     command.args(args);
@@ -107,22 +117,25 @@ fn assert_success(output: &Output) {
 
 #[test]
 fn predictions_do_not_depend_on_batch_size_and_score() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = tmp.path().join("model");
-    checkpoint(&model);
-    let records = tmp.path().join("records.jsonl");
-    write_records(&records);
+    let (tmp, model, records) = setup();
     let model = model.to_str().expect("utf-8");
 
     let by_two = tmp.path().join("by_two.jsonl");
     assert_success(&predict(model, &records, &by_two, &["--batch-size", "2"]));
     let all_at_once = tmp.path().join("all.jsonl");
-    assert_success(&predict(
-        model,
-        &records,
-        &all_at_once,
-        &["--batch-size", "7"],
-    ));
+    // The shipped configs parse, and flags win over them.
+    for config in ["offline-squad.yaml", "experiment.yaml"] {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs")
+            .join(config);
+        let flags = [
+            "--batch-size",
+            "7",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ];
+        assert_success(&predict(model, &records, &all_at_once, &flags));
+    }
     let predictions = lines(&by_two);
     let ids: Vec<&str> = predictions
         .iter()
@@ -159,11 +172,7 @@ fn predictions_do_not_depend_on_batch_size_and_score() {
 
 #[test]
 fn an_interrupted_run_resumes_from_its_partial_file() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = tmp.path().join("model");
-    checkpoint(&model);
-    let records = tmp.path().join("records.jsonl");
-    write_records(&records);
+    let (tmp, model, records) = setup();
     let out = tmp.path().join("predictions.jsonl");
     // What a killed run leaves: two answers and a torn third line.
     std::fs::write(
@@ -227,11 +236,7 @@ fn model_ids_are_found_in_the_hugging_face_cache_offline() {
 
 #[test]
 fn bad_settings_are_refused_before_any_work() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = tmp.path().join("model");
-    checkpoint(&model);
-    let records = tmp.path().join("records.jsonl");
-    write_records(&records);
+    let (tmp, model, records) = setup();
     let out = tmp.path().join("predictions.jsonl");
     let model = model.to_str().expect("utf-8");
     for (flags, expected) in [

@@ -5,27 +5,16 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn squad_dir() -> PathBuf {
-    let dir = std::env::var_os("SQUAD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/squad")
-        });
-    assert!(
-        dir.join("dev-v1.1.json").is_file(),
-        "the real SQuAD files are expected in {} (set SQUAD_DIR to another directory)",
-        dir.display()
-    );
-    dir
+fn squad_file(name: &str) -> PathBuf {
+    qa_data::squad::offline_squad_file(name).expect("the real SQuAD files")
 }
 
 fn run_prepare(out: &Path, train_size: &str, seed: &str) -> Output {
-    let squad = squad_dir();
     Command::new(env!("CARGO_BIN_EXE_qa-prepare"))
         .arg("--train-file")
-        .arg(squad.join("train-v1.1-first44.json"))
+        .arg(squad_file("train-v1.1-first44.json"))
         .arg("--test-file")
-        .arg(squad.join("dev-v1.1.json"))
+        .arg(squad_file("dev-v1.1.json"))
         .arg("--out-dir")
         .arg(out)
         .args([

@@ -109,6 +109,34 @@ struct SquadAnswer {
     answer_start: usize,
 }
 
+/// The environment variable that names the directory of the offline SQuAD copy.
+pub const SQUAD_DIR_VAR: &str = "SQUAD_DIR";
+
+/// `name` (e.g. `dev-v1.1.json`) in the SQuAD copy that ships beside a checkout of this
+/// repository (`../shared/data/squad/`), or in the directory named by `SQUAD_DIR`: the data of
+/// `configs/offline-squad.yaml` and of the real-data tests and benchmarks.
+pub fn offline_squad_file(name: &str) -> Result<PathBuf> {
+    let dir = std::env::var_os(SQUAD_DIR_VAR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/squad")
+        });
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "the offline SQuAD copy is expected here (set {SQUAD_DIR_VAR} to its directory)"
+                ),
+            ),
+        ))
+    }
+}
+
 /// Reads and checks a SQuAD JSON file (v1.1 or v2.0).
 pub fn read_squad(path: impl AsRef<Path>) -> Result<SquadFile> {
     let path = path.as_ref();

@@ -3,7 +3,6 @@
 //! Run with `cargo xtask bench metrics`; figures go to docs/performance.md.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use qa_data::QaRecord;
@@ -12,13 +11,6 @@ use qa_metrics::evaluate::{read_gold, score_system};
 use qa_metrics::squad::score_question;
 
 const QUESTIONS: usize = 2_000;
-
-fn dev_file() -> PathBuf {
-    std::env::var_os("SQUAD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/squad"))
-        .join("dev-v1.1.json")
-}
 
 /// A plausible prediction: the first gold answer with the next few words of context.
 fn prediction(record: &QaRecord, i: usize) -> String {
@@ -29,9 +21,9 @@ fn prediction(record: &QaRecord, i: usize) -> String {
 }
 
 fn benches(c: &mut Criterion) {
-    let dev = dev_file();
+    let dev = qa_data::squad::offline_squad_file("dev-v1.1.json").expect("the SQuAD dev set");
     let gold: Vec<QaRecord> = read_gold(&dev)
-        .expect("the SQuAD dev set (set SQUAD_DIR)")
+        .expect("the SQuAD dev set")
         .into_iter()
         .take(QUESTIONS)
         .collect();

@@ -16,16 +16,7 @@ fn repo() -> PathBuf {
 }
 
 fn dev_file() -> PathBuf {
-    let dir = std::env::var_os("SQUAD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data/squad"));
-    let path = dir.join("dev-v1.1.json");
-    assert!(
-        path.is_file(),
-        "the SQuAD dev set is expected at {} (or set SQUAD_DIR)",
-        path.display()
-    );
-    path
+    qa_data::squad::offline_squad_file("dev-v1.1.json").expect("the SQuAD dev set")
 }
 
 fn reference() -> Vec<Value> {

@@ -594,11 +594,12 @@ impl T5Stack {
                     );
                     hidden = cross.forward(hidden, &layer.cross_attention, encoder_bias.clone());
                 }
-                _ => {
+                (None, None) => {
                     hidden = block
                         .layer_self_attention
                         .forward(hidden, self_bias.clone(), None);
                 }
+                _ => unreachable!("the decoder always runs with a DecoderCache, the encoder never"),
             }
             hidden = block.layer_ff.forward(hidden);
         }

@@ -4,7 +4,7 @@
 mod common;
 
 use burn::prelude::*;
-use common::{Reference, fixtures, to_vec};
+use common::{Reference, fixtures, largest_difference, to_vec};
 use t5_lora::checkpoint::load_pretrained;
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, generate};
 
@@ -110,6 +110,11 @@ fn bf16_flan_t5_generates_what_hugging_face_generates() {
 }
 
 #[test]
+fn f16_flan_t5_generates_what_hugging_face_generates() {
+    check_generations("flan-t5-tiny-f16");
+}
+
+#[test]
 fn the_fixtures_exercise_early_and_late_stops() {
     // Guards the fixtures themselves: some rows must stop at </s> before the limit, and some
     // must run to it, or the stopping logic would go untested.
@@ -150,11 +155,7 @@ fn cached_decoding_gives_the_logits_of_full_recomputation() {
     }
     assert_eq!(cache.len(), tgt_len);
     let cached = to_vec(Tensor::cat(steps, 1));
-    let diff = full
-        .iter()
-        .zip(&cached)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let diff = largest_difference(&full, &cached);
     assert!(diff < 1e-5, "cached logits differ by {diff}");
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use burn::prelude::*;
-use common::{Reference, fixtures, i64s, to_vec};
+use common::{Reference, fixtures, i64s, largest_difference, to_vec};
 use safetensors::SafeTensors;
 use t5_lora::checkpoint::load_pretrained;
 use t5_lora::model::relative_position_bucket;
@@ -89,6 +89,11 @@ fn bf16_checkpoint_matches_hugging_face_on_the_same_rounded_weights() {
 }
 
 #[test]
+fn f16_checkpoint_matches_hugging_face_on_the_same_rounded_weights() {
+    check_parity("flan-t5-tiny-f16", "flan-t5-tiny-f16");
+}
+
+#[test]
 fn relative_position_buckets_match_hugging_face() {
     let bytes = std::fs::read(fixtures().join("relative_buckets.safetensors")).expect("fixture");
     let tensors = SafeTensors::deserialize(&bytes).expect("safetensors");
@@ -133,10 +138,6 @@ fn logits_of_a_row_do_not_depend_on_padding_in_the_batch() {
     ));
     let vocab = model.config().vocab_size;
     let row = &batched[2 * tgt_len * vocab..3 * tgt_len * vocab];
-    let diff = row
-        .iter()
-        .zip(&alone)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let diff = largest_difference(row, &alone);
     assert!(diff < 1e-5, "padding changed the logits by {diff}");
 }

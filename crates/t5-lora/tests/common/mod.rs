@@ -67,3 +67,12 @@ impl Reference {
 pub fn to_vec(tensor: Tensor<3>) -> Vec<f32> {
     tensor.into_data().try_to_vec::<f32>().expect("f32 data")
 }
+
+/// Largest |a - b| over two equally long slices.
+pub fn largest_difference(ours: &[f32], theirs: &[f32]) -> f32 {
+    assert_eq!(ours.len(), theirs.len());
+    ours.iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max)
+}
