@@ -16,8 +16,14 @@ reference.safetensors holding, for a padded batch of inputs of different lengths
   greedy, beam, beam_no_early_stop, beam_length_penalty         generate() outputs,
   and relative-position buckets over -200..200 (bidirectional and causal).
 
+A PEFT LoRA adapter on flan-t5-tiny (flan-t5-tiny-lora/) comes with HF's outputs with the
+adapter applied; --verify-adapter DIR checks the other direction (an adapter saved by t5-lora
+loads in PEFT and reproduces t5-lora's logits).
+
 Usage (run by `cargo xtask golden`): python3 xtask/golden/t5_golden.py [--out fixtures/t5]
-Needs torch, transformers<5 (v5 rewrites T5 configs to tied embeddings), safetensors, tokenizers.
+       python3 xtask/golden/t5_golden.py --verify-adapter DIR
+Needs torch, transformers<5 (v5 rewrites T5 configs to tied embeddings), peft, safetensors,
+tokenizers.
 """
 import argparse
 import copy
@@ -147,9 +153,54 @@ def reference(model, ids, mask, labels, target_lengths):
     }
 
 
+LORA = dict(r=4, lora_alpha=8, target_modules=["q", "v", "wi_0"], lora_dropout=0.0)
+
+
+def save_peft_adapter(out, ids, mask, labels, target_lengths):
+    """A PEFT LoRA adapter on flan-t5-tiny (q and v of every attention, self and cross, and the
+    gated feed-forward's wi_0), saved by PeftModel.save_pretrained, with HF's outputs with the
+    adapter applied. B is random (PEFT initialises it to zero, which would hide any mistake)."""
+    from peft import LoraConfig, get_peft_model
+
+    model = make_model("flan-t5-tiny", CONFIGS["flan-t5-tiny"])
+    peft_model = get_peft_model(model, LoraConfig(bias="none", task_type="SEQ_2_SEQ_LM", **LORA))
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.1)
+    adapter_dir = out / "flan-t5-tiny-lora"
+    peft_model.save_pretrained(adapter_dir)
+    (adapter_dir / "README.md").unlink()  # PEFT's empty model card
+    peft_model.eval()
+    save_file(reference(peft_model.base_model.model, ids, mask, labels, target_lengths),
+              adapter_dir / "reference.safetensors")
+
+
+def verify_adapter(adapter_dir):
+    """The other direction: an adapter saved by t5-lora (with the logits t5-lora computed for the
+    reference batch in `rust_logits.safetensors`) loads in PEFT and gives the same logits."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    base = T5ForConditionalGeneration.from_pretrained(ROOT / "fixtures/t5/flan-t5-tiny").eval()
+    model = PeftModel.from_pretrained(base, adapter_dir).eval()
+    ids, mask, labels, _ = inputs()
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask,
+                       decoder_input_ids=base._shift_right(labels)).logits
+    theirs = load_file(Path(adapter_dir) / "rust_logits.safetensors")["logits"]
+    diff = (logits - theirs).abs().max().item()
+    print(f"PEFT logits vs t5-lora logits: max |diff| = {diff:.3g}")
+    if not diff < 1e-4:
+        raise SystemExit("the adapter saved by t5-lora does not reproduce in PEFT")
+
+
 def save_tokenizer(out):
     """A small Unigram tokenizer in T5's layout: <pad>=0, </s>=1, <unk>=2, then pieces;
-    `</s>` appended after every sequence, as T5TokenizerFast does."""
+    `</s>` appended after every sequence, as T5TokenizerFast does. Unigram training is not
+    deterministic from run to run (ties between pieces), so a rerun may change a few ids; the
+    tokenizer and its reference encodings are always written together and agree."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     squad = ROOT.parent / "shared/data/squad/dev-v1.1.json"
@@ -183,7 +234,12 @@ def save_tokenizer(out):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=ROOT / "fixtures/t5")
+    parser.add_argument("--verify-adapter", type=Path, metavar="DIR",
+                        help="check an adapter saved by t5-lora against PEFT, and write nothing")
     args = parser.parse_args()
+    if args.verify_adapter:
+        verify_adapter(args.verify_adapter)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # determinism of the reference figures
     ids, mask, labels, target_lengths = inputs()
@@ -203,6 +259,7 @@ def main():
                 rounded = low.to(torch.float32)
                 save_file(reference(rounded, ids, mask, labels, target_lengths),
                           args.out / f"{name}-{suffix}" / "reference.safetensors")
+    save_peft_adapter(args.out, ids, mask, labels, target_lengths)
     save_tokenizer(args.out)
     print(f"wrote fixtures to {args.out}")
 

@@ -13,8 +13,10 @@ enum Task {
     /// Run what CI runs: `cargo fmt --check`, clippy with warnings denied, and the test suite.
     Ci,
     /// Regenerate the reference fixtures with Python: SQuAD metric scores (standard library)
-    /// and T5 checkpoints and outputs from Hugging Face transformers (a virtualenv in `.venv`
-    /// with torch, transformers<5, peft, safetensors is created on first use).
+    /// and T5 checkpoints, outputs and a LoRA adapter from Hugging Face transformers and PEFT
+    /// (a virtualenv in `.venv` with torch, transformers<5, peft, safetensors is created on
+    /// first use); then checks that an adapter saved by t5-lora loads in PEFT with the same
+    /// logits.
     Golden,
     /// Run benchmarks (optimised builds; figures belong in docs/performance.md).
     Bench {
@@ -127,5 +129,23 @@ fn golden() -> anyhow::Result<()> {
         run(&python, &args)?;
     }
     run(&python, &["xtask/golden/squad_metrics_reference.py"])?;
-    run(&python, &["xtask/golden/t5_golden.py"])
+    run(&python, &["xtask/golden/t5_golden.py"])?;
+    // The other direction of adapter compatibility: an adapter written by t5-lora must load in
+    // PEFT and reproduce t5-lora's logits.
+    let export = project_root().join("target/peft-export");
+    let export = export.to_str().context("non-UTF-8 target path")?;
+    cargo(&[
+        "run",
+        "--quiet",
+        "-p",
+        "t5-lora",
+        "--example",
+        "export_adapter",
+        "--",
+        export,
+    ])?;
+    run(
+        &python,
+        &["xtask/golden/t5_golden.py", "--verify-adapter", export],
+    )
 }

@@ -26,9 +26,10 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// Checkpoint name → module path. One rule per segment Rust cannot mirror: Hugging Face's
-/// CamelCase attribute names, and the `layer.N` list of a block's sub-layers, whose position
-/// means self-attention (0), cross-attention (1 in the decoder) or feed-forward (last).
-const REMAP: [(&str, &str); 7] = [
+/// CamelCase attribute names, the `layer.N` list of a block's sub-layers, whose position means
+/// self-attention (0), cross-attention (1 in the decoder) or feed-forward (last), and the
+/// `base` inside each adaptable projection ([`crate::lora::LoraLinear`]).
+pub(crate) const REMAP: [(&str, &str); 8] = [
     (
         r"\.layer\.0\.SelfAttention\.",
         ".layer_self_attention.self_attention.",
@@ -48,6 +49,7 @@ const REMAP: [(&str, &str); 7] = [
     (r"^(encoder\.block\.\d+)\.layer\.1\.", "$1.layer_ff."),
     (r"^(decoder\.block\.\d+)\.layer\.2\.", "$1.layer_ff."),
     (r"\.DenseReluDense\.", ".dense_relu_dense."),
+    (r"\.(q|k|v|o|wi|wi_0|wi_1|wo)\.weight$", ".$1.base.weight"),
 ];
 
 /// Checkpoint tensors (named after remapping) that Hugging Face itself ignores: aliases of
@@ -61,7 +63,7 @@ const IGNORED: [&str; 3] = [
 
 /// Module path → checkpoint name: [`REMAP`] backwards, so that messages use the names users
 /// see in their checkpoint files.
-const REMAP_BACK: [(&str, &str); 7] = [
+pub(crate) const REMAP_BACK: [(&str, &str); 8] = [
     (
         r"\.layer_self_attention\.self_attention\.",
         ".layer.0.SelfAttention.",
@@ -81,6 +83,7 @@ const REMAP_BACK: [(&str, &str); 7] = [
     (r"^(encoder\.block\.\d+)\.layer_ff\.", "$1.layer.1."),
     (r"^(decoder\.block\.\d+)\.layer_ff\.", "$1.layer.2."),
     (r"\.dense_relu_dense\.", ".DenseReluDense."),
+    (r"\.(q|k|v|o|wi|wi_0|wi_1|wo)\.base\.weight$", ".$1.weight"),
 ];
 
 fn remapper() -> KeyRemapper {
@@ -92,10 +95,18 @@ fn remapper() -> KeyRemapper {
 fn checkpoint_name(path: &str) -> String {
     let back = KeyRemapper::from_patterns(REMAP_BACK.to_vec())
         .expect("the reverse remap table's patterns are valid regexes");
-    back.to_regex_pairs()
+    rename(&back, path)
+}
+
+/// `name` after every rule of `remapper`, in order (as burn-store renames tensors).
+pub(crate) fn rename(remapper: &KeyRemapper, name: &str) -> String {
+    remapper
+        .to_regex_pairs()
         .iter()
-        .fold(path.to_string(), |name, (pattern, replacement)| {
-            pattern.replace(&name, replacement.as_str()).into_owned()
+        .fold(name.to_string(), |name, (pattern, replacement)| {
+            pattern
+                .replace_all(&name, replacement.as_str())
+                .into_owned()
         })
 }
 

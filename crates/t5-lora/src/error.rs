@@ -59,6 +59,9 @@ pub enum Error {
     /// The requested device is unknown or not compiled in.
     #[error("{0}")]
     Device(String),
+    /// LoRA settings or an adapter are unusable.
+    #[error("LoRA: {0}")]
+    Lora(String),
     /// A prompt template is malformed.
     #[error("prompt template {0}")]
     Template(String),

@@ -11,6 +11,7 @@ pub mod device;
 mod error;
 pub mod generation;
 pub mod hub;
+pub mod lora;
 pub mod model;
 pub mod predict;
 pub mod tokenizer;

@@ -17,6 +17,8 @@ use burn::prelude::*;
 use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::lora::LoraLinear;
+
 /// The model's settings, read from a checkpoint's `config.json` (key names are Hugging Face's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct T5Config {
@@ -89,8 +91,11 @@ impl T5Config {
             shared: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
             encoder: T5Stack::new(self, false, device),
             decoder: T5Stack::new(self, true, device),
-            lm_head: (!self.tie_word_embeddings)
-                .then(|| linear(self.d_model, self.vocab_size, device)),
+            lm_head: (!self.tie_word_embeddings).then(|| {
+                LinearConfig::new(self.d_model, self.vocab_size)
+                    .with_bias(false)
+                    .init(device)
+            }),
             config: self.clone(),
         }
     }
@@ -175,13 +180,6 @@ impl Serialize for FeedForwardProj {
     }
 }
 
-/// A bias-free linear layer, as every T5 projection is.
-fn linear(d_input: usize, d_output: usize, device: &Device) -> Linear {
-    LinearConfig::new(d_input, d_output)
-        .with_bias(false)
-        .init(device)
-}
-
 /// T5's layer norm: scales by the root mean square, with no mean subtraction and no bias
 /// (`T5LayerNorm`).
 #[derive(Module, Debug)]
@@ -250,13 +248,13 @@ pub fn relative_position_bucket(
 #[derive(Module, Debug)]
 pub struct T5Attention {
     /// Query projection, `[d_model, heads * d_kv]`.
-    pub q: Linear,
+    pub q: LoraLinear,
     /// Key projection.
-    pub k: Linear,
+    pub k: LoraLinear,
     /// Value projection.
-    pub v: Linear,
+    pub v: LoraLinear,
     /// Output projection, `[heads * d_kv, d_model]`.
-    pub o: Linear,
+    pub o: LoraLinear,
     /// Bias per bucket and head, `[num_buckets, heads]`; only in block 0's self-attention.
     pub relative_attention_bias: Option<Embedding>,
     #[module(skip)]
@@ -275,10 +273,10 @@ impl T5Attention {
     fn new(config: &T5Config, has_bias: bool, bidirectional: bool, device: &Device) -> Self {
         let inner = config.num_heads * config.d_kv;
         T5Attention {
-            q: linear(config.d_model, inner, device),
-            k: linear(config.d_model, inner, device),
-            v: linear(config.d_model, inner, device),
-            o: linear(inner, config.d_model, device),
+            q: LoraLinear::new(config.d_model, inner, device),
+            k: LoraLinear::new(config.d_model, inner, device),
+            v: LoraLinear::new(config.d_model, inner, device),
+            o: LoraLinear::new(inner, config.d_model, device),
             relative_attention_bias: has_bias.then(|| {
                 EmbeddingConfig::new(config.relative_attention_num_buckets, config.num_heads)
                     .init(device)
@@ -442,13 +440,13 @@ impl T5LayerCrossAttention {
 #[derive(Module, Debug)]
 pub struct T5DenseActDense {
     /// Input projection of the plain variant, `[d_model, d_ff]`.
-    pub wi: Option<Linear>,
+    pub wi: Option<LoraLinear>,
     /// Activated input projection of the gated variant.
-    pub wi_0: Option<Linear>,
+    pub wi_0: Option<LoraLinear>,
     /// Linear (gate) input projection of the gated variant.
-    pub wi_1: Option<Linear>,
+    pub wi_1: Option<LoraLinear>,
     /// Output projection, `[d_ff, d_model]`.
-    pub wo: Linear,
+    pub wo: LoraLinear,
     #[module(skip)]
     activation: Activation,
 }
@@ -456,12 +454,12 @@ pub struct T5DenseActDense {
 impl T5DenseActDense {
     fn new(config: &T5Config, device: &Device) -> Self {
         let proj = config.feed_forward_proj;
-        let input = || Some(linear(config.d_model, config.d_ff, device));
+        let input = || Some(LoraLinear::new(config.d_model, config.d_ff, device));
         T5DenseActDense {
             wi: if proj.gated { None } else { input() },
             wi_0: if proj.gated { input() } else { None },
             wi_1: if proj.gated { input() } else { None },
-            wo: linear(config.d_ff, config.d_model, device),
+            wo: LoraLinear::new(config.d_ff, config.d_model, device),
             activation: proj.activation,
         }
     }
@@ -847,6 +845,32 @@ impl T5ForConditionalGeneration {
     ) -> Tensor<3> {
         let encoder_hidden = self.encode(input_ids, attention_mask.clone());
         self.decode(decoder_input_ids, encoder_hidden, attention_mask)
+    }
+
+    /// Every projection that can carry an adapter, with its PEFT target name.
+    pub fn projections_mut(&mut self) -> Vec<(&'static str, &mut LoraLinear)> {
+        let mut projections = Vec::new();
+        for stack in [&mut self.encoder, &mut self.decoder] {
+            for block in &mut stack.block {
+                let mut attentions = vec![&mut block.layer_self_attention.self_attention];
+                if let Some(cross) = &mut block.layer_cross_attention {
+                    attentions.push(&mut cross.enc_dec_attention);
+                }
+                for T5Attention { q, k, v, o, .. } in attentions {
+                    projections.extend([("q", q), ("k", k), ("v", v), ("o", o)]);
+                }
+                let T5DenseActDense {
+                    wi, wi_0, wi_1, wo, ..
+                } = &mut block.layer_ff.dense_relu_dense;
+                for (name, layer) in [("wi", wi), ("wi_0", wi_0), ("wi_1", wi_1)] {
+                    if let Some(layer) = layer {
+                        projections.push((name, layer));
+                    }
+                }
+                projections.push(("wo", wo));
+            }
+        }
+        projections
     }
 
     /// The language-model head.

@@ -1,0 +1,182 @@
+//! LoRA adapters against PEFT: an adapter saved by PEFT loads here and reproduces HF's logits
+//! and generations; a new adapter changes nothing; merging changes nothing; saving and loading
+//! round-trips bit for bit, in PEFT's file layout.
+
+mod common;
+
+use std::path::Path;
+
+use burn::prelude::*;
+use common::{Reference, fixtures, largest_difference, to_vec};
+use safetensors::SafeTensors;
+use t5_lora::checkpoint::load_pretrained;
+use t5_lora::lora::{
+    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraConfig, load_adapter, save_adapter,
+};
+use t5_lora::{GenerationConfig, T5ForConditionalGeneration, generate};
+
+fn base() -> T5ForConditionalGeneration {
+    load_pretrained(&fixtures().join("flan-t5-tiny"), &Device::default()).expect("base loads")
+}
+
+fn logits(model: &T5ForConditionalGeneration, reference: &Reference) -> Vec<f32> {
+    let device = Device::default();
+    to_vec(model.forward(
+        reference.int_tensor("input_ids", &device),
+        reference.int_tensor("attention_mask", &device),
+        reference.int_tensor("decoder_input_ids", &device),
+    ))
+}
+
+/// Logits at the positions that are not padding in the reference's decoder inputs.
+fn unpadded(values: &[f32], reference: &Reference) -> Vec<f32> {
+    let shape = reference.shape("logits");
+    let (len, vocab) = (shape[1], shape[2]);
+    let lengths = reference.i64s("decoder_lengths");
+    values
+        .chunks_exact(len * vocab)
+        .zip(&lengths)
+        .flat_map(|(row, &n)| row[..n as usize * vocab].to_vec())
+        .collect()
+}
+
+#[test]
+fn a_new_adapter_leaves_the_model_unchanged() {
+    let reference = Reference::open(&fixtures().join("flan-t5-tiny"));
+    let before = logits(&base(), &reference);
+    let config = LoraConfig {
+        target_modules: ["q", "k", "v", "o", "wi_0", "wi_1", "wo"]
+            .map(String::from)
+            .to_vec(),
+        ..LoraConfig::default()
+    };
+    let adapted = base().with_lora(&config).expect("attaches");
+    assert_eq!(logits(&adapted, &reference), before);
+}
+
+#[test]
+fn a_peft_adapter_reproduces_hugging_face_with_and_without_merging() {
+    let dir = fixtures().join("flan-t5-tiny-lora");
+    let reference = Reference::open(&dir);
+    let (adapted, config) = load_adapter(base(), &dir).expect("adapter loads");
+    assert_eq!((config.r, config.lora_alpha), (4, 8.0));
+    let expected = unpadded(&reference.f32s("logits"), &reference);
+    let ours = logits(&adapted, &reference);
+    let diff = largest_difference(&unpadded(&ours, &reference), &expected);
+    assert!(diff < 1e-4, "adapter logits differ from PEFT's by {diff}");
+    // The adapter matters: the base model's logits are far from these.
+    let base_diff = largest_difference(
+        &unpadded(&logits(&base(), &reference), &reference),
+        &expected,
+    );
+    assert!(
+        base_diff > 1e-2,
+        "the fixture adapter changes little ({base_diff})"
+    );
+
+    let device = Device::default();
+    let greedy = generate(
+        &adapted,
+        reference.int_tensor("input_ids", &device),
+        reference.int_tensor("attention_mask", &device),
+        &GenerationConfig {
+            max_new_tokens: 24,
+            ..GenerationConfig::default()
+        },
+        0,
+    )
+    .expect("generates");
+    let hf: Vec<Vec<u32>> = reference
+        .i64s("greedy")
+        .chunks_exact(reference.shape("greedy")[1])
+        .map(|row| {
+            let generated = &row[1..];
+            let end = generated
+                .iter()
+                .position(|&t| t == 1)
+                .map_or(generated.len(), |p| p + 1);
+            generated[..end].iter().map(|&t| t as u32).collect()
+        })
+        .collect();
+    assert_eq!(greedy, hf);
+
+    let merged = adapted.merge_lora();
+    let diff = largest_difference(&logits(&merged, &reference), &ours);
+    assert!(diff < 1e-4, "merging changed the logits by {diff}");
+}
+
+/// Tensor name → (shape, bytes) of a safetensors file.
+fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).expect("read");
+    let file = SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut all: Vec<_> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.shape().to_vec(), view.data().to_vec()))
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn saving_writes_peft_files_that_load_back_bit_for_bit() {
+    let source = fixtures().join("flan-t5-tiny-lora");
+    let (adapted, config) = load_adapter(base(), &source).expect("adapter loads");
+    let out = tempfile::tempdir().expect("tempdir");
+    save_adapter(&adapted, &config, "tiny/flan-t5", out.path()).expect("saves");
+
+    // Same names (PEFT's), shapes (PEFT's layout) and bytes as the file PEFT wrote.
+    assert_eq!(
+        tensors(&out.path().join(ADAPTER_WEIGHTS_FILE)),
+        tensors(&source.join(ADAPTER_WEIGHTS_FILE))
+    );
+    let (reloaded, reread) = load_adapter(base(), out.path()).expect("reloads");
+    assert_eq!(reread, config);
+    let reference = Reference::open(&source);
+    assert_eq!(logits(&reloaded, &reference), logits(&adapted, &reference));
+    let written: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join(ADAPTER_CONFIG_FILE)).expect("config"),
+    )
+    .expect("JSON");
+    assert_eq!(written["base_model_name_or_path"], "tiny/flan-t5");
+    assert_eq!(written["peft_type"], "LORA");
+}
+
+#[test]
+fn unusable_adapters_are_refused_with_reasons() {
+    let source = fixtures().join("flan-t5-tiny-lora");
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(source.join(ADAPTER_CONFIG_FILE)).expect("config"),
+    )
+    .expect("JSON");
+    let cases = [
+        ("use_dora", serde_json::json!(true), "use_dora"),
+        ("target_modules", serde_json::json!(".*q"), "regex"),
+        ("target_modules", serde_json::json!(["q", "query"]), "query"),
+        (
+            "target_modules",
+            serde_json::json!(["q", "v"]),
+            "unexpected",
+        ),
+    ];
+    for (key, value, expected) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut edited = config.clone();
+        edited[key] = value;
+        std::fs::write(dir.path().join(ADAPTER_CONFIG_FILE), edited.to_string()).expect("write");
+        std::fs::copy(
+            source.join(ADAPTER_WEIGHTS_FILE),
+            dir.path().join(ADAPTER_WEIGHTS_FILE),
+        )
+        .expect("copy");
+        let error = load_adapter(base(), dir.path())
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains(expected), "{key}: {error}");
+    }
+    let unknown = LoraConfig {
+        target_modules: vec!["lm_head".to_string()],
+        ..LoraConfig::default()
+    };
+    assert!(base().with_lora(&unknown).is_err());
+}
