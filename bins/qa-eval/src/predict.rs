@@ -35,6 +35,10 @@ struct PredictOverrides {
     #[arg(long, value_name = "ID|DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
+    /// PEFT LoRA adapter directory applied to the model, merged on load [predict.adapter].
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adapter: Option<PathBuf>,
     /// cpu or wgpu [predict.device, default cpu].
     #[arg(long, value_name = "DEVICE")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,8 +115,14 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let device = config.device.device()?;
     let dir = resolve_model(&config.model, &HubOptions::from_env())?;
     tracing::info!(model = %config.model, dir = %dir.display(), device = %config.device, "loading");
-    let model = checkpoint::load_pretrained(&dir, &device)
+    let mut model = checkpoint::load_pretrained(&dir, &device)
         .with_context(|| format!("loading {}", config.model))?;
+    if let Some(adapter) = &config.adapter {
+        let (adapted, lora) = t5_lora::lora::load_adapter(model, adapter)
+            .with_context(|| format!("loading the adapter {}", adapter.display()))?;
+        tracing::info!(adapter = %adapter.display(), r = lora.r, targets = ?lora.target_modules, "merging");
+        model = adapted.merge_lora();
+    }
     let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
 
     let bar = ProgressBar::new(records.len() as u64).with_style(

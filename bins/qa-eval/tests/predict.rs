@@ -254,3 +254,17 @@ fn bad_settings_are_refused_before_any_work() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn an_adapter_changes_the_answers() {
+    let (tmp, model, records) = setup();
+    let model = model.to_str().expect("utf-8");
+    let plain = tmp.path().join("plain.jsonl");
+    assert_success(&predict(model, &records, &plain, &[]));
+    let adapted = tmp.path().join("adapted.jsonl");
+    let adapter = fixtures().join("flan-t5-tiny-lora");
+    let flags = ["--adapter", adapter.to_str().expect("utf-8")];
+    assert_success(&predict(model, &records, &adapted, &flags));
+    assert_eq!(lines(&adapted).len(), 7);
+    assert_ne!(lines(&adapted), lines(&plain));
+}

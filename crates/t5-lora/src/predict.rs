@@ -28,6 +28,8 @@ pub const DEFAULT_TEMPLATE: &str = "question: {question} context: {context}";
 pub struct PredictConfig {
     /// A Hugging Face model id (`org/name`, optionally `@revision`) or a checkpoint directory.
     pub model: String,
+    /// A PEFT LoRA adapter directory to apply to the model (merged into its weights on load).
+    pub adapter: Option<PathBuf>,
     /// Where to run.
     pub device: DeviceChoice,
     /// Questions generated together.
@@ -44,6 +46,7 @@ impl Default for PredictConfig {
     fn default() -> Self {
         PredictConfig {
             model: "google/flan-t5-base".to_string(),
+            adapter: None,
             device: DeviceChoice::Cpu,
             batch_size: 16,
             max_source_len: 512,
