@@ -15,6 +15,7 @@ pub mod lora;
 pub mod model;
 pub mod predict;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};
 

@@ -169,7 +169,8 @@ impl LoraLinear {
     fn merge(&mut self) {
         if let Some(adapter) = self.lora.take() {
             let delta = adapter.delta_weight();
-            let weight = self.base.weight.val() + delta;
+            // Detached: a merged weight is a new frozen leaf, not part of a training graph.
+            let weight = (self.base.weight.val() + delta).detach();
             self.base.weight = Param::from_tensor(weight).set_require_grad(false);
         }
     }

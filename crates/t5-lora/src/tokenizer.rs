@@ -29,6 +29,9 @@ pub struct Encoded {
     pub ids: Vec<Vec<u32>>,
     /// How many texts were longer than the limit and lost their tail.
     pub truncated: usize,
+    /// For each text, the length in bytes of the prefix its tokens cover (the whole text
+    /// unless truncated), to tell what truncation cut away.
+    pub covered_bytes: Vec<usize>,
 }
 
 impl T5Tokenizer {
@@ -78,14 +81,27 @@ impl T5Tokenizer {
         let mut encoded = Encoded {
             ids: Vec::with_capacity(texts.len()),
             truncated: 0,
+            covered_bytes: Vec::with_capacity(texts.len()),
         };
         for text in texts {
             let encoding = tokenizer
                 .encode(text.as_ref(), true)
                 .map_err(|e| self.error(e))?;
-            if !encoding.get_overflowing().is_empty() {
-                encoded.truncated += 1;
-            }
+            let cut = !encoding.get_overflowing().is_empty();
+            encoded.truncated += usize::from(cut);
+            let covered = if cut {
+                encoding
+                    .get_offsets()
+                    .iter()
+                    .zip(encoding.get_special_tokens_mask())
+                    .filter(|&(_, &special)| special == 0)
+                    .map(|(&(_, end), _)| end)
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                text.as_ref().len()
+            };
+            encoded.covered_bytes.push(covered);
             encoded.ids.push(encoding.get_ids().to_vec());
         }
         Ok(encoded)

@@ -1,0 +1,254 @@
+//! LoRA training on the tiny FLAN-T5 fixture: autodiff gradients against finite differences,
+//! and overfitting a handful of QA pairs through the whole path (records → examples → training
+//! → generation).
+
+mod common;
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use common::fixtures;
+use qa_data::{QaRecord, Source};
+use t5_lora::checkpoint::{load_pretrained, read_config};
+use t5_lora::lora::LoraConfig;
+use t5_lora::train::{Example, Seq2SeqBatch, TrainConfig, encode_examples, seq2seq_loss, train};
+use t5_lora::{GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate_text};
+
+/// The fixture model with adapters whose B is random (N(0, `b_std`)): a new adapter's B is
+/// zero, where the gradient of A vanishes.
+fn adapted(device: &Device, config: &LoraConfig, b_std: f64) -> T5ForConditionalGeneration {
+    let mut model = read_config(&fixtures().join("flan-t5-tiny"))
+        .expect("config")
+        .init(device)
+        .with_lora(config)
+        .expect("attaches");
+    for (_, projection) in model.projections_mut() {
+        if let Some(adapter) = &mut projection.lora {
+            let shape = adapter.lora_b.weight.val().dims();
+            let random = Tensor::<2>::random(shape, Distribution::Normal(0.0, b_std), device);
+            adapter.lora_b.weight = Param::from_tensor(random);
+        }
+    }
+    model
+}
+
+fn loss_value(model: &T5ForConditionalGeneration, batch: &Seq2SeqBatch) -> f64 {
+    seq2seq_loss(model, batch).into_scalar::<f64>()
+}
+
+/// Replaces entry `index` of adapter `which` (0 = A, 1 = B) of the first adapted projection.
+fn perturbed(
+    model: &T5ForConditionalGeneration,
+    which: usize,
+    index: usize,
+    delta: f32,
+) -> T5ForConditionalGeneration {
+    let mut model = model.clone();
+    let adapter = model
+        .projections_mut()
+        .into_iter()
+        .find_map(|(_, p)| p.lora.as_mut())
+        .expect("an adapter");
+    let param = if which == 0 {
+        &mut adapter.lora_a.weight
+    } else {
+        &mut adapter.lora_b.weight
+    };
+    let tensor = param.val();
+    let shape = tensor.dims();
+    let mut values = tensor.into_data().try_to_vec::<f32>().expect("f32");
+    values[index] += delta;
+    *param = Param::from_tensor(Tensor::from_data(
+        TensorData::new(values, shape),
+        &param.val().device(),
+    ));
+    model
+}
+
+#[test]
+fn lora_gradients_match_finite_differences() {
+    let device = Device::default().autodiff();
+    device.seed(9);
+    // Freshly initialised weights (milder than the fixture's, whose loss curves sharply) and an
+    // adapter of scale 1.
+    let config = LoraConfig {
+        r: 2,
+        lora_alpha: 2.0,
+        lora_dropout: 0.0,
+        ..LoraConfig::default()
+    };
+    let mut model = adapted(&device, &config, 1.0);
+    let examples = [
+        Example {
+            source: vec![17, 45, 99, 120, 8, 1],
+            target: vec![33, 71, 1],
+        },
+        Example {
+            source: vec![200, 5, 1],
+            target: vec![9, 1],
+        },
+    ];
+    let batch = Seq2SeqBatch::new(&examples.iter().collect::<Vec<_>>(), 0, 0, &device);
+    let grads = seq2seq_loss(&model, &batch).backward();
+    let adapter = model
+        .projections_mut()
+        .into_iter()
+        .find_map(|(_, p)| {
+            p.lora
+                .as_ref()
+                .map(|a| (a.lora_a.weight.val(), a.lora_b.weight.val()))
+        })
+        .expect("an adapter");
+    // f32 losses: a step of 1e-2 keeps rounding noise near 1e-5 while the loss stays linear
+    // enough; errors are relative to the larger gradient, or to 1e-2 for tiny ones.
+    let eps = 1e-2f32;
+    for (which, weight) in [adapter.0, adapter.1].into_iter().enumerate() {
+        let analytic = weight
+            .grad(&grads)
+            .expect("adapter weights get gradients")
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        for index in [0, 3, 7, 11, 20] {
+            let up = loss_value(&perturbed(&model, which, index, eps), &batch);
+            let down = loss_value(&perturbed(&model, which, index, -eps), &batch);
+            let numeric = (up - down) / (2.0 * f64::from(eps));
+            let exact = f64::from(analytic[index]);
+            let relative = (numeric - exact).abs() / numeric.abs().max(exact.abs()).max(1e-2);
+            assert!(
+                relative < 1e-2,
+                "{} entry {index}: autodiff {exact}, finite differences {numeric}",
+                ["A", "B"][which]
+            );
+        }
+    }
+}
+
+/// Sixteen pairs whose answers appear in their contexts. The fixture tokenizer is nearly
+/// character-level and the tiny model's position biases are random, so answers with doubled
+/// characters ("Eiffel", "1889") are left out: counting repeats is beyond such a model.
+fn records() -> Vec<QaRecord> {
+    let facts = [
+        (
+            "Who won the game?",
+            "Denver won the game in February.",
+            "Denver",
+        ),
+        (
+            "Where was it played?",
+            "It was played in Santa Clara.",
+            "Santa Clara",
+        ),
+        (
+            "Who sang at halftime?",
+            "Coldplay sang at halftime.",
+            "Coldplay",
+        ),
+        ("What colour was the logo?", "The logo was gold.", "gold"),
+        ("Who lost?", "Carolina lost the final.", "Carolina"),
+        ("Which network aired it?", "CBS aired the broadcast.", "CBS"),
+        (
+            "Who was the MVP?",
+            "Von Miller was named MVP.",
+            "Von Miller",
+        ),
+        (
+            "How many points did Denver score?",
+            "Denver scored 24 points.",
+            "24",
+        ),
+        (
+            "What city hosted?",
+            "The city of Santa Clara hosted.",
+            "Santa Clara",
+        ),
+        ("What is the capital?", "Paris is the capital.", "Paris"),
+        (
+            "What river runs through it?",
+            "The Seine runs through Paris.",
+            "Seine",
+        ),
+        (
+            "Who built the tower?",
+            "Gustave built the tower.",
+            "Gustave",
+        ),
+        ("When was it built?", "It was built in 1925.", "1925"),
+        ("What is it made of?", "It is made of iron.", "iron"),
+        ("How tall is it?", "It is 324 metres tall.", "324 metres"),
+        (
+            "Which team won in 2015?",
+            "New England won in 2015.",
+            "New England",
+        ),
+    ];
+    facts
+        .iter()
+        .enumerate()
+        .map(|(i, (question, context, answer))| QaRecord {
+            id: format!("q{i}"),
+            question: question.to_string(),
+            context: context.to_string(),
+            answers: vec![answer.to_string()],
+            source: Source::Human,
+            provenance: None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_tiny_model_learns_sixteen_pairs_by_heart() {
+    let device = Device::default().autodiff();
+    device.seed(5);
+    let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
+    let config = TrainConfig {
+        batch_size: 4,
+        epochs: 150,
+        learning_rate: 5e-3,
+        warmup_ratio: 0.05,
+        lora: LoraConfig {
+            r: 8,
+            lora_dropout: 0.0,
+            target_modules: ["q", "k", "v", "o", "wi_0", "wi_1", "wo"]
+                .map(String::from)
+                .to_vec(),
+            ..LoraConfig::default()
+        },
+        ..TrainConfig::default()
+    };
+    let records = records();
+    let (examples, counts) = encode_examples(&tokenizer, &records, &config).expect("encodes");
+    assert_eq!(counts.answers_cut_away, 0);
+    let model = load_pretrained(&fixtures().join("flan-t5-tiny"), &device)
+        .expect("loads")
+        .with_lora(&config.lora)
+        .expect("attaches");
+    let mut losses = Vec::new();
+    let model = train(model, &examples, &config, |log| losses.push(log.loss)).expect("trains");
+    assert_eq!(losses.len(), 150 * 4);
+    let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
+    let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
+    assert!(last < first / 10.0, "loss fell only from {first} to {last}");
+
+    let prompts: Vec<String> = records
+        .iter()
+        .map(|r| format!("question: {} context: {}", r.question, r.context))
+        .collect();
+    let streams: Vec<u64> = (0..prompts.len() as u64).collect();
+    let inference = model.merge_lora();
+    let answers = generate_text(
+        &inference,
+        &tokenizer,
+        &prompts,
+        512,
+        &GenerationConfig::default(),
+        &streams,
+    )
+    .expect("generates");
+    let correct = answers
+        .iter()
+        .zip(&records)
+        .filter(|(answer, record)| qa_metrics::squad::exact_match(answer, record.answer()) == 1.0)
+        .count();
+    assert_eq!(correct, 16, "answers after training: {answers:?}");
+}
