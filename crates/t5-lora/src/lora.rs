@@ -199,6 +199,14 @@ impl T5ForConditionalGeneration {
         Ok(model)
     }
 
+    /// The model without its adapters (the base weights as loaded).
+    pub fn strip_lora(mut self) -> Self {
+        for (_, layer) in self.projections_mut() {
+            layer.lora = None;
+        }
+        self
+    }
+
     /// Folds every adapter into its base weight, for inference at the base model's speed.
     pub fn merge_lora(mut self) -> Self {
         for (_, layer) in self.projections_mut() {

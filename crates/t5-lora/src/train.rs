@@ -2,9 +2,13 @@
 //! the sequence-to-sequence loss, and the optimisation loop (AdamW, linear warm-up then decay,
 //! global gradient-norm clipping, gradient accumulation), on an autodiff device.
 
-use burn::module::ParamId;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Param, ParamId};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use burn::tensor::Bytes;
 use burn::tensor::activation::log_softmax;
 use qa_data::QaRecord;
 use rand::SeedableRng;
@@ -13,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::lora::LoraConfig;
+use crate::lora::{LoraConfig, load_adapter, save_adapter};
 use crate::model::T5ForConditionalGeneration;
 use crate::predict::{DEFAULT_TEMPLATE, PromptTemplate};
 use crate::tokenizer::{T5Tokenizer, pad_batch};
@@ -238,15 +242,63 @@ pub struct StepLog {
     pub target_tokens: usize,
 }
 
-/// Trains the adapters of `model` (which must live on an autodiff device and carry adapters)
-/// on `examples`; `on_step` sees every optimiser step. A loss that is not finite stops training
-/// with an error naming the step.
+/// Where a run stands after an optimiser step: with the adapter and the optimiser state, all
+/// that is needed to continue exactly (shuffling and dropout draw from seeds derived from the
+/// run's seed, the epoch and the step, so they need no saved generator state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingState {
+    /// Optimiser steps done.
+    pub step: usize,
+    /// The epoch of the next step.
+    pub epoch: usize,
+    /// Step groups of that epoch already done (the data position).
+    pub groups_done: usize,
+    /// Ids of the adapter parameters, in model order, that the optimiser state refers to.
+    pub param_ids: Vec<u64>,
+}
+
+/// Checkpointing of a run: the directory, and how often (in optimiser steps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpointing {
+    /// `adapter_config.json`, `adapter_model.safetensors`, `optimizer.bin` and `state.json`
+    /// live here; each checkpoint replaces the previous one atomically.
+    pub dir: PathBuf,
+    /// Steps between checkpoints (the last step and a requested stop always get one).
+    pub every: usize,
+}
+
+/// The file holding the optimiser state (Burn's record bytes).
+pub const OPTIMIZER_FILE: &str = "optimizer.bin";
+/// The file holding [`TrainingState`].
+pub const STATE_FILE: &str = "state.json";
+
+/// How a call to [`train`] ended.
+pub struct TrainOutcome {
+    /// The model with trained adapters.
+    pub model: T5ForConditionalGeneration,
+    /// Where the run stands.
+    pub state: TrainingState,
+    /// Whether `on_step` asked to stop before the last epoch ended.
+    pub interrupted: bool,
+}
+
+/// Trains the adapters of `model` (on an autodiff device, with adapters attached) on
+/// `examples`. With `checkpointing`, a checkpoint found in its directory is resumed from (the
+/// adapter weights, optimiser state and data position), and new ones are written as the run
+/// goes. `on_step` sees every optimiser step and may stop the run (`ControlFlow::Break`),
+/// which writes a checkpoint first. A loss that is not finite stops training with an error
+/// naming the step, leaving the last checkpoint as it was.
+///
+/// Dropout masks come from the device's random generator, seeded from `config.seed` and the
+/// step before every step. Burn keeps one generator per backend, shared by all threads, so
+/// run one training at a time in a process.
 pub fn train(
     mut model: T5ForConditionalGeneration,
     examples: &[Example],
     config: &TrainConfig,
-    mut on_step: impl FnMut(&StepLog),
-) -> Result<T5ForConditionalGeneration> {
+    checkpointing: Option<&Checkpointing>,
+    mut on_step: impl FnMut(&StepLog) -> ControlFlow<()>,
+) -> Result<TrainOutcome> {
     let device = model.device();
     if !device.is_autodiff() {
         return Err(Error::Lora("training needs an autodiff device".to_string()));
@@ -260,19 +312,35 @@ pub fn train(
         model.config().pad_token_id,
         model.config().decoder_start_token_id,
     );
-    let adapter_ids = adapter_param_ids(&mut model);
     let mut optimizer = AdamWConfig::new()
         .with_epsilon(1e-8)
         .with_weight_decay(config.weight_decay as f32)
         .init();
+    let mut state = TrainingState {
+        step: 0,
+        epoch: 0,
+        groups_done: 0,
+        param_ids: adapter_param_ids(&mut model)
+            .iter()
+            .map(ParamId::val)
+            .collect(),
+    };
+    if let Some(found) = checkpointing.and_then(|c| existing_checkpoint(&c.dir)) {
+        (model, optimizer, state) = resume(model, optimizer, &found)?;
+    }
+    let adapter_ids = adapter_param_ids(&mut model);
     let batches_per_epoch = examples.len().div_ceil(config.batch_size);
     let steps_per_epoch = batches_per_epoch.div_ceil(config.grad_accumulation);
     let total_steps = steps_per_epoch * config.epochs;
     let warmup = (total_steps as f64 * config.warmup_ratio).round() as usize;
-    let mut step = 0;
-    for epoch in 0..config.epochs {
-        let batches = epoch_batches(examples, config.batch_size, config.seed, epoch);
-        for group in batches.chunks(config.grad_accumulation) {
+    while state.epoch < config.epochs {
+        let batches = epoch_batches(examples, config.batch_size, config.seed, state.epoch);
+        let groups: Vec<&[Vec<usize>]> = batches.chunks(config.grad_accumulation).collect();
+        while state.groups_done < groups.len() {
+            let group = groups[state.groups_done];
+            // Dropout masks follow from the seed and the step, so a resumed run draws the
+            // same ones.
+            device.seed(config.seed ^ (state.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let mut accumulator = GradientsAccumulator::new();
             let mut loss_sum = 0.0;
             let mut target_tokens = 0;
@@ -284,8 +352,10 @@ pub fn train(
                 let value = loss.clone().into_scalar::<f64>() * group.len() as f64;
                 if !value.is_finite() {
                     return Err(Error::Lora(format!(
-                        "the loss became {value} at step {} (epoch {epoch}): training stopped",
-                        step + 1
+                        "the loss became {value} at step {} (epoch {}); training stopped, \
+                         the last checkpoint is kept",
+                        state.step + 1,
+                        state.epoch
                     )));
                 }
                 loss_sum += value;
@@ -294,20 +364,140 @@ pub fn train(
             }
             let mut grads = accumulator.grads();
             let grad_norm = clip_global_norm(&mut grads, &adapter_ids, config.max_grad_norm);
-            let lr = learning_rate(step, total_steps, warmup, config.learning_rate);
+            let lr = learning_rate(state.step, total_steps, warmup, config.learning_rate);
             model = optimizer.step(lr, model, grads);
-            step += 1;
-            on_step(&StepLog {
-                step,
+            let epoch = state.epoch;
+            state.step += 1;
+            state.groups_done += 1;
+            if state.groups_done == groups.len() {
+                state.epoch += 1;
+                state.groups_done = 0;
+            }
+            let flow = on_step(&StepLog {
+                step: state.step,
                 epoch,
                 loss: loss_sum / group.len() as f64,
                 lr,
                 grad_norm,
                 target_tokens,
             });
+            let last = state.step == total_steps;
+            if let Some(checkpointing) = checkpointing
+                && (flow.is_break()
+                    || last
+                    || state.step.is_multiple_of(checkpointing.every.max(1)))
+            {
+                save_checkpoint(&model, &optimizer, &state, config, &checkpointing.dir)?;
+            }
+            if flow.is_break() {
+                return Ok(TrainOutcome {
+                    model,
+                    state,
+                    interrupted: !last,
+                });
+            }
+            if state.groups_done == 0 {
+                break;
+            }
         }
     }
-    Ok(model)
+    Ok(TrainOutcome {
+        model,
+        state,
+        interrupted: false,
+    })
+}
+
+/// The checkpoint directory to resume from, if any: `dir`, or the previous checkpoint that a
+/// crash while replacing it left at `dir.old`.
+fn existing_checkpoint(dir: &Path) -> Option<PathBuf> {
+    let old = sibling(dir, "old");
+    [dir.to_path_buf(), old]
+        .into_iter()
+        .find(|d| d.join(STATE_FILE).is_file())
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(format!(".{suffix}"));
+    PathBuf::from(name)
+}
+
+/// Writes a checkpoint into `dir.tmp`, then swaps it in for `dir` (the previous one stays at
+/// `dir.old` until the new one is in place).
+fn save_checkpoint(
+    model: &T5ForConditionalGeneration,
+    optimizer: &ModuleOptimizer,
+    state: &TrainingState,
+    config: &TrainConfig,
+    dir: &Path,
+) -> Result<()> {
+    let io = |path: &Path, source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (tmp, old) = (sibling(dir, "tmp"), sibling(dir, "old"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    }
+    save_adapter(model, &config.lora, "", &tmp)?;
+    let bytes = optimizer
+        .into_bytes()
+        .map_err(|e| Error::Lora(format!("saving the optimiser state: {e:?}")))?;
+    // Inside the temporary directory plain writes suffice: only a complete directory is ever
+    // swapped in.
+    let optimizer_path = tmp.join(OPTIMIZER_FILE);
+    std::fs::write(&optimizer_path, &*bytes).map_err(|e| io(&optimizer_path, e))?;
+    qa_data::files::write_json_atomic(tmp.join(STATE_FILE), state)?;
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+    }
+    Ok(())
+}
+
+/// Loads the checkpoint in `dir` into `model` (whose adapters must match it) and `optimizer`.
+fn resume(
+    model: T5ForConditionalGeneration,
+    optimizer: ModuleOptimizer,
+    dir: &Path,
+) -> Result<(T5ForConditionalGeneration, ModuleOptimizer, TrainingState)> {
+    let state: TrainingState = qa_data::files::read_json(dir.join(STATE_FILE))?;
+    let base = model.strip_lora();
+    let (mut model, _) = load_adapter(base, dir)?;
+    // The optimiser state is keyed by parameter id: give the reloaded adapters their old ids.
+    let mut adapters: Vec<&mut Param<Tensor<2>>> = model
+        .projections_mut()
+        .into_iter()
+        .filter_map(|(_, layer)| layer.lora.as_mut())
+        .flat_map(|adapter| [&mut adapter.lora_a.weight, &mut adapter.lora_b.weight])
+        .collect();
+    if adapters.len() != state.param_ids.len() {
+        return Err(Error::Lora(format!(
+            "{}: the checkpoint has {} adapter tensors, this model {}",
+            dir.display(),
+            state.param_ids.len(),
+            adapters.len()
+        )));
+    }
+    for (param, &id) in adapters.iter_mut().zip(&state.param_ids) {
+        param.id = ParamId::from(id);
+    }
+    let path = dir.join(OPTIMIZER_FILE);
+    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let optimizer = optimizer
+        .from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| Error::Lora(format!("{}: {e:?}", path.display())))?;
+    Ok((model, optimizer, state))
 }
 
 /// Ids of every adapter parameter.

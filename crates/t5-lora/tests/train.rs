@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::ops::ControlFlow;
+use std::sync::{Mutex, MutexGuard};
+
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -11,7 +14,9 @@ use common::fixtures;
 use qa_data::{QaRecord, Source};
 use t5_lora::checkpoint::{load_pretrained, read_config};
 use t5_lora::lora::LoraConfig;
-use t5_lora::train::{Example, Seq2SeqBatch, TrainConfig, encode_examples, seq2seq_loss, train};
+use t5_lora::train::{
+    Checkpointing, Example, Seq2SeqBatch, TrainConfig, encode_examples, seq2seq_loss, train,
+};
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate_text};
 
 /// The fixture model with adapters whose B is random (N(0, `b_std`)): a new adapter's B is
@@ -30,6 +35,16 @@ fn adapted(device: &Device, config: &LoraConfig, b_std: f64) -> T5ForConditional
         }
     }
     model
+}
+
+/// Burn's random generator is one per backend, shared by every thread: the tests that seed it
+/// (adapter initialisation, dropout) take turns, or they would draw each other's numbers.
+static RANDOM: Mutex<()> = Mutex::new(());
+
+fn seeded() -> MutexGuard<'static, ()> {
+    RANDOM
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn loss_value(model: &T5ForConditionalGeneration, batch: &Seq2SeqBatch) -> f64 {
@@ -67,6 +82,7 @@ fn perturbed(
 
 #[test]
 fn lora_gradients_match_finite_differences() {
+    let _turn = seeded();
     let device = Device::default().autodiff();
     device.seed(9);
     // Freshly initialised weights (milder than the fixture's, whose loss curves sharply) and an
@@ -198,6 +214,7 @@ fn records() -> Vec<QaRecord> {
 
 #[test]
 fn a_tiny_model_learns_sixteen_pairs_by_heart() {
+    let _turn = seeded();
     let device = Device::default().autodiff();
     device.seed(5);
     let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
@@ -224,7 +241,12 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
         .with_lora(&config.lora)
         .expect("attaches");
     let mut losses = Vec::new();
-    let model = train(model, &examples, &config, |log| losses.push(log.loss)).expect("trains");
+    let outcome = train(model, &examples, &config, None, |log| {
+        losses.push(log.loss);
+        ControlFlow::Continue(())
+    })
+    .expect("trains");
+    let model = outcome.model;
     assert_eq!(losses.len(), 150 * 4);
     let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
     let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
@@ -251,4 +273,77 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
         .filter(|(answer, record)| qa_metrics::squad::exact_match(answer, record.answer()) == 1.0)
         .count();
     assert_eq!(correct, 16, "answers after training: {answers:?}");
+}
+
+/// Every adapter weight of `model`, in model order.
+fn adapter_weights(model: &mut T5ForConditionalGeneration) -> Vec<Vec<f32>> {
+    model
+        .projections_mut()
+        .into_iter()
+        .filter_map(|(_, p)| p.lora.as_ref())
+        .flat_map(|a| [a.lora_a.weight.val(), a.lora_b.weight.val()])
+        .map(|w| w.into_data().try_to_vec::<f32>().expect("f32"))
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
+    let _turn = seeded();
+    let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
+    // Dropout on, two batches per step, and a stop in the middle of an epoch: everything a
+    // resume must restore.
+    let config = TrainConfig {
+        batch_size: 2,
+        grad_accumulation: 2,
+        epochs: 2,
+        learning_rate: 1e-2,
+        ..TrainConfig::default()
+    };
+    let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
+    let fresh = || {
+        let device = Device::default().autodiff();
+        device.seed(config.seed);
+        load_pretrained(&fixtures().join("flan-t5-tiny"), &device)
+            .expect("loads")
+            .with_lora(&config.lora)
+            .expect("attaches")
+    };
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let checkpointing = |name: &str| Checkpointing {
+        dir: dirs.path().join(name),
+        every: 100,
+    };
+
+    let straight = checkpointing("straight");
+    let mut whole = train(fresh(), &examples, &config, Some(&straight), |_| {
+        ControlFlow::Continue(())
+    })
+    .expect("trains");
+    assert_eq!(whole.state.step, 8);
+
+    let halves = checkpointing("halves");
+    let first = train(fresh(), &examples, &config, Some(&halves), |log| {
+        if log.step == 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .expect("trains");
+    assert!(first.interrupted);
+    assert_eq!(
+        (first.state.step, first.state.epoch, first.state.groups_done),
+        (3, 0, 3)
+    );
+    let mut steps_after_resume = Vec::new();
+    let mut second = train(fresh(), &examples, &config, Some(&halves), |log| {
+        steps_after_resume.push(log.step);
+        ControlFlow::Continue(())
+    })
+    .expect("resumes");
+    assert_eq!(steps_after_resume, [4, 5, 6, 7, 8]);
+    assert_eq!(
+        adapter_weights(&mut second.model),
+        adapter_weights(&mut whole.model)
+    );
 }
