@@ -11,11 +11,13 @@ use burn::prelude::*;
 use burn::tensor::Bytes;
 use burn::tensor::activation::log_softmax;
 use qa_data::QaRecord;
+use qa_data::files::JsonlAppender;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::lora::{LoraConfig, load_adapter, save_adapter};
 use crate::model::T5ForConditionalGeneration;
@@ -26,6 +28,12 @@ use crate::tokenizer::{T5Tokenizer, pad_batch};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
+    /// The base model: a Hugging Face id or a checkpoint directory.
+    pub model: String,
+    /// Where to train.
+    pub device: DeviceChoice,
+    /// Optimiser steps between checkpoints.
+    pub checkpoint_every: usize,
     /// The prompt, with `{question}` and `{context}` placeholders.
     pub prompt_template: String,
     /// Prompt tokens kept.
@@ -55,6 +63,9 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            model: "google/flan-t5-base".to_string(),
+            device: DeviceChoice::Cpu,
+            checkpoint_every: 200,
             prompt_template: DEFAULT_TEMPLATE.to_string(),
             max_source_len: 512,
             max_target_len: 64,
@@ -282,6 +293,48 @@ pub struct TrainOutcome {
     pub interrupted: bool,
 }
 
+/// `train_log.jsonl`: one JSON line per optimiser step ([`StepLog`] plus tokens/s), appended
+/// and flushed as the run goes.
+pub struct TrainLog {
+    appender: JsonlAppender,
+}
+
+#[derive(Serialize)]
+struct LogLine<'a> {
+    #[serde(flatten)]
+    step: &'a StepLog,
+    tokens_per_second: f64,
+}
+
+impl TrainLog {
+    /// Opens the log of a run that starts (or resumes) after step `start`: lines of later steps,
+    /// which a resumed run redoes, are dropped; a fresh run (`start` 0) starts an empty log.
+    pub fn open(path: &Path, start: usize) -> Result<Self> {
+        if path.is_file() {
+            let lines: Vec<serde_json::Value> =
+                qa_data::files::read_jsonl(path).or_else(|e| match e {
+                    qa_data::Error::Empty { .. } => Ok(Vec::new()),
+                    other => Err(other),
+                })?;
+            let kept = lines
+                .into_iter()
+                .filter(|line| line["step"].as_u64().is_some_and(|s| s as usize <= start));
+            qa_data::files::write_jsonl_atomic(path, kept)?;
+        }
+        let (appender, _) = JsonlAppender::open(path)?;
+        Ok(TrainLog { appender })
+    }
+
+    /// Appends one step.
+    pub fn append(&mut self, step: &StepLog, tokens_per_second: f64) -> Result<()> {
+        self.appender.append(&LogLine {
+            step,
+            tokens_per_second,
+        })?;
+        Ok(())
+    }
+}
+
 /// Trains the adapters of `model` (on an autodiff device, with adapters attached) on
 /// `examples`. With `checkpointing`, a checkpoint found in its directory is resumed from (the
 /// adapter weights, optimiser state and data position), and new ones are written as the run
@@ -329,9 +382,7 @@ pub fn train(
         (model, optimizer, state) = resume(model, optimizer, &found)?;
     }
     let adapter_ids = adapter_param_ids(&mut model);
-    let batches_per_epoch = examples.len().div_ceil(config.batch_size);
-    let steps_per_epoch = batches_per_epoch.div_ceil(config.grad_accumulation);
-    let total_steps = steps_per_epoch * config.epochs;
+    let total_steps = total_steps(examples.len(), config);
     let warmup = (total_steps as f64 * config.warmup_ratio).round() as usize;
     while state.epoch < config.epochs {
         let batches = epoch_batches(examples, config.batch_size, config.seed, state.epoch);
@@ -406,6 +457,19 @@ pub fn train(
         state,
         interrupted: false,
     })
+}
+
+/// Optimiser steps of a whole run over `examples` examples.
+pub fn total_steps(examples: usize, config: &TrainConfig) -> usize {
+    let batches_per_epoch = examples.div_ceil(config.batch_size.max(1));
+    batches_per_epoch.div_ceil(config.grad_accumulation.max(1)) * config.epochs
+}
+
+/// The state of the checkpoint in `dir`, if there is one to resume from.
+pub fn checkpoint_state(dir: &Path) -> Result<Option<TrainingState>> {
+    existing_checkpoint(dir)
+        .map(|found| qa_data::files::read_json(found.join(STATE_FILE)).map_err(Error::from))
+        .transpose()
 }
 
 /// The checkpoint directory to resume from, if any: `dir`, or the previous checkpoint that a
