@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use t5_lora::GenerationConfig;
+use t5_lora::predict::{PredictConfig, partial_settings_path, resume_settings};
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
 }
@@ -174,7 +177,21 @@ fn predictions_do_not_depend_on_batch_size_and_score() {
 fn an_interrupted_run_resumes_from_its_partial_file() {
     let (tmp, model, records) = setup();
     let out = tmp.path().join("predictions.jsonl");
-    // What a killed run leaves: two answers and a torn third line.
+    // What a killed run leaves: its settings, two answers and a torn third line.
+    let started = PredictConfig {
+        model: model.to_str().expect("utf-8").to_string(),
+        generation: GenerationConfig {
+            max_new_tokens: 8,
+            ..GenerationConfig::default()
+        },
+        ..PredictConfig::default()
+    };
+    let settings = partial_settings_path(&out);
+    std::fs::write(
+        &settings,
+        serde_json::to_string(&resume_settings(&started)).expect("JSON"),
+    )
+    .expect("settings");
     std::fs::write(
         tmp.path().join("predictions.jsonl.partial"),
         "{\"id\":\"q4\",\"prediction\":\"kept\"}\n{\"id\":\"q1\",\"prediction\":\"kept too\"}\n{\"id\":\"q2\",\"pre",
@@ -193,6 +210,23 @@ fn an_interrupted_run_resumes_from_its_partial_file() {
     assert_eq!(predictions[4]["prediction"], "kept");
     assert_eq!(predictions[1]["prediction"], "kept too");
     assert!(!tmp.path().join("predictions.jsonl.partial").exists());
+    assert!(!settings.exists());
+
+    // A partial file from other settings is refused, not mixed in.
+    std::fs::write(tmp.path().join("predictions.jsonl.partial"), "").expect("partial");
+    std::fs::write(
+        &settings,
+        serde_json::to_string(&resume_settings(&started)).expect("JSON"),
+    )
+    .expect("settings");
+    let other = predict(
+        model.to_str().expect("utf-8"),
+        &records,
+        &out,
+        &["--num-beams", "2"],
+    );
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("other settings"));
 }
 
 #[test]

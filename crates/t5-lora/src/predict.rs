@@ -147,6 +147,53 @@ pub fn partial_path(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The settings an interrupted run was started with, beside its partial file.
+fn settings_path(partial: &Path) -> PathBuf {
+    let mut name = partial.as_os_str().to_owned();
+    name.push(".settings.json");
+    PathBuf::from(name)
+}
+
+/// What a partial file records of the settings: all but batch size and device, which do not
+/// change what is generated.
+pub fn resume_settings(config: &PredictConfig) -> PredictConfig {
+    PredictConfig {
+        batch_size: 0,
+        device: DeviceChoice::Cpu,
+        ..config.clone()
+    }
+}
+
+/// The file beside a partial predictions file that records [`resume_settings`].
+pub fn partial_settings_path(out: &Path) -> PathBuf {
+    settings_path(&partial_path(out))
+}
+
+/// Resuming must not mix answers of different models or settings: a partial file is used only
+/// with the settings it was started with (batch size and device aside, which do not change
+/// what is generated); a new run records its settings first.
+fn check_partial_settings(partial: &Path, config: &PredictConfig) -> Result<()> {
+    let settings = settings_path(partial);
+    let comparable = resume_settings(config);
+    if partial.is_file() {
+        let recorded: Option<PredictConfig> = settings
+            .is_file()
+            .then(|| qa_data::files::read_json(&settings))
+            .transpose()?;
+        if recorded.as_ref() != Some(&comparable) {
+            return Err(Error::Generation(format!(
+                "{} holds answers of an interrupted run with other settings (see {}); delete \
+                 both to start over",
+                partial.display(),
+                settings.display()
+            )));
+        }
+        return Ok(());
+    }
+    qa_data::files::write_json_atomic(&settings, &comparable)?;
+    Ok(())
+}
+
 /// Answers every record and writes `out`; `on_batch(done, total)` reports progress.
 ///
 /// Record `i` samples from stream `i` of the generation seed, so a resumed or differently
@@ -179,6 +226,7 @@ pub fn predict_records(
     }
 
     let partial = partial_path(out);
+    check_partial_settings(&partial, config)?;
     let (mut appender, _recovery) = JsonlAppender::open(&partial)?;
     let mut answers: HashMap<String, String> = read_jsonl::<Prediction>(&partial)
         .or_else(|e| match e {
@@ -237,10 +285,9 @@ pub fn predict_records(
         prediction: answers.remove(&record.id).unwrap_or_default(),
     });
     write_jsonl_atomic(out, in_order)?;
-    std::fs::remove_file(&partial).map_err(|source| Error::Io {
-        path: partial.clone(),
-        source,
-    })?;
+    for done in [settings_path(&partial), partial] {
+        std::fs::remove_file(&done).map_err(|source| Error::Io { path: done, source })?;
+    }
     Ok(PredictSummary {
         generated: todo.len(),
         resumed,
