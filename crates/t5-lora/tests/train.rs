@@ -347,3 +347,47 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
         adapter_weights(&mut whole.model)
     );
 }
+
+#[test]
+fn a_diverging_run_stops_with_the_step_and_keeps_the_last_checkpoint() {
+    let _turn = seeded();
+    let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
+    // An absurd learning rate, no clipping: the first update blows the adapters up.
+    let config = TrainConfig {
+        batch_size: 4,
+        epochs: 3,
+        learning_rate: 1e30,
+        warmup_ratio: 0.0,
+        max_grad_norm: 0.0,
+        ..TrainConfig::default()
+    };
+    let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
+    let device = Device::default().autodiff();
+    device.seed(config.seed);
+    let model = load_pretrained(&fixtures().join("flan-t5-tiny"), &device)
+        .expect("loads")
+        .with_lora(&config.lora)
+        .expect("attaches");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpointing = Checkpointing {
+        dir: dir.path().join("checkpoint"),
+        every: 1,
+    };
+    let error = train(model, &examples, &config, Some(&checkpointing), |_| {
+        ControlFlow::Continue(())
+    })
+    .err()
+    .expect("the run diverges")
+    .to_string();
+    assert!(
+        error.contains("the loss became") && error.contains("at step"),
+        "{error}"
+    );
+    let state = t5_lora::train::checkpoint_state(&checkpointing.dir)
+        .expect("readable")
+        .expect("a checkpoint of the last good step");
+    assert!(
+        state.step >= 1 && error.contains(&format!("at step {}", state.step + 1)),
+        "{error}"
+    );
+}
