@@ -112,15 +112,7 @@ pub(crate) fn rename(remapper: &KeyRemapper, name: &str) -> String {
 
 /// Reads a checkpoint's `config.json`.
 pub fn read_config(dir: &Path) -> Result<T5Config> {
-    let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::Config {
-        path,
-        message: e.to_string(),
-    })
+    Ok(qa_data::files::read_json(dir.join(CONFIG_FILE))?)
 }
 
 /// The safetensors files of the checkpoint in `dir`: `model.safetensors`, or every shard named
@@ -143,13 +135,13 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
             if path.is_file() {
                 Ok(path)
             } else {
-                Err(Error::Io {
+                Err(Error::io(
                     path,
-                    source: std::io::Error::new(
+                    std::io::Error::new(
                         std::io::ErrorKind::NotFound,
                         format!("shard named in {INDEX_FILE} is missing"),
                     ),
-                })
+                ))
             }
         })
         .collect()
@@ -161,14 +153,7 @@ pub fn shard_names(index: &Path) -> Result<Vec<String>> {
     struct Index {
         weight_map: std::collections::BTreeMap<String, String>,
     }
-    let text = std::fs::read_to_string(index).map_err(|source| Error::Io {
-        path: index.to_path_buf(),
-        source,
-    })?;
-    let parsed: Index = serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: index.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let parsed: Index = qa_data::files::read_json(index)?;
     let names: BTreeSet<String> = parsed.weight_map.into_values().collect();
     Ok(names.into_iter().collect())
 }
@@ -256,10 +241,7 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// exactly where the file ends. An interrupted download or a truncated copy fails here, with
 /// the file to delete, instead of deep inside the loader.
 pub fn verify_weights(path: &Path) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| Error::io(path, source);
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let mut length = [0u8; 8];

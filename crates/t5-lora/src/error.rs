@@ -114,5 +114,15 @@ fn describe_mismatch(missing: &[String], unexpected: &[String]) -> String {
     parts.join("; ")
 }
 
+impl Error {
+    /// An I/O error about `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

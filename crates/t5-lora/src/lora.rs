@@ -327,14 +327,7 @@ fn module_to_peft() -> KeyRemapper {
 /// Reads a PEFT adapter's `adapter_config.json`.
 pub fn read_adapter_config(dir: &Path) -> Result<LoraConfig> {
     let path = dir.join(ADAPTER_CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let peft: PeftAdapterConfig = serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let peft: PeftAdapterConfig = qa_data::files::read_json(&path)?;
     let config = peft.into_lora_config().map_err(|message| Error::Config {
         path: path.clone(),
         message,
@@ -400,11 +393,7 @@ pub fn save_adapter(
     base_model: &str,
     dir: &Path,
 ) -> Result<()> {
-    let io = |path: &Path, source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let weights = dir.join(ADAPTER_WEIGHTS_FILE);
     let partial = dir.join(format!("{ADAPTER_WEIGHTS_FILE}.tmp"));
     let mut store = SafetensorsStore::from_file(&partial)
@@ -417,7 +406,7 @@ pub fn save_adapter(
     model
         .save_into(&mut store)
         .map_err(|e| Error::Lora(format!("{}: {e}", partial.display())))?;
-    std::fs::rename(&partial, &weights).map_err(|e| io(&weights, e))?;
+    std::fs::rename(&partial, &weights).map_err(|e| Error::io(&weights, e))?;
     let adapter_config = serde_json::json!({
         "peft_type": "LORA",
         "task_type": "SEQ_2_SEQ_LM",

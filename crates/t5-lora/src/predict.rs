@@ -286,7 +286,7 @@ pub fn predict_records(
     });
     write_jsonl_atomic(out, in_order)?;
     for done in [settings_path(&partial), partial] {
-        std::fs::remove_file(&done).map_err(|source| Error::Io { path: done, source })?;
+        std::fs::remove_file(&done).map_err(|e| Error::io(done, e))?;
     }
     Ok(PredictSummary {
         generated: todo.len(),

@@ -496,13 +496,9 @@ fn save_checkpoint(
     config: &TrainConfig,
     dir: &Path,
 ) -> Result<()> {
-    let io = |path: &Path, source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     let (tmp, old) = (sibling(dir, "tmp"), sibling(dir, "old"));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     save_adapter(model, &config.lora, "", &tmp)?;
     let bytes = optimizer
@@ -511,17 +507,17 @@ fn save_checkpoint(
     // Inside the temporary directory plain writes suffice: only a complete directory is ever
     // swapped in.
     let optimizer_path = tmp.join(OPTIMIZER_FILE);
-    std::fs::write(&optimizer_path, &*bytes).map_err(|e| io(&optimizer_path, e))?;
+    std::fs::write(&optimizer_path, &*bytes).map_err(|e| Error::io(&optimizer_path, e))?;
     qa_data::files::write_json_atomic(tmp.join(STATE_FILE), state)?;
     if dir.exists() {
         if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
         }
-        std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;
+        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
     }
-    std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
+    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))?;
     if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
     Ok(())
 }
@@ -554,10 +550,7 @@ fn resume(
         param.id = ParamId::from(id);
     }
     let path = dir.join(OPTIMIZER_FILE);
-    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let optimizer = optimizer
         .from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| Error::Lora(format!("{}: {e:?}", path.display())))?;
