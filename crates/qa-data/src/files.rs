@@ -134,15 +134,29 @@ pub fn read_json<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<T> {
 /// Reads every record of a JSONL file; an empty file (no records) is an error.
 pub fn read_jsonl<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Vec<T>> {
     let path = path.as_ref();
-    let records = JsonlReader::open(path)?
-        .map(|item| item.map(|(_, record)| record))
-        .collect::<Result<Vec<T>>>()?;
+    let records = read_records(path)?;
     if records.is_empty() {
         return Err(Error::Empty {
             path: path.to_path_buf(),
         });
     }
     Ok(records)
+}
+
+/// The records already in the file a resumable stage appends to (see [`JsonlAppender`]):
+/// none when the file is missing or empty, which is how a fresh run finds it.
+pub fn read_appended<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Vec<T>> {
+    let path = path.as_ref();
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    read_records(path)
+}
+
+fn read_records<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    JsonlReader::open(path)?
+        .map(|item| item.map(|(_, record)| record))
+        .collect()
 }
 
 /// Writes a file atomically: `write` fills a temporary file in the same directory, which is

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
-use qa_data::files::{JsonlAppender, read_jsonl, write_jsonl_atomic};
+use qa_data::files::{JsonlAppender, read_appended, write_jsonl_atomic};
 use qa_data::predictions::Prediction;
 use serde::{Deserialize, Serialize};
 
@@ -228,11 +228,7 @@ pub fn predict_records(
     let partial = partial_path(out);
     check_partial_settings(&partial, config)?;
     let (mut appender, _recovery) = JsonlAppender::open(&partial)?;
-    let mut answers: HashMap<String, String> = read_jsonl::<Prediction>(&partial)
-        .or_else(|e| match e {
-            qa_data::Error::Empty { .. } => Ok(Vec::new()),
-            other => Err(other),
-        })?
+    let mut answers: HashMap<String, String> = read_appended::<Prediction>(&partial)?
         .into_iter()
         .map(|p| (p.id, p.prediction))
         .collect();

@@ -310,17 +310,11 @@ impl TrainLog {
     /// Opens the log of a run that starts (or resumes) after step `start`: lines of later steps,
     /// which a resumed run redoes, are dropped; a fresh run (`start` 0) starts an empty log.
     pub fn open(path: &Path, start: usize) -> Result<Self> {
-        if path.is_file() {
-            let lines: Vec<serde_json::Value> =
-                qa_data::files::read_jsonl(path).or_else(|e| match e {
-                    qa_data::Error::Empty { .. } => Ok(Vec::new()),
-                    other => Err(other),
-                })?;
-            let kept = lines
-                .into_iter()
-                .filter(|line| line["step"].as_u64().is_some_and(|s| s as usize <= start));
-            qa_data::files::write_jsonl_atomic(path, kept)?;
-        }
+        let lines: Vec<serde_json::Value> = qa_data::files::read_appended(path)?;
+        let kept = lines
+            .into_iter()
+            .filter(|line| line["step"].as_u64().is_some_and(|s| s as usize <= start));
+        qa_data::files::write_jsonl_atomic(path, kept)?;
         let (appender, _) = JsonlAppender::open(path)?;
         Ok(TrainLog { appender })
     }
