@@ -147,7 +147,18 @@ pub fn generate_text<S: AsRef<str>>(
     streams: &[u64],
 ) -> Result<Vec<String>> {
     let encoded = tokenizer.encode(prompts, max_source_len)?;
-    let (input_ids, attention_mask) = pad_batch(&encoded.ids, tokenizer.pad_id(), &model.device());
+    generate_from_ids(model, tokenizer, &encoded.ids, config, streams)
+}
+
+/// [`generate_text`] for prompts already tokenized (each ending with `</s>`).
+pub fn generate_from_ids(
+    model: &T5ForConditionalGeneration,
+    tokenizer: &T5Tokenizer,
+    prompts: &[Vec<u32>],
+    config: &GenerationConfig,
+    streams: &[u64],
+) -> Result<Vec<String>> {
+    let (input_ids, attention_mask) = pad_batch(prompts, tokenizer.pad_id(), &model.device());
     generate_with_streams(model, input_ids, attention_mask, config, streams)?
         .iter()
         .map(|tokens| tokenizer.decode(tokens))

@@ -19,6 +19,8 @@ pub mod train;
 
 pub use error::{Error, Result};
 
-pub use generation::{GenerationConfig, generate, generate_text, generate_with_streams};
+pub use generation::{
+    GenerationConfig, generate, generate_from_ids, generate_text, generate_with_streams,
+};
 pub use model::{T5Config, T5ForConditionalGeneration};
 pub use tokenizer::T5Tokenizer;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
-use crate::generation::{GenerationConfig, generate_text};
+use crate::generation::{GenerationConfig, generate_from_ids};
 use crate::model::T5ForConditionalGeneration;
 use crate::tokenizer::T5Tokenizer;
 
@@ -234,35 +234,26 @@ pub fn predict_records(
         .collect();
     let resumed = answers.len();
 
+    let pending: Vec<usize> = (0..records.len())
+        .filter(|&index| !answers.contains_key(&records[index].id))
+        .collect();
+    let prompts: Vec<String> = pending
+        .iter()
+        .map(|&index| template.render(&records[index]))
+        .collect();
+    let encoded = tokenizer.encode(&prompts, config.max_source_len)?;
     // Prompts of similar length go together, so that batches carry little padding.
-    let mut todo: Vec<(usize, String, usize)> = Vec::new();
-    let mut truncated = 0;
-    for (index, record) in records.iter().enumerate() {
-        if answers.contains_key(&record.id) {
-            continue;
-        }
-        let prompt = template.render(record);
-        let encoded = tokenizer.encode(&[&prompt], config.max_source_len)?;
-        truncated += encoded.truncated;
-        todo.push((index, prompt, encoded.ids[0].len()));
-    }
-    todo.sort_by_key(|&(index, _, length)| (length, index));
+    let mut todo: Vec<(usize, Vec<u32>)> = pending.into_iter().zip(encoded.ids).collect();
+    todo.sort_by_key(|(index, ids)| (ids.len(), *index));
 
     let total = records.len();
     let mut done = resumed;
     on_batch(done, total);
     for batch in todo.chunks(config.batch_size) {
-        let prompts: Vec<&str> = batch.iter().map(|(_, prompt, _)| prompt.as_str()).collect();
-        let streams: Vec<u64> = batch.iter().map(|&(index, _, _)| index as u64).collect();
-        let texts = generate_text(
-            model,
-            tokenizer,
-            &prompts,
-            config.max_source_len,
-            &config.generation,
-            &streams,
-        )?;
-        for (&(index, _, _), text) in batch.iter().zip(texts) {
+        let ids: Vec<Vec<u32>> = batch.iter().map(|(_, ids)| ids.clone()).collect();
+        let streams: Vec<u64> = batch.iter().map(|&(index, _)| index as u64).collect();
+        let texts = generate_from_ids(model, tokenizer, &ids, &config.generation, &streams)?;
+        for (&(index, _), text) in batch.iter().zip(texts) {
             let prediction = Prediction {
                 id: records[index].id.clone(),
                 prediction: text,
@@ -287,7 +278,7 @@ pub fn predict_records(
     Ok(PredictSummary {
         generated: todo.len(),
         resumed,
-        truncated,
+        truncated: encoded.truncated,
     })
 }
 
