@@ -358,7 +358,8 @@ pub fn load_adapter(
     let result = model
         .load_from(&mut store)
         .map_err(|e| Error::Lora(format!("{}: {e}", file.display())))?;
-    let peft_name = |path: &String| checkpoint::rename(&module_to_peft(), path);
+    let to_peft = module_to_peft();
+    let peft_name = |path: &String| checkpoint::rename(&to_peft, path);
     if let Some(error) = result.errors.first() {
         return Err(Error::BadTensor {
             path: file,

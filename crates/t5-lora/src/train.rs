@@ -177,11 +177,6 @@ impl Seq2SeqBatch {
             label_mask: label_mask.float(),
         }
     }
-
-    /// Target tokens in the batch (those the loss counts).
-    pub fn target_tokens(&self) -> usize {
-        self.label_mask.clone().sum().into_scalar::<f64>() as usize
-    }
 }
 
 /// Mean cross-entropy of the target tokens, padding ignored (Hugging Face's loss with labels
@@ -392,7 +387,8 @@ pub fn train(
             for indices in group {
                 let chosen: Vec<&Example> = indices.iter().map(|&i| &examples[i]).collect();
                 let batch = Seq2SeqBatch::new(&chosen, pad, start, &device);
-                target_tokens += batch.target_tokens();
+                // Counted on the host: reading the mask back would wait for the device.
+                target_tokens += chosen.iter().map(|e| e.target.len()).sum::<usize>();
                 let loss = seq2seq_loss(&model, &batch) / group.len() as f64;
                 let value = loss.clone().into_scalar::<f64>() * group.len() as f64;
                 if !value.is_finite() {
