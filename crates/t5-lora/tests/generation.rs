@@ -4,29 +4,11 @@
 mod common;
 
 use burn::prelude::*;
-use common::{Reference, fixtures, largest_difference, to_vec};
+use common::{Reference, fixtures, hf_sequences, largest_difference, to_vec};
 use t5_lora::checkpoint::load_pretrained;
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, generate};
 
 const MAX_NEW_TOKENS: usize = 24;
-
-/// Hugging Face's rows (`[start, tokens…, </s>, padding…]`) as generated tokens: without the
-/// start token, up to and including the first `</s>`.
-fn hf_sequences(reference: &Reference, name: &str, eos: i64) -> Vec<Vec<u32>> {
-    let width = reference.shape(name)[1];
-    reference
-        .i64s(name)
-        .chunks_exact(width)
-        .map(|row| {
-            let generated = &row[1..];
-            let end = generated
-                .iter()
-                .position(|&t| t == eos)
-                .map_or(generated.len(), |p| p + 1);
-            generated[..end].iter().map(|&t| t as u32).collect()
-        })
-        .collect()
-}
 
 fn setup(dir: &str) -> (T5ForConditionalGeneration, Reference, Device) {
     let device = Device::default();

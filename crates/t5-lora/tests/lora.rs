@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use burn::prelude::*;
-use common::{Reference, fixtures, largest_difference, to_vec};
+use common::{Reference, fixtures, hf_sequences, largest_difference, to_vec};
 use safetensors::SafeTensors;
 use t5_lora::checkpoint::load_pretrained;
 use t5_lora::lora::{
@@ -86,19 +86,7 @@ fn a_peft_adapter_reproduces_hugging_face_with_and_without_merging() {
         0,
     )
     .expect("generates");
-    let hf: Vec<Vec<u32>> = reference
-        .i64s("greedy")
-        .chunks_exact(reference.shape("greedy")[1])
-        .map(|row| {
-            let generated = &row[1..];
-            let end = generated
-                .iter()
-                .position(|&t| t == 1)
-                .map_or(generated.len(), |p| p + 1);
-            generated[..end].iter().map(|&t| t as u32).collect()
-        })
-        .collect();
-    assert_eq!(greedy, hf);
+    assert_eq!(greedy, hf_sequences(&reference, "greedy", 1));
 
     let merged = adapted.merge_lora();
     let diff = largest_difference(&logits(&merged, &reference), &ours);

@@ -47,6 +47,16 @@ fn seeded() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The fixture model on an autodiff device seeded with `seed`, with new adapters.
+fn trainable(seed: u64, lora: &LoraConfig) -> T5ForConditionalGeneration {
+    let device = Device::default().autodiff();
+    device.seed(seed);
+    load_pretrained(&fixtures().join("flan-t5-tiny"), &device)
+        .expect("loads")
+        .with_lora(lora)
+        .expect("attaches")
+}
+
 fn loss_value(model: &T5ForConditionalGeneration, batch: &Seq2SeqBatch) -> f64 {
     seq2seq_loss(model, batch).into_scalar::<f64>()
 }
@@ -215,8 +225,6 @@ fn records() -> Vec<QaRecord> {
 #[test]
 fn a_tiny_model_learns_sixteen_pairs_by_heart() {
     let _turn = seeded();
-    let device = Device::default().autodiff();
-    device.seed(5);
     let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
     let config = TrainConfig {
         batch_size: 4,
@@ -236,10 +244,7 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
     let records = records();
     let (examples, counts) = encode_examples(&tokenizer, &records, &config).expect("encodes");
     assert_eq!(counts.answers_cut_away, 0);
-    let model = load_pretrained(&fixtures().join("flan-t5-tiny"), &device)
-        .expect("loads")
-        .with_lora(&config.lora)
-        .expect("attaches");
+    let model = trainable(5, &config.lora);
     let mut losses = Vec::new();
     let outcome = train(model, &examples, &config, None, |log| {
         losses.push(log.loss);
@@ -300,14 +305,7 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
         ..TrainConfig::default()
     };
     let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
-    let fresh = || {
-        let device = Device::default().autodiff();
-        device.seed(config.seed);
-        load_pretrained(&fixtures().join("flan-t5-tiny"), &device)
-            .expect("loads")
-            .with_lora(&config.lora)
-            .expect("attaches")
-    };
+    let fresh = || trainable(config.seed, &config.lora);
     let dirs = tempfile::tempdir().expect("tempdir");
     let checkpointing = |name: &str| Checkpointing {
         dir: dirs.path().join(name),
@@ -362,12 +360,7 @@ fn a_diverging_run_stops_with_the_step_and_keeps_the_last_checkpoint() {
         ..TrainConfig::default()
     };
     let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
-    let device = Device::default().autodiff();
-    device.seed(config.seed);
-    let model = load_pretrained(&fixtures().join("flan-t5-tiny"), &device)
-        .expect("loads")
-        .with_lora(&config.lora)
-        .expect("attaches");
+    let model = trainable(config.seed, &config.lora);
     let dir = tempfile::tempdir().expect("tempdir");
     let checkpointing = Checkpointing {
         dir: dir.path().join("checkpoint"),

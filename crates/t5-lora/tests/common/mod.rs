@@ -76,3 +76,21 @@ pub fn largest_difference(ours: &[f32], theirs: &[f32]) -> f32 {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max)
 }
+
+/// Hugging Face's rows (`[start, tokens…, </s>, padding…]`) as generated tokens: without the
+/// start token, up to and including the first `</s>`.
+pub fn hf_sequences(reference: &Reference, name: &str, eos: i64) -> Vec<Vec<u32>> {
+    let width = reference.shape(name)[1];
+    reference
+        .i64s(name)
+        .chunks_exact(width)
+        .map(|row| {
+            let generated = &row[1..];
+            let end = generated
+                .iter()
+                .position(|&t| t == eos)
+                .map_or(generated.len(), |p| p + 1);
+            generated[..end].iter().map(|&t| t as u32).collect()
+        })
+        .collect()
+}
