@@ -219,6 +219,8 @@ def save_tokenizer(out):
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)],
     )
     tokenizer.save(str(out / "tokenizer.json"))
+    # flan-t5-tiny becomes a complete checkpoint directory, as the binaries' tests use it.
+    tokenizer.save(str(out / "flan-t5-tiny" / "tokenizer.json"))
     samples = [
         "question: Which NFL team represented the AFC at Super Bowl 50? context: The Denver Broncos won.",
         "Zürich, 1990–1995: “quoted” text  with  spaces",

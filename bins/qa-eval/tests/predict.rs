@@ -11,18 +11,9 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
 }
 
-/// A checkpoint directory as Hugging Face lays it out: the flan-t5-tiny fixture plus the
-/// fixture tokenizer.
-fn checkpoint(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixtures().join("flan-t5-tiny").join(file), dir.join(file)).expect("copy");
-    }
-    std::fs::copy(
-        fixtures().join("tokenizer.json"),
-        dir.join("tokenizer.json"),
-    )
-    .expect("copy");
+/// The tiny FLAN-T5 fixture: a checkpoint directory as Hugging Face lays it out.
+fn model_dir() -> PathBuf {
+    fixtures().join("flan-t5-tiny")
 }
 
 const QUESTIONS: [(&str, &str); 7] = [
@@ -67,11 +58,10 @@ fn write_records(path: &Path) {
     std::fs::write(path, lines).expect("write records");
 }
 
-/// A temporary directory with a checkpoint (`model/`) and the records (`records.jsonl`).
+/// A temporary directory with the records (`records.jsonl`), and the checkpoint to use.
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let model = tmp.path().join("model");
-    checkpoint(&model);
+    let model = model_dir();
     let records = tmp.path().join("records.jsonl");
     write_records(&records);
     (tmp, model, records)
@@ -234,7 +224,11 @@ fn model_ids_are_found_in_the_hugging_face_cache_offline() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let commit = "abcdef0123456789abcdef0123456789abcdef01";
     let repo = tmp.path().join("hf/hub/models--tiny--flan-t5");
-    checkpoint(&repo.join("snapshots").join(commit));
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).expect("mkdir");
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(model_dir().join(file), snapshot.join(file)).expect("copy");
+    }
     std::fs::create_dir_all(repo.join("refs")).expect("refs");
     std::fs::write(repo.join("refs/main"), commit).expect("ref");
     let records = tmp.path().join("records.jsonl");

@@ -7,17 +7,10 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
 }
 
+/// The tiny FLAN-T5 fixture (a checkpoint directory as Hugging Face lays it out) and ten
+/// records written into `dir`.
 fn setup(dir: &Path) -> (PathBuf, PathBuf) {
-    let model = dir.join("model");
-    std::fs::create_dir_all(&model).expect("mkdir");
-    for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixtures().join("flan-t5-tiny").join(file), model.join(file)).expect("copy");
-    }
-    std::fs::copy(
-        fixtures().join("tokenizer.json"),
-        model.join("tokenizer.json"),
-    )
-    .expect("copy");
+    let model = fixtures().join("flan-t5-tiny");
     let records = dir.join("train.jsonl");
     let lines: String = (0..10)
         .map(|i| {

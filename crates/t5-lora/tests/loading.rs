@@ -28,7 +28,9 @@ fn cache_model(cache: &Path, id: &str, fixture: &str) -> PathBuf {
         .expect("fixture dir")
         .map(|entry| entry.expect("entry").path())
         .collect();
-    files.push(fixtures().join("tokenizer.json"));
+    if !files.iter().any(|f| f.ends_with("tokenizer.json")) {
+        files.push(fixtures().join("tokenizer.json"));
+    }
     for (i, file) in files.iter().enumerate() {
         let blob = repo.join("blobs").join(format!("blob{i}"));
         std::fs::copy(file, &blob).expect("copy");
