@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
@@ -91,11 +92,14 @@ fn remapper() -> KeyRemapper {
         .expect("the remap table's patterns are valid regexes")
 }
 
-/// The checkpoint name of a module path.
+/// The checkpoint name of a module path, for messages (the reverse rules are compiled once,
+/// when a message first needs them).
 fn checkpoint_name(path: &str) -> String {
-    let back = KeyRemapper::from_patterns(REMAP_BACK.to_vec())
-        .expect("the reverse remap table's patterns are valid regexes");
-    rename(&back, path)
+    static BACK: LazyLock<KeyRemapper> = LazyLock::new(|| {
+        KeyRemapper::from_patterns(REMAP_BACK.to_vec())
+            .expect("the reverse remap table's patterns are valid regexes")
+    });
+    rename(&BACK, path)
 }
 
 /// `name` after every rule of `remapper`, in order (as burn-store renames tensors).

@@ -8,6 +8,7 @@
 //! structure and tensor layout.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
@@ -315,6 +316,9 @@ fn peft_to_module() -> KeyRemapper {
     KeyRemapper::from_pattern_iter(rules).expect("the adapter remap patterns are valid regexes")
 }
 
+/// [`module_to_peft`], compiled once: used on every save, and for names in load errors.
+static TO_PEFT: LazyLock<KeyRemapper> = LazyLock::new(module_to_peft);
+
 fn module_to_peft() -> KeyRemapper {
     let rules = checkpoint::REMAP_BACK.into_iter().chain([
         (r"\.lora\.lora_a\.weight$", ".lora_A.weight"),
@@ -358,8 +362,7 @@ pub fn load_adapter(
     let result = model
         .load_from(&mut store)
         .map_err(|e| Error::Lora(format!("{}: {e}", file.display())))?;
-    let to_peft = module_to_peft();
-    let peft_name = |path: &String| checkpoint::rename(&to_peft, path);
+    let peft_name = |path: &String| checkpoint::rename(&TO_PEFT, path);
     if let Some(error) = result.errors.first() {
         return Err(Error::BadTensor {
             path: file,
@@ -400,7 +403,7 @@ pub fn save_adapter(
     let mut store = SafetensorsStore::from_file(&partial)
         .with_to_adapter(BurnToPyTorchAdapter)
         .with_regex(r"\.lora\.lora_[ab]\.weight$")
-        .remap(module_to_peft())
+        .remap(TO_PEFT.clone())
         .clear_metadata()
         .metadata("format", "pt")
         .overwrite(true);
