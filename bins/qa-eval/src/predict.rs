@@ -33,27 +33,21 @@ struct PredictOverrides {
     /// Hugging Face model id (org/name[@revision]) or checkpoint directory
     /// [predict.model, default google/flan-t5-base].
     #[arg(long, value_name = "ID|DIR")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
     /// PEFT LoRA adapter directory applied to the model, merged on load [predict.adapter].
     #[arg(long, value_name = "DIR")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     adapter: Option<PathBuf>,
     /// cpu or wgpu [predict.device, default cpu].
     #[arg(long, value_name = "DEVICE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<DeviceChoice>,
     /// Questions per batch [predict.batch_size, default 16].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     batch_size: Option<usize>,
     /// Prompt tokens kept [predict.max_source_len, default 512].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     max_source_len: Option<usize>,
     /// Prompt with {question} and {context} [predict.prompt_template].
     #[arg(long, value_name = "TEXT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     prompt_template: Option<String>,
     #[command(flatten)]
     generation: GenerationOverrides,
@@ -64,43 +58,33 @@ struct PredictOverrides {
 struct GenerationOverrides {
     /// Most new tokens per answer [default 32].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     max_new_tokens: Option<usize>,
     /// Beams of beam search; 1 is greedy or sampling [default 1].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     num_beams: Option<usize>,
     /// Length-normalisation exponent of beam search [default 1.0].
     #[arg(long, value_name = "X")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     length_penalty: Option<f32>,
     /// Stop beam search once num_beams sequences are finished [default false].
     #[arg(long, value_name = "BOOL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     early_stopping: Option<bool>,
     /// Sample instead of taking the most likely token [default false].
     #[arg(long, value_name = "BOOL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     do_sample: Option<bool>,
     /// Sampling temperature [default 1.0].
     #[arg(long, value_name = "X")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     /// Sample among the K most likely tokens; 0 turns it off [default 50].
     #[arg(long, value_name = "K")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     top_k: Option<usize>,
     /// Nucleus sampling mass [default 1.0].
     #[arg(long, value_name = "P")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
     /// Sampling seed [default 0].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
     /// Keep decoder keys and values between steps [default true].
     #[arg(long, value_name = "BOOL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     use_cache: Option<bool>,
 }
 

@@ -31,19 +31,15 @@ pub struct ScoreArgs {
 struct ResamplingOverrides {
     /// Bootstrap resamples [eval.bootstrap_resamples, default 10000].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     bootstrap_resamples: Option<usize>,
     /// Approximate-randomisation trials [eval.permutation_trials, default 10000].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     permutation_trials: Option<usize>,
     /// Confidence level of the intervals [eval.confidence, default 0.95].
     #[arg(long, value_name = "LEVEL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     confidence: Option<f64>,
     /// Seed of the resampling [eval.seed].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
 }
 

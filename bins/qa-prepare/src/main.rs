@@ -34,31 +34,24 @@ struct Args {
 struct Overrides {
     /// SQuAD train JSON, the source of the training and validation splits [prepare.train_file].
     #[arg(long, value_name = "FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     train_file: Option<PathBuf>,
     /// SQuAD dev JSON, the source of the test split [prepare.test_file].
     #[arg(long, value_name = "FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     test_file: Option<PathBuf>,
     /// Directory for the outputs [prepare.out_dir].
     #[arg(long, value_name = "DIR")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     out_dir: Option<PathBuf>,
     /// Number of training examples [prepare.train_size].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     train_size: Option<usize>,
     /// Number of validation examples [prepare.val_size].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     val_size: Option<usize>,
     /// Number of test examples [prepare.test_size].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     test_size: Option<usize>,
     /// Seed of the sampling [prepare.seed].
     #[arg(long, value_name = "N")]
-    #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
 }
 

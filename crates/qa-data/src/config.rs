@@ -21,11 +21,24 @@ pub const SECTIONS: &[&str] = &["prepare", "eval", "predict", "train"];
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "QA_";
 
+/// `overrides` as a JSON object without its null (unset) fields, at any depth.
+fn set_fields<O: Serialize>(overrides: &O) -> Result<serde_json::Value> {
+    fn prune(value: &mut serde_json::Value) {
+        if let serde_json::Value::Object(fields) = value {
+            fields.retain(|_, field| !field.is_null());
+            fields.values_mut().for_each(prune);
+        }
+    }
+    let mut value = serde_json::to_value(overrides)
+        .map_err(|e| Error::Config(format!("command-line overrides: {e}")))?;
+    prune(&mut value);
+    Ok(value)
+}
+
 /// Loads `section` of the layered configuration into `T`.
 ///
 /// `defaults` gives every key a value; `files` are read in order (later ones win); then come
-/// `QA_` variables, then `overrides`, whose fields should skip serialising when unset (so that
-/// an absent flag does not override anything).
+/// `QA_` variables, then `overrides`, whose `None` fields (absent flags) override nothing.
 pub fn load_section<T, O>(
     section: &str,
     defaults: &T,
@@ -48,7 +61,7 @@ where
     }
     figment = figment
         .merge(Env::prefixed(ENV_PREFIX).split("__"))
-        .merge(Serialized::default(section, overrides));
+        .merge(Serialized::default(section, set_fields(overrides)?));
 
     let top: figment::value::Dict = figment.extract().map_err(config_error)?;
     for key in top.keys() {
@@ -86,9 +99,9 @@ mod tests {
         name: String,
     }
 
+    /// Unset flags serialise as nulls, which must override nothing.
     #[derive(Serialize, Default)]
     struct DemoFlags {
-        #[serde(skip_serializing_if = "Option::is_none")]
         size: Option<usize>,
     }
 
