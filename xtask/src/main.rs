@@ -33,6 +33,8 @@ enum Bench {
     Metrics,
     /// T5 forward pass and cached / uncached generation (t5-lora).
     T5,
+    /// One LoRA training step on FLAN-T5-base shapes, and peak memory (t5-lora).
+    Train,
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,11 +82,12 @@ fn ci() -> anyhow::Result<()> {
 }
 
 fn bench(which: Option<Bench>) -> anyhow::Result<()> {
-    let all = [Bench::Metrics, Bench::T5];
+    let all = [Bench::Metrics, Bench::T5, Bench::Train];
     for bench in which.map_or(all.to_vec(), |one| vec![one]) {
         match bench {
             Bench::Metrics => cargo(&["bench", "-p", "qa-metrics", "--bench", "metrics"])?,
             Bench::T5 => cargo(&["bench", "-p", "t5-lora", "--bench", "t5"])?,
+            Bench::Train => cargo(&["bench", "-p", "t5-lora", "--bench", "train"])?,
         }
     }
     Ok(())

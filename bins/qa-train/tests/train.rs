@@ -50,7 +50,8 @@ fn trains_writes_a_peft_adapter_and_a_log_and_refuses_to_clobber_a_checkpoint() 
     let tmp = tempfile::tempdir().expect("tempdir");
     let (model, records) = setup(tmp.path());
     let out = tmp.path().join("run");
-    let output = qa_train(&model, &records, &out, &[]);
+    let validation = ["--validation", records.to_str().expect("utf-8")];
+    let output = qa_train(&model, &records, &out, &validation);
     assert!(
         output.status.success(),
         "{}",
@@ -67,28 +68,73 @@ fn trains_writes_a_peft_adapter_and_a_log_and_refuses_to_clobber_a_checkpoint() 
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON"))
         .collect();
-    // 10 examples in batches of 4: 3 steps per epoch.
-    let steps: Vec<u64> = log
-        .iter()
-        .map(|l| l["step"].as_u64().expect("step"))
-        .collect();
-    assert_eq!(steps, [1, 2, 3, 4, 5, 6]);
-    assert!(
+    let steps_of = |event: &str| -> Vec<u64> {
         log.iter()
-            .all(|l| l["loss"].as_f64().is_some_and(f64::is_finite))
-    );
+            .filter(|l| l["event"] == event)
+            .map(|l| l["step"].as_u64().expect("step"))
+            .collect()
+    };
+    // 10 examples in batches of 4: 3 steps per epoch, each epoch validated.
+    assert_eq!(steps_of("step"), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(steps_of("evaluation"), [3, 6]);
+    assert!(log.iter().all(|l| {
+        ["loss", "f1", "exact_match"].iter().all(|key| {
+            l.get(key)
+                .is_none_or(|v| v.as_f64().is_some_and(f64::is_finite))
+        })
+    }));
     assert!(out.join("checkpoint/state.json").is_file());
+    // The adapter handed over is the best epoch's.
+    let weights = |dir: &str| std::fs::read(out.join(dir).join("adapter_model.safetensors"));
+    assert_eq!(
+        weights("adapter").expect("adapter"),
+        weights("best_adapter").expect("best adapter")
+    );
 
-    let again = qa_train(&model, &records, &out, &[]);
+    let again = qa_train(&model, &records, &out, &validation);
     assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("holds a checkpoint at step 6"), "{stderr}");
     // Resuming a finished run has nothing left to do and keeps the log.
-    let resumed = qa_train(&model, &records, &out, &["--resume"]);
+    let resumed = qa_train(
+        &model,
+        &records,
+        &out,
+        &[&validation[..], &["--resume"]].concat(),
+    );
     assert!(
         resumed.status.success(),
         "{}",
         String::from_utf8_lossy(&resumed.stderr)
     );
     let lines = std::fs::read_to_string(out.join("train_log.jsonl")).expect("log");
-    assert_eq!(lines.lines().count(), 6);
+    assert_eq!(lines.lines().count(), 8);
+}
+
+#[test]
+fn the_shipped_configs_parse_and_flags_win_over_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (model, records) = setup(tmp.path());
+    for config in ["offline-squad.yaml", "experiment.yaml"] {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs")
+            .join(config);
+        let out = tmp.path().join(config.file_stem().expect("a name"));
+        let flags = [
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--validation",
+            records.to_str().expect("utf-8"),
+        ];
+        let output = qa_train(&model, &records, &out, &flags);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // --epochs 2 and --batch-size 4 won over the configs' 3 and 8.
+        let state = std::fs::read_to_string(out.join("checkpoint/state.json")).expect("state");
+        let state: serde_json::Value = serde_json::from_str(&state).expect("JSON");
+        assert_eq!(state["step"], 6);
+    }
 }

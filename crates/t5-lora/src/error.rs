@@ -62,6 +62,10 @@ pub enum Error {
     /// LoRA settings or an adapter are unusable.
     #[error("LoRA: {0}")]
     Lora(String),
+    /// Training cannot start or go on: bad settings, a diverging loss, an unusable checkpoint
+    /// or run directory.
+    #[error("training: {0}")]
+    Training(String),
     /// A prompt template is malformed.
     #[error("prompt template {0}")]
     Template(String),

@@ -1,5 +1,5 @@
 //! FLAN-T5 (T5 v1.0 and v1.1) in Burn: the model, Hugging Face checkpoints and tokenizers,
-//! generation, and (in a later step) LoRA fine-tuning.
+//! generation, and LoRA fine-tuning with validation.
 //!
 //! One implementation serves every Burn backend: the [`burn::prelude::Device`] chosen at run
 //! time decides (see [`device`]).
@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod device;
 mod error;
+pub mod fine_tune;
 pub mod generation;
 pub mod hub;
 pub mod lora;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod predict;
 pub mod tokenizer;
 pub mod train;
+pub mod validation;
 
 pub use error::{Error, Result};
 

@@ -23,6 +23,7 @@ use crate::lora::{LoraConfig, load_adapter, save_adapter};
 use crate::model::T5ForConditionalGeneration;
 use crate::predict::{DEFAULT_TEMPLATE, PromptTemplate};
 use crate::tokenizer::{T5Tokenizer, pad_batch};
+use crate::validation::{EvalScores, Validation, ValidationConfig};
 
 /// Training settings (the `train:` section of a config file); defaults follow the study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +59,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// The adapters.
     pub lora: LoraConfig,
+    /// Evaluation after each epoch, best-epoch selection and early stopping (used when a
+    /// validation set is given).
+    pub validation: ValidationConfig,
 }
 
 impl Default for TrainConfig {
@@ -78,6 +82,7 @@ impl Default for TrainConfig {
             max_grad_norm: 1.0,
             seed: 42,
             lora: LoraConfig::default(),
+            validation: ValidationConfig::default(),
         }
     }
 }
@@ -248,6 +253,29 @@ pub struct StepLog {
     pub target_tokens: usize,
 }
 
+/// One evaluation on the validation set, at the end of an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalLog {
+    /// Optimiser steps done when it ran.
+    pub step: usize,
+    /// The epoch just finished (0-based).
+    pub epoch: usize,
+    /// Its figures.
+    #[serde(flatten)]
+    pub scores: EvalScores,
+    /// Whether it is the best so far (by `validation.best_metric`).
+    pub best: bool,
+}
+
+/// What [`train`] reports as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum TrainEvent<'a> {
+    /// An optimiser step was taken.
+    Step(&'a StepLog),
+    /// An epoch ended and the validation set was scored.
+    Evaluation(&'a EvalLog),
+}
+
 /// Where a run stands after an optimiser step: with the adapter and the optimiser state, all
 /// that is needed to continue exactly (shuffling and dropout draw from seeds derived from the
 /// run's seed, the epoch and the step, so they need no saved generator state).
@@ -261,16 +289,32 @@ pub struct TrainingState {
     pub groups_done: usize,
     /// Ids of the adapter parameters, in model order, that the optimiser state refers to.
     pub param_ids: Vec<u64>,
+    /// The best evaluation so far.
+    pub best: Option<EvalLog>,
+    /// Evaluations since the best one.
+    #[serde(default)]
+    pub epochs_since_best: usize,
 }
 
-/// Checkpointing of a run: the directory, and how often (in optimiser steps).
+impl TrainingState {
+    /// Whether early stopping ends the run: `patience` evaluations in a row brought no
+    /// improvement.
+    pub fn out_of_patience(&self, config: &TrainConfig) -> bool {
+        config.validation.patience > 0 && self.epochs_since_best >= config.validation.patience
+    }
+}
+
+/// Checkpointing of a run: the directories, and how often (in optimiser steps).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpointing {
     /// `adapter_config.json`, `adapter_model.safetensors`, `optimizer.bin` and `state.json`
     /// live here; each checkpoint replaces the previous one atomically.
     pub dir: PathBuf,
-    /// Steps between checkpoints (the last step and a requested stop always get one).
+    /// Steps between checkpoints (the last step, the end of an epoch with validation, and a
+    /// requested stop always get one).
     pub every: usize,
+    /// The adapter of the best evaluation so far (a PEFT adapter directory).
+    pub best_dir: PathBuf,
 }
 
 /// The file holding the optimiser state (Burn's record bytes).
@@ -280,25 +324,35 @@ pub const STATE_FILE: &str = "state.json";
 
 /// How a call to [`train`] ended.
 pub struct TrainOutcome {
-    /// The model with trained adapters.
+    /// The model with the adapters of the last step.
     pub model: T5ForConditionalGeneration,
+    /// With validation: the model with the adapters of the best evaluation
+    /// (`state.best`), in inference mode.
+    pub best_model: Option<T5ForConditionalGeneration>,
     /// Where the run stands.
     pub state: TrainingState,
-    /// Whether `on_step` asked to stop before the last epoch ended.
+    /// Whether the callback asked to stop before the last epoch ended.
     pub interrupted: bool,
+    /// Whether early stopping ended the run before its last epoch.
+    pub stopped_early: bool,
 }
 
-/// `train_log.jsonl`: one JSON line per optimiser step ([`StepLog`] plus tokens/s), appended
-/// and flushed as the run goes.
+/// `train_log.jsonl`: one JSON line per optimiser step (`"event": "step"`, [`StepLog`] plus
+/// tokens/s) and per evaluation (`"event": "evaluation"`, [`EvalLog`]), appended and flushed as
+/// the run goes.
 pub struct TrainLog {
     appender: JsonlAppender,
 }
 
 #[derive(Serialize)]
-struct LogLine<'a> {
-    #[serde(flatten)]
-    step: &'a StepLog,
-    tokens_per_second: f64,
+#[serde(tag = "event", rename_all = "snake_case")]
+enum LogLine<'a> {
+    Step {
+        #[serde(flatten)]
+        step: &'a StepLog,
+        tokens_per_second: f64,
+    },
+    Evaluation(&'a EvalLog),
 }
 
 impl TrainLog {
@@ -315,21 +369,34 @@ impl TrainLog {
     }
 
     /// Appends one step.
-    pub fn append(&mut self, step: &StepLog, tokens_per_second: f64) -> Result<()> {
-        self.appender.append(&LogLine {
+    pub fn append_step(&mut self, step: &StepLog, tokens_per_second: f64) -> Result<()> {
+        self.appender.append(&LogLine::Step {
             step,
             tokens_per_second,
         })?;
         Ok(())
     }
+
+    /// Appends one evaluation.
+    pub fn append_evaluation(&mut self, evaluation: &EvalLog) -> Result<()> {
+        self.appender.append(&LogLine::Evaluation(evaluation))?;
+        Ok(())
+    }
 }
 
 /// Trains the adapters of `model` (on an autodiff device, with adapters attached) on
-/// `examples`. With `checkpointing`, a checkpoint found in its directory is resumed from (the
-/// adapter weights, optimiser state and data position), and new ones are written as the run
-/// goes. `on_step` sees every optimiser step and may stop the run (`ControlFlow::Break`),
-/// which writes a checkpoint first. A loss that is not finite stops training with an error
-/// naming the step, leaving the last checkpoint as it was.
+/// `examples`.
+///
+/// With `validation`, the model is scored after every epoch; the best evaluation (by
+/// `config.validation.best_metric`) is kept as `best_model` (and, with checkpointing, in
+/// `best_dir`), and the run stops early after `config.validation.patience` evaluations without
+/// improvement.
+///
+/// With `checkpointing`, a checkpoint found in its directory is resumed from (the adapter
+/// weights, optimiser state, data position and validation record), and new ones are written as
+/// the run goes. `on_event` sees every optimiser step and evaluation and may stop the run
+/// (`ControlFlow::Break`), which writes a checkpoint first. A loss that is not finite stops
+/// training with an error naming the step, leaving the last checkpoint as it was.
 ///
 /// Dropout masks come from the device's random generator, seeded from `config.seed` and the
 /// step before every step. Burn keeps one generator per backend, shared by all threads, so
@@ -337,19 +404,23 @@ impl TrainLog {
 pub fn train(
     mut model: T5ForConditionalGeneration,
     examples: &[Example],
+    validation: Option<&Validation>,
     config: &TrainConfig,
     checkpointing: Option<&Checkpointing>,
-    mut on_step: impl FnMut(&StepLog) -> ControlFlow<()>,
+    mut on_event: impl FnMut(TrainEvent<'_>) -> ControlFlow<()>,
 ) -> Result<TrainOutcome> {
     let device = model.device();
     if !device.is_autodiff() {
-        return Err(Error::Lora("training needs an autodiff device".to_string()));
+        return Err(Error::Training(
+            "training needs an autodiff device".to_string(),
+        ));
     }
     if config.batch_size == 0 || config.grad_accumulation == 0 || examples.is_empty() {
-        return Err(Error::Lora(
+        return Err(Error::Training(
             "training needs examples, and a batch size and accumulation of at least 1".to_string(),
         ));
     }
+    config.validation.validate()?;
     let (pad, start) = (
         model.config().pad_token_id,
         model.config().decoder_start_token_id,
@@ -366,6 +437,8 @@ pub fn train(
             .iter()
             .map(ParamId::val)
             .collect(),
+        best: None,
+        epochs_since_best: 0,
     };
     if let Some(found) = checkpointing.and_then(|c| existing_checkpoint(&c.dir)) {
         (model, optimizer, state) = resume(model, optimizer, &found)?;
@@ -373,7 +446,8 @@ pub fn train(
     let adapter_ids = adapter_param_ids(&mut model);
     let total_steps = total_steps(examples.len(), config);
     let warmup = (total_steps as f64 * config.warmup_ratio).round() as usize;
-    while state.epoch < config.epochs {
+    let mut best_model = None;
+    while state.epoch < config.epochs && !state.out_of_patience(config) {
         let batches = epoch_batches(examples, config.batch_size, config.seed, state.epoch);
         let groups: Vec<&[Vec<usize>]> = batches.chunks(config.grad_accumulation).collect();
         while state.groups_done < groups.len() {
@@ -392,7 +466,7 @@ pub fn train(
                 let loss = seq2seq_loss(&model, &batch) / group.len() as f64;
                 let value = loss.clone().into_scalar::<f64>() * group.len() as f64;
                 if !value.is_finite() {
-                    return Err(Error::Lora(format!(
+                    return Err(Error::Training(format!(
                         "the loss became {value} at step {} (epoch {}); training stopped, \
                          the last checkpoint is kept",
                         state.step + 1,
@@ -410,43 +484,101 @@ pub fn train(
             let epoch = state.epoch;
             state.step += 1;
             state.groups_done += 1;
-            if state.groups_done == groups.len() {
+            let epoch_ended = state.groups_done == groups.len();
+            if epoch_ended {
                 state.epoch += 1;
                 state.groups_done = 0;
             }
-            let flow = on_step(&StepLog {
+            let mut flow = on_event(TrainEvent::Step(&StepLog {
                 step: state.step,
                 epoch,
                 loss: loss_sum / group.len() as f64,
                 lr,
                 grad_norm,
                 target_tokens,
-            });
+            }));
+            // Evaluated even when a stop was asked for, so that the checkpoint below, at an
+            // epoch's end, always carries that epoch's evaluation.
+            let evaluated = epoch_ended && validation.is_some();
+            if let Some(validation) = validation.filter(|_| epoch_ended) {
+                let inference = model.valid();
+                let scores = validation.evaluate(&inference, config)?;
+                let metric = config.validation.best_metric;
+                let best = state
+                    .best
+                    .as_ref()
+                    .is_none_or(|b| metric.improves(&scores, &b.scores));
+                let log = EvalLog {
+                    step: state.step,
+                    epoch,
+                    scores,
+                    best,
+                };
+                if best {
+                    if let Some(checkpointing) = checkpointing {
+                        save_adapter(&model, &config.lora, &config.model, &checkpointing.best_dir)?;
+                    }
+                    best_model = Some(inference);
+                    state.best = Some(log.clone());
+                    state.epochs_since_best = 0;
+                } else {
+                    state.epochs_since_best += 1;
+                }
+                if on_event(TrainEvent::Evaluation(&log)).is_break() {
+                    flow = ControlFlow::Break(());
+                }
+            }
             let last = state.step == total_steps;
             if let Some(checkpointing) = checkpointing
                 && (flow.is_break()
                     || last
+                    || evaluated
                     || state.step.is_multiple_of(checkpointing.every.max(1)))
             {
                 save_checkpoint(&model, &optimizer, &state, config, &checkpointing.dir)?;
             }
-            if flow.is_break() {
+            if flow.is_break() && !last {
+                let best_model = restore_best(&model, best_model, &state, checkpointing)?;
                 return Ok(TrainOutcome {
                     model,
+                    best_model,
                     state,
-                    interrupted: !last,
+                    interrupted: true,
+                    stopped_early: false,
                 });
             }
-            if state.groups_done == 0 {
+            if epoch_ended {
                 break;
             }
         }
     }
+    let stopped_early = state.epoch < config.epochs;
+    let best_model = restore_best(&model, best_model, &state, checkpointing)?;
     Ok(TrainOutcome {
         model,
+        best_model,
         state,
         interrupted: false,
+        stopped_early,
     })
+}
+
+/// The model of the best evaluation: the one kept in memory, or, when that evaluation was
+/// before a resume, the adapter saved in `best_dir` attached to the base weights of `model`.
+fn restore_best(
+    model: &T5ForConditionalGeneration,
+    in_memory: Option<T5ForConditionalGeneration>,
+    state: &TrainingState,
+    checkpointing: Option<&Checkpointing>,
+) -> Result<Option<T5ForConditionalGeneration>> {
+    match (in_memory, &state.best, checkpointing) {
+        (Some(best), _, _) => Ok(Some(best)),
+        (None, Some(_), Some(checkpointing)) => {
+            let base = model.valid().strip_lora();
+            Ok(Some(load_adapter(base, &checkpointing.best_dir)?.0))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Optimiser steps of a whole run over `examples` examples.
@@ -493,7 +625,7 @@ fn save_checkpoint(
     save_adapter(model, &config.lora, "", &tmp)?;
     let bytes = optimizer
         .into_bytes()
-        .map_err(|e| Error::Lora(format!("saving the optimiser state: {e:?}")))?;
+        .map_err(|e| Error::Training(format!("saving the optimiser state: {e:?}")))?;
     // Inside the temporary directory plain writes suffice: only a complete directory is ever
     // swapped in.
     let optimizer_path = tmp.join(OPTIMIZER_FILE);
@@ -529,7 +661,7 @@ fn resume(
         .flat_map(|adapter| [&mut adapter.lora_a.weight, &mut adapter.lora_b.weight])
         .collect();
     if adapters.len() != state.param_ids.len() {
-        return Err(Error::Lora(format!(
+        return Err(Error::Training(format!(
             "{}: the checkpoint has {} adapter tensors, this model {}",
             dir.display(),
             state.param_ids.len(),
@@ -543,7 +675,7 @@ fn resume(
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let optimizer = optimizer
         .from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| Error::Lora(format!("{}: {e:?}", path.display())))?;
+        .map_err(|e| Error::Training(format!("{}: {e:?}", path.display())))?;
     Ok((model, optimizer, state))
 }
 

@@ -10,13 +10,16 @@ use std::sync::{Mutex, MutexGuard};
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use common::fixtures;
+use common::{fixtures, to_vec};
 use qa_data::{QaRecord, Source};
 use t5_lora::checkpoint::{load_pretrained, read_config};
 use t5_lora::lora::LoraConfig;
+use t5_lora::lora::load_adapter;
 use t5_lora::train::{
-    Checkpointing, Example, Seq2SeqBatch, TrainConfig, encode_examples, seq2seq_loss, train,
+    Checkpointing, EvalLog, Example, Seq2SeqBatch, TrainConfig, TrainEvent, encode_examples,
+    seq2seq_loss, train,
 };
+use t5_lora::validation::{BestMetric, Validation, ValidationConfig};
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate_text};
 
 /// The fixture model with adapters whose B is random (N(0, `b_std`)): a new adapter's B is
@@ -226,9 +229,11 @@ fn records() -> Vec<QaRecord> {
 fn a_tiny_model_learns_sixteen_pairs_by_heart() {
     let _turn = seeded();
     let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
+    // The sixteen pairs fifty times over: three epochs of 200 steps, each scored on the
+    // pairs themselves.
     let config = TrainConfig {
         batch_size: 4,
-        epochs: 150,
+        epochs: 3,
         learning_rate: 5e-3,
         warmup_ratio: 0.05,
         lora: LoraConfig {
@@ -239,30 +244,65 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
                 .to_vec(),
             ..LoraConfig::default()
         },
+        validation: ValidationConfig {
+            generate_examples: 16,
+            ..ValidationConfig::default()
+        },
         ..TrainConfig::default()
     };
     let records = records();
-    let (examples, counts) = encode_examples(&tokenizer, &records, &config).expect("encodes");
+    let repeated: Vec<QaRecord> = (0..50).flat_map(|_| records.clone()).collect();
+    let (examples, counts) = encode_examples(&tokenizer, &repeated, &config).expect("encodes");
     assert_eq!(counts.answers_cut_away, 0);
+    let (validation, _) = Validation::new(&tokenizer, &records, &config).expect("encodes");
     let model = trainable(5, &config.lora);
     let mut losses = Vec::new();
-    let outcome = train(model, &examples, &config, None, |log| {
-        losses.push(log.loss);
-        ControlFlow::Continue(())
-    })
+    let mut evaluations: Vec<EvalLog> = Vec::new();
+    let outcome = train(
+        model,
+        &examples,
+        Some(&validation),
+        &config,
+        None,
+        |event| {
+            match event {
+                TrainEvent::Step(log) => losses.push(log.loss),
+                TrainEvent::Evaluation(log) => evaluations.push(log.clone()),
+            }
+            ControlFlow::Continue(())
+        },
+    )
     .expect("trains");
-    let model = outcome.model;
-    assert_eq!(losses.len(), 150 * 4);
+    assert_eq!(losses.len(), 3 * 200);
     let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
     let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
     assert!(last < first / 10.0, "loss fell only from {first} to {last}");
+    let steps: Vec<usize> = evaluations.iter().map(|e| e.step).collect();
+    assert_eq!(steps, [200, 400, 600]);
+    assert!(
+        evaluations
+            .windows(2)
+            .all(|w| w[1].scores.loss < w[0].scores.loss),
+        "validation loss must fall: {evaluations:?}"
+    );
+    let final_scores = evaluations[2].scores;
+    assert_eq!(
+        (
+            final_scores.exact_match,
+            final_scores.f1,
+            final_scores.generated
+        ),
+        (100.0, 100.0, 16)
+    );
+    assert!(!outcome.stopped_early);
 
+    // The same answers again, outside the training loop, from the merged best adapter.
     let prompts: Vec<String> = records
         .iter()
         .map(|r| format!("question: {} context: {}", r.question, r.context))
         .collect();
     let streams: Vec<u64> = (0..prompts.len() as u64).collect();
-    let inference = model.merge_lora();
+    let inference = outcome.best_model.expect("validated").merge_lora();
     let answers = generate_text(
         &inference,
         &tokenizer,
@@ -291,42 +331,71 @@ fn adapter_weights(model: &mut T5ForConditionalGeneration) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// The evaluations that `event` reports, gathered into `into`.
+fn gather(into: &mut Vec<EvalLog>, event: TrainEvent<'_>) {
+    if let TrainEvent::Evaluation(log) = event {
+        into.push(log.clone());
+    }
+}
+
 #[test]
 fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
     let _turn = seeded();
     let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
-    // Dropout on, two batches per step, and a stop in the middle of an epoch: everything a
-    // resume must restore.
+    // Dropout on, two batches per step, validation, and a stop in the middle of an epoch:
+    // everything a resume must restore.
     let config = TrainConfig {
         batch_size: 2,
         grad_accumulation: 2,
         epochs: 2,
         learning_rate: 1e-2,
+        validation: ValidationConfig {
+            generate_examples: 4,
+            best_metric: BestMetric::Loss,
+            patience: 0,
+        },
         ..TrainConfig::default()
     };
     let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
+    let (validation, _) = Validation::new(&tokenizer, &records()[..6], &config).expect("encodes");
     let fresh = || trainable(config.seed, &config.lora);
     let dirs = tempfile::tempdir().expect("tempdir");
     let checkpointing = |name: &str| Checkpointing {
-        dir: dirs.path().join(name),
+        dir: dirs.path().join(name).join("checkpoint"),
         every: 100,
+        best_dir: dirs.path().join(name).join("best"),
     };
 
     let straight = checkpointing("straight");
-    let mut whole = train(fresh(), &examples, &config, Some(&straight), |_| {
-        ControlFlow::Continue(())
-    })
+    let mut straight_evaluations = Vec::new();
+    let mut whole = train(
+        fresh(),
+        &examples,
+        Some(&validation),
+        &config,
+        Some(&straight),
+        |event| {
+            gather(&mut straight_evaluations, event);
+            ControlFlow::Continue(())
+        },
+    )
     .expect("trains");
     assert_eq!(whole.state.step, 8);
+    let steps: Vec<usize> = straight_evaluations.iter().map(|e| e.step).collect();
+    assert_eq!(steps, [4, 8]);
 
     let halves = checkpointing("halves");
-    let first = train(fresh(), &examples, &config, Some(&halves), |log| {
-        if log.step == 3 {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })
+    let first = train(
+        fresh(),
+        &examples,
+        Some(&validation),
+        &config,
+        Some(&halves),
+        |event| match event {
+            TrainEvent::Step(log) if log.step == 3 => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        },
+    )
     .expect("trains");
     assert!(first.interrupted);
     assert_eq!(
@@ -334,15 +403,142 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
         (3, 0, 3)
     );
     let mut steps_after_resume = Vec::new();
-    let mut second = train(fresh(), &examples, &config, Some(&halves), |log| {
-        steps_after_resume.push(log.step);
-        ControlFlow::Continue(())
-    })
+    let mut evaluations_after_resume = Vec::new();
+    let mut second = train(
+        fresh(),
+        &examples,
+        Some(&validation),
+        &config,
+        Some(&halves),
+        |event| {
+            if let TrainEvent::Step(log) = event {
+                steps_after_resume.push(log.step);
+            }
+            gather(&mut evaluations_after_resume, event);
+            ControlFlow::Continue(())
+        },
+    )
     .expect("resumes");
     assert_eq!(steps_after_resume, [4, 5, 6, 7, 8]);
     assert_eq!(
         adapter_weights(&mut second.model),
         adapter_weights(&mut whole.model)
+    );
+    assert_eq!(evaluations_after_resume, straight_evaluations);
+    assert_eq!(
+        (second.state.best, second.state.epochs_since_best),
+        (whole.state.best, whole.state.epochs_since_best)
+    );
+}
+
+/// Logits of `model` for the first four training examples.
+fn logits(model: &T5ForConditionalGeneration, examples: &[Example]) -> Vec<f32> {
+    let chosen: Vec<&Example> = examples.iter().take(4).collect();
+    let config = model.config();
+    let batch = Seq2SeqBatch::new(
+        &chosen,
+        config.pad_token_id,
+        config.decoder_start_token_id,
+        &model.device(),
+    );
+    to_vec(model.forward(
+        batch.input_ids,
+        batch.attention_mask,
+        batch.decoder_input_ids,
+    ))
+}
+
+#[test]
+fn early_stopping_ends_a_run_that_stops_improving_and_keeps_the_best_epoch() {
+    let _turn = seeded();
+    let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
+    let config = TrainConfig {
+        batch_size: 4,
+        epochs: 6,
+        learning_rate: 5e-3,
+        validation: ValidationConfig {
+            generate_examples: 3,
+            best_metric: BestMetric::F1,
+            patience: 2,
+        },
+        ..TrainConfig::default()
+    };
+    let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
+    // Questions whose answers share no word with anything the model sees: F1 stays 0, so
+    // the first evaluation stays the best and the run stops two epochs later.
+    let unrelated: Vec<QaRecord> = ["zqxj", "vwkq", "jxqz"]
+        .iter()
+        .enumerate()
+        .map(|(i, answer)| QaRecord {
+            id: format!("u{i}"),
+            question: "What is the word?".to_string(),
+            context: format!("The word is {answer}."),
+            answers: vec![answer.to_string()],
+            source: Source::Human,
+            provenance: None,
+        })
+        .collect();
+    let (validation, _) = Validation::new(&tokenizer, &unrelated, &config).expect("encodes");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpointing = Checkpointing {
+        dir: dir.path().join("checkpoint"),
+        every: 100,
+        best_dir: dir.path().join("best"),
+    };
+    let mut evaluations = Vec::new();
+    let mut steps = 0;
+    let outcome = train(
+        trainable(config.seed, &config.lora),
+        &examples,
+        Some(&validation),
+        &config,
+        Some(&checkpointing),
+        |event| {
+            steps += usize::from(matches!(event, TrainEvent::Step(_)));
+            gather(&mut evaluations, event);
+            ControlFlow::Continue(())
+        },
+    )
+    .expect("trains");
+    let f1s: Vec<f64> = evaluations.iter().map(|e| e.scores.f1).collect();
+    assert_eq!(f1s, [0.0, 0.0, 0.0]);
+    let best: Vec<bool> = evaluations.iter().map(|e| e.best).collect();
+    assert_eq!(best, [true, false, false]);
+    assert!(outcome.stopped_early && !outcome.interrupted);
+    assert_eq!((steps, outcome.state.epoch), (3 * 4, 3));
+    let best_log = outcome.state.best.clone().expect("a best evaluation");
+    assert_eq!((best_log.epoch, best_log.step), (0, 4));
+
+    // The best model is epoch 0's, not the last one, and is what `best_dir` holds.
+    let best_model = outcome.best_model.expect("a best model");
+    let last_model = outcome.model.valid();
+    let from_disk = load_adapter(last_model.clone().strip_lora(), &checkpointing.best_dir)
+        .expect("loads")
+        .0;
+    assert_eq!(
+        logits(&best_model, &examples),
+        logits(&from_disk, &examples)
+    );
+    assert_ne!(
+        logits(&best_model, &examples),
+        logits(&last_model, &examples)
+    );
+
+    // Resuming a run that stopped early trains no further, and restores its best model.
+    let again = train(
+        trainable(config.seed, &config.lora),
+        &examples,
+        Some(&validation),
+        &config,
+        Some(&checkpointing),
+        |_| ControlFlow::Continue(()),
+    )
+    .expect("resumes");
+    assert!(again.stopped_early);
+    assert_eq!(again.state.step, 12);
+    assert_eq!(
+        logits(&again.best_model.expect("restored"), &examples),
+        logits(&from_disk, &examples)
     );
 }
 
@@ -365,10 +561,16 @@ fn a_diverging_run_stops_with_the_step_and_keeps_the_last_checkpoint() {
     let checkpointing = Checkpointing {
         dir: dir.path().join("checkpoint"),
         every: 1,
+        best_dir: dir.path().join("best"),
     };
-    let error = train(model, &examples, &config, Some(&checkpointing), |_| {
-        ControlFlow::Continue(())
-    })
+    let error = train(
+        model,
+        &examples,
+        None,
+        &config,
+        Some(&checkpointing),
+        |_| ControlFlow::Continue(()),
+    )
     .err()
     .expect("the run diverges")
     .to_string();

@@ -1,0 +1,180 @@
+//! A whole fine-tuning run on files, as `qa-train` does it: records from JSONL, the base model
+//! from a directory or the Hugging Face cache, and a run directory that holds everything the
+//! run produces and needs to resume.
+//!
+//! ```text
+//! <out_dir>/adapter/          the adapter to use: the best evaluation's with a validation set,
+//!                             else the last step's (PEFT files)
+//! <out_dir>/best_adapter/     the best evaluation's adapter, kept up to date during the run
+//! <out_dir>/checkpoint/       adapter, optimiser state, data position, validation record
+//! <out_dir>/train_log.jsonl   one line per optimiser step and per evaluation
+//! ```
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use qa_data::QaRecord;
+use qa_data::files::read_jsonl;
+
+use crate::checkpoint::load_pretrained;
+use crate::error::{Error, Result};
+use crate::hub::{HubOptions, resolve_model};
+use crate::lora::save_adapter;
+use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
+use crate::train::{
+    Checkpointing, EvalLog, StepLog, TrainConfig, TrainEvent, TrainLog, TrainingState,
+    TruncationCounts, checkpoint_state, encode_examples, total_steps, train,
+};
+use crate::validation::Validation;
+
+/// The adapter a run hands over.
+pub const ADAPTER_DIR: &str = "adapter";
+/// The best evaluation's adapter.
+pub const BEST_ADAPTER_DIR: &str = "best_adapter";
+/// The checkpoint a run resumes from.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+/// The training log.
+pub const LOG_FILE: &str = "train_log.jsonl";
+
+/// The files of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFiles {
+    /// Training records (JSONL).
+    pub train: PathBuf,
+    /// Validation records (JSONL), scored after every epoch.
+    pub validation: Option<PathBuf>,
+    /// The run directory.
+    pub out_dir: PathBuf,
+    /// Continue from the checkpoint in `out_dir` (which must exist); without it, a checkpoint
+    /// there is an error rather than something to overwrite.
+    pub resume: bool,
+}
+
+/// What a run reports as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Data and model are loaded: `done` of `total` optimiser steps are behind.
+    Started {
+        /// Steps a resumed run has already taken.
+        done: usize,
+        /// Steps of the whole run (early stopping may end it sooner).
+        total: usize,
+        /// What tokenizing the training set cut.
+        truncation: TruncationCounts,
+    },
+    /// An optimiser step, with its speed in target tokens per second.
+    Step(&'a StepLog, f64),
+    /// An evaluation at the end of an epoch.
+    Evaluation(&'a EvalLog),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// Where it stands (steps, epoch, best evaluation).
+    pub state: TrainingState,
+    /// Whether early stopping ended it before its last epoch.
+    pub stopped_early: bool,
+    /// The adapter written.
+    pub adapter_dir: PathBuf,
+    /// The log.
+    pub log: PathBuf,
+}
+
+/// Runs (or resumes) the training that `config` and `files` describe and writes the adapter.
+pub fn fine_tune(
+    config: &TrainConfig,
+    files: &RunFiles,
+    mut on_progress: impl FnMut(Progress<'_>),
+) -> Result<RunSummary> {
+    let checkpointing = Checkpointing {
+        dir: files.out_dir.join(CHECKPOINT_DIR),
+        every: config.checkpoint_every,
+        best_dir: files.out_dir.join(BEST_ADAPTER_DIR),
+    };
+    let resumed = checkpoint_state(&checkpointing.dir)?;
+    match (&resumed, files.resume) {
+        (Some(state), false) => {
+            return Err(Error::Training(format!(
+                "{} holds a checkpoint at step {}: resume it, or remove it",
+                checkpointing.dir.display(),
+                state.step
+            )));
+        }
+        (None, true) => {
+            return Err(Error::Training(format!(
+                "nothing to resume: no checkpoint in {}",
+                checkpointing.dir.display()
+            )));
+        }
+        _ => {}
+    }
+    let records: Vec<QaRecord> = read_jsonl(&files.train)?;
+    let validation_records: Option<Vec<QaRecord>> =
+        files.validation.as_ref().map(read_jsonl).transpose()?;
+
+    let device = config.device.device()?.autodiff();
+    device.seed(config.seed);
+    let dir = resolve_model(&config.model, &HubOptions::from_env())?;
+    let model = load_pretrained(&dir, &device)?.with_lora(&config.lora)?;
+    let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
+    let (examples, truncation) = encode_examples(&tokenizer, &records, config)?;
+    let validation = validation_records
+        .map(|records| Validation::new(&tokenizer, &records, config))
+        .transpose()?
+        .map(|(validation, _)| validation);
+
+    let log_path = files.out_dir.join(LOG_FILE);
+    let done = resumed.as_ref().map_or(0, |state| state.step);
+    let mut log = TrainLog::open(&log_path, done)?;
+    on_progress(Progress::Started {
+        done,
+        total: total_steps(examples.len(), config),
+        truncation,
+    });
+    let mut last = Instant::now();
+    let mut log_failure = None;
+    let outcome = train(
+        model,
+        &examples,
+        validation.as_ref(),
+        config,
+        Some(&checkpointing),
+        |event| {
+            let written = match event {
+                TrainEvent::Step(step) => {
+                    let seconds = std::mem::replace(&mut last, Instant::now())
+                        .elapsed()
+                        .as_secs_f64();
+                    let tokens_per_second = step.target_tokens as f64 / seconds.max(1e-9);
+                    on_progress(Progress::Step(step, tokens_per_second));
+                    log.append_step(step, tokens_per_second)
+                }
+                TrainEvent::Evaluation(evaluation) => {
+                    on_progress(Progress::Evaluation(evaluation));
+                    log.append_evaluation(evaluation)
+                }
+            };
+            match written {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    log_failure = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        },
+    )?;
+    if let Some(e) = log_failure {
+        return Err(e);
+    }
+    let adapter_dir = files.out_dir.join(ADAPTER_DIR);
+    let chosen = outcome.best_model.as_ref().unwrap_or(&outcome.model);
+    save_adapter(chosen, &config.lora, &config.model, &adapter_dir)?;
+    Ok(RunSummary {
+        state: outcome.state,
+        stopped_early: outcome.stopped_early,
+        adapter_dir,
+        log: log_path,
+    })
+}
