@@ -1,6 +1,6 @@
 //! LoRA training on the tiny FLAN-T5 fixture: autodiff gradients against finite differences,
-//! and overfitting a handful of QA pairs through the whole path (records → examples → training
-//! → generation).
+//! validation, early stopping and resume, and overfitting a handful of QA pairs through the whole
+//! path (JSONL records → `fine_tune` → adapter on disk → predictions).
 
 mod common;
 
@@ -11,16 +11,20 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use common::{fixtures, to_vec};
+use qa_data::files::{read_jsonl, write_jsonl_atomic};
+use qa_data::predictions::Prediction;
 use qa_data::{QaRecord, Source};
 use t5_lora::checkpoint::{load_pretrained, read_config};
+use t5_lora::fine_tune::{Progress, RunFiles, fine_tune};
 use t5_lora::lora::LoraConfig;
 use t5_lora::lora::load_adapter;
+use t5_lora::predict::{PredictConfig, predict_records};
 use t5_lora::train::{
     Checkpointing, EvalLog, Example, Seq2SeqBatch, TrainConfig, TrainEvent, encode_examples,
     seq2seq_loss, train,
 };
 use t5_lora::validation::{BestMetric, Validation, ValidationConfig};
-use t5_lora::{GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate_text};
+use t5_lora::{T5ForConditionalGeneration, T5Tokenizer};
 
 /// The fixture model with adapters whose B is random (N(0, `b_std`)): a new adapter's B is
 /// zero, where the gradient of A vanishes.
@@ -228,14 +232,24 @@ fn records() -> Vec<QaRecord> {
 #[test]
 fn a_tiny_model_learns_sixteen_pairs_by_heart() {
     let _turn = seeded();
-    let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
-    // The sixteen pairs fifty times over: three epochs of 200 steps, each scored on the
+    // The whole path: records in JSONL → fine_tune (log, adapter on disk) → predictions.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records = records();
+    // The sixteen pairs fifty times over: three epochs of 200 steps, each validated on the
     // pairs themselves.
+    let repeated: Vec<QaRecord> = (0..50).flat_map(|_| records.clone()).collect();
+    let (train_file, validation_file) =
+        (dir.path().join("train.jsonl"), dir.path().join("val.jsonl"));
+    write_jsonl_atomic(&train_file, &repeated).expect("writes");
+    write_jsonl_atomic(&validation_file, &records).expect("writes");
+    let model_dir = fixtures().join("flan-t5-tiny");
     let config = TrainConfig {
+        model: model_dir.to_str().expect("utf-8").to_string(),
         batch_size: 4,
         epochs: 3,
         learning_rate: 5e-3,
         warmup_ratio: 0.05,
+        seed: 5,
         lora: LoraConfig {
             r: 8,
             lora_dropout: 0.0,
@@ -250,33 +264,35 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
         },
         ..TrainConfig::default()
     };
-    let records = records();
-    let repeated: Vec<QaRecord> = (0..50).flat_map(|_| records.clone()).collect();
-    let (examples, counts) = encode_examples(&tokenizer, &repeated, &config).expect("encodes");
-    assert_eq!(counts.answers_cut_away, 0);
-    let (validation, _) = Validation::new(&tokenizer, &records, &config).expect("encodes");
-    let model = trainable(5, &config.lora);
-    let mut losses = Vec::new();
-    let mut evaluations: Vec<EvalLog> = Vec::new();
-    let outcome = train(
-        model,
-        &examples,
-        Some(&validation),
-        &config,
-        None,
-        |event| {
-            match event {
-                TrainEvent::Step(log) => losses.push(log.loss),
-                TrainEvent::Evaluation(log) => evaluations.push(log.clone()),
-            }
-            ControlFlow::Continue(())
-        },
-    )
+    let files = RunFiles {
+        train: train_file,
+        validation: Some(validation_file),
+        out_dir: dir.path().join("run"),
+        resume: false,
+    };
+    let summary = fine_tune(&config, &files, |progress| {
+        if let Progress::Started { truncation, .. } = progress {
+            assert_eq!(truncation.answers_cut_away, 0);
+        }
+    })
     .expect("trains");
+    assert!(!summary.stopped_early);
+
+    let log: Vec<serde_json::Value> = read_jsonl(&summary.log).expect("the log");
+    let losses: Vec<f64> = log
+        .iter()
+        .filter(|line| line["event"] == "step")
+        .map(|line| line["loss"].as_f64().expect("a loss"))
+        .collect();
     assert_eq!(losses.len(), 3 * 200);
     let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
     let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
     assert!(last < first / 10.0, "loss fell only from {first} to {last}");
+    let evaluations: Vec<EvalLog> = log
+        .iter()
+        .filter(|line| line["event"] == "evaluation")
+        .map(|line| serde_json::from_value(line.clone()).expect("an evaluation"))
+        .collect();
     let steps: Vec<usize> = evaluations.iter().map(|e| e.step).collect();
     assert_eq!(steps, [200, 400, 600]);
     assert!(
@@ -294,30 +310,28 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
         ),
         (100.0, 100.0, 16)
     );
-    assert!(!outcome.stopped_early);
 
-    // The same answers again, outside the training loop, from the merged best adapter.
-    let prompts: Vec<String> = records
-        .iter()
-        .map(|r| format!("question: {} context: {}", r.question, r.context))
-        .collect();
-    let streams: Vec<u64> = (0..prompts.len() as u64).collect();
-    let inference = outcome.best_model.expect("validated").merge_lora();
-    let answers = generate_text(
-        &inference,
+    // The same answers again, outside training, from the adapter written to disk.
+    let base = load_pretrained(&model_dir, &Device::default()).expect("loads");
+    let (adapted, _) = load_adapter(base, &summary.adapter_dir).expect("the adapter");
+    let tokenizer = T5Tokenizer::from_file(&model_dir.join("tokenizer.json")).expect("tokenizer");
+    let predictions_file = dir.path().join("predictions.jsonl");
+    predict_records(
+        &adapted.merge_lora(),
         &tokenizer,
-        &prompts,
-        512,
-        &GenerationConfig::default(),
-        &streams,
+        &records,
+        &PredictConfig::default(),
+        &predictions_file,
+        |_, _| {},
     )
-    .expect("generates");
-    let correct = answers
+    .expect("predicts");
+    let predictions: Vec<Prediction> = read_jsonl(&predictions_file).expect("predictions");
+    let correct = predictions
         .iter()
         .zip(&records)
-        .filter(|(answer, record)| qa_metrics::squad::exact_match(answer, record.answer()) == 1.0)
+        .filter(|(p, record)| qa_metrics::squad::exact_match(&p.prediction, record.answer()) == 1.0)
         .count();
-    assert_eq!(correct, 16, "answers after training: {answers:?}");
+    assert_eq!(correct, 16, "answers after training: {predictions:?}");
 }
 
 /// Every adapter weight of `model`, in model order.
