@@ -1,0 +1,115 @@
+//! Filtering a JSONL file of records, as `qa-filter` does: kept records, rejected ones with
+//! their reasons, and the funnel, each written atomically into an output directory.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use qa_data::QaRecord;
+use qa_data::files::{JsonlReader, read_jsonl, write_json_atomic, write_jsonl_atomic};
+use qa_data::rejection::Rejection;
+
+use crate::Candidate;
+use crate::error::{Error, Result};
+use crate::pipeline::{FilterConfig, Funnel, Pipeline, Rejected};
+
+/// The kept records.
+pub const KEPT_FILE: &str = "filtered.jsonl";
+/// The refused records, one [`Rejection`] per line.
+pub const REJECTED_FILE: &str = "rejected.jsonl";
+/// The funnel, as JSON.
+pub const FUNNEL_FILE: &str = "funnel.json";
+
+/// The rejection record for `record`, refused at `location` of `file`.
+pub fn rejection(
+    record: &QaRecord,
+    file: &Path,
+    location: String,
+    rejected: &Rejected,
+) -> Rejection {
+    Rejection {
+        id: Some(record.id.clone()),
+        file: file.display().to_string(),
+        location,
+        field: rejected.field.to_string(),
+        rejected_by: rejected.filter.to_string(),
+        reason: rejected.reason.clone(),
+        record: serde_json::to_value(record).unwrap_or_default(),
+    }
+}
+
+/// What [`filter_file`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterSummary {
+    /// The counts.
+    pub funnel: Funnel,
+    /// Kept records.
+    pub kept: PathBuf,
+    /// Refused records with reasons.
+    pub rejected: PathBuf,
+    /// The funnel as JSON.
+    pub funnel_file: PathBuf,
+}
+
+/// Runs the pipeline of `config` over the records of `input`, writing [`KEPT_FILE`],
+/// [`REJECTED_FILE`] and [`FUNNEL_FILE`] into `out_dir`. With `seeds` (the human records they
+/// were generated from), each record is compared with the seed its `provenance.parent_id`
+/// names; a record naming no seed, or one that is not there, is an error naming its line.
+pub fn filter_file(
+    config: &FilterConfig,
+    input: &Path,
+    seeds: Option<&Path>,
+    out_dir: &Path,
+) -> Result<FilterSummary> {
+    let mut pipeline = Pipeline::new(config)?;
+    let seeds: Option<HashMap<String, QaRecord>> = seeds
+        .map(|path| {
+            read_jsonl::<QaRecord>(path)
+                .map(|records| records.into_iter().map(|r| (r.id.clone(), r)).collect())
+        })
+        .transpose()?;
+    let mut kept = Vec::new();
+    let mut rejected = Vec::new();
+    for item in JsonlReader::<QaRecord>::open(input)? {
+        let (line, record) = item?;
+        let seed = match &seeds {
+            None => None,
+            Some(seeds) => {
+                let parent = record.provenance.as_ref().map(|p| p.parent_id.as_str());
+                let found = parent.and_then(|id| seeds.get(id));
+                if found.is_none() {
+                    return Err(Error::Data(qa_data::Error::InvalidField {
+                        path: input.to_path_buf(),
+                        line,
+                        field: "provenance.parent_id".to_string(),
+                        message: match parent {
+                            Some(id) => format!("seed {id:?} is not in the seed file"),
+                            None => "missing: the record names no seed".to_string(),
+                        },
+                    }));
+                }
+                found
+            }
+        };
+        let candidate = Candidate {
+            record: &record,
+            seed,
+        };
+        match pipeline.run(&candidate) {
+            Ok(()) => kept.push(record),
+            Err(refused) => {
+                rejected.push(rejection(&record, input, format!("line {line}"), &refused));
+            }
+        }
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| qa_data::Error::io(out_dir, e))?;
+    let summary = FilterSummary {
+        funnel: pipeline.funnel().clone(),
+        kept: out_dir.join(KEPT_FILE),
+        rejected: out_dir.join(REJECTED_FILE),
+        funnel_file: out_dir.join(FUNNEL_FILE),
+    };
+    write_jsonl_atomic(&summary.kept, &kept)?;
+    write_jsonl_atomic(&summary.rejected, &rejected)?;
+    write_json_atomic(&summary.funnel_file, &summary.funnel)?;
+    Ok(summary)
+}
