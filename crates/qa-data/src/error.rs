@@ -116,6 +116,9 @@ pub enum Error {
     /// A configuration file, variable or flag is missing, unknown or of the wrong type.
     #[error("configuration: {0}")]
     Config(String),
+    /// A prompt template is malformed.
+    #[error("prompt template {0}")]
+    Template(String),
     /// A value could not be serialised for writing.
     #[error("{path}: cannot serialise record: {source}")]
     Serialize {

@@ -35,6 +35,7 @@ mod record;
 pub mod rejection;
 pub mod split;
 pub mod squad;
+pub mod template;
 
 pub use error::{Error, Result};
 pub use record::{Provenance, QaRecord, Source};

@@ -66,9 +66,6 @@ pub enum Error {
     /// or run directory.
     #[error("training: {0}")]
     Training(String),
-    /// A prompt template is malformed.
-    #[error("prompt template {0}")]
-    Template(String),
     /// Reading records or writing predictions failed.
     #[error(transparent)]
     Data(#[from] qa_data::Error),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use qa_data::QaRecord;
 use qa_data::files::{JsonlAppender, read_appended, write_jsonl_atomic};
 use qa_data::predictions::Prediction;
+use qa_data::template::PromptTemplate;
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
@@ -56,76 +57,6 @@ impl Default for PredictConfig {
                 ..GenerationConfig::default()
             },
         }
-    }
-}
-
-/// A prompt template: text with `{question}` and `{context}` placeholders (each optional, no
-/// others; `{{` and `}}` stand for literal braces).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PromptTemplate {
-    pieces: Vec<Piece>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    Question,
-    Context,
-}
-
-impl PromptTemplate {
-    /// Parses `template`, refusing unknown placeholders and unbalanced braces.
-    pub fn parse(template: &str) -> Result<Self> {
-        let fail = |message: String| Err(Error::Template(format!("{template:?}: {message}")));
-        let mut pieces = Vec::new();
-        let mut text = String::new();
-        let mut rest = template;
-        while let Some(position) = rest.find(['{', '}']) {
-            text.push_str(&rest[..position]);
-            rest = &rest[position..];
-            if let Some(after) = rest.strip_prefix("{{").or_else(|| rest.strip_prefix("}}")) {
-                text.push_str(&rest[..1]);
-                rest = after;
-                continue;
-            }
-            if rest.starts_with('}') {
-                return fail("unmatched '}' (write '}}' for a literal brace)".to_string());
-            }
-            let Some(end) = rest.find('}') else {
-                return fail("unclosed '{' (write '{{' for a literal brace)".to_string());
-            };
-            let piece = match &rest[1..end] {
-                "question" => Piece::Question,
-                "context" => Piece::Context,
-                other => {
-                    return fail(format!(
-                        "unknown placeholder {{{other}}}: only {{question}} and {{context}} exist"
-                    ));
-                }
-            };
-            if !text.is_empty() {
-                pieces.push(Piece::Text(std::mem::take(&mut text)));
-            }
-            pieces.push(piece);
-            rest = &rest[end + 1..];
-        }
-        text.push_str(rest);
-        if !text.is_empty() {
-            pieces.push(Piece::Text(text));
-        }
-        Ok(PromptTemplate { pieces })
-    }
-
-    /// The prompt for `record`.
-    pub fn render(&self, record: &QaRecord) -> String {
-        self.pieces
-            .iter()
-            .map(|piece| match piece {
-                Piece::Text(text) => text.as_str(),
-                Piece::Question => record.question.as_str(),
-                Piece::Context => record.context.as_str(),
-            })
-            .collect()
     }
 }
 
@@ -212,7 +143,7 @@ pub fn predict_records(
             "batch_size must be at least 1".to_string(),
         ));
     }
-    let template = PromptTemplate::parse(&config.prompt_template)?;
+    let template = PromptTemplate::parse_question_prompt(&config.prompt_template)?;
     let mut seen = HashMap::new();
     for (index, record) in records.iter().enumerate() {
         if let Some(first) = seen.insert(record.id.as_str(), index) {
@@ -280,35 +211,4 @@ pub fn predict_records(
         resumed,
         truncated: encoded.truncated,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use qa_data::Source;
-
-    fn record() -> QaRecord {
-        QaRecord {
-            id: "q1".to_string(),
-            question: "Who won?".to_string(),
-            context: "Denver won.".to_string(),
-            answers: vec!["Denver".to_string()],
-            source: Source::Human,
-            provenance: None,
-        }
-    }
-
-    #[test]
-    fn templates_fill_placeholders_and_refuse_unknown_ones() {
-        let template = PromptTemplate::parse(DEFAULT_TEMPLATE).expect("parses");
-        assert_eq!(
-            template.render(&record()),
-            "question: Who won? context: Denver won."
-        );
-        let braces = PromptTemplate::parse("{{literal}} {context}").expect("parses");
-        assert_eq!(braces.render(&record()), "{literal} Denver won.");
-        for bad in ["{answer}", "question: {question", "a } b"] {
-            assert!(PromptTemplate::parse(bad).is_err(), "{bad}");
-        }
-    }
 }

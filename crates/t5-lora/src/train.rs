@@ -21,9 +21,10 @@ use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::lora::{LoraConfig, load_adapter, save_adapter};
 use crate::model::T5ForConditionalGeneration;
-use crate::predict::{DEFAULT_TEMPLATE, PromptTemplate};
+use crate::predict::DEFAULT_TEMPLATE;
 use crate::tokenizer::{T5Tokenizer, pad_batch};
 use crate::validation::{EvalScores, Validation, ValidationConfig};
+use qa_data::template::PromptTemplate;
 
 /// Training settings (the `train:` section of a config file); defaults follow the study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,7 +115,7 @@ pub fn encode_examples(
     records: &[QaRecord],
     config: &TrainConfig,
 ) -> Result<(Vec<Example>, TruncationCounts)> {
-    let template = PromptTemplate::parse(&config.prompt_template)?;
+    let template = PromptTemplate::parse_question_prompt(&config.prompt_template)?;
     let prompts: Vec<String> = records.iter().map(|r| template.render(r)).collect();
     let sources = tokenizer.encode(&prompts, config.max_source_len)?;
     let answers: Vec<&str> = records.iter().map(QaRecord::answer).collect();
