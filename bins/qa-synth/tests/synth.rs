@@ -1,0 +1,189 @@
+//! `qa-synth` end to end with the tiny random FLAN-T5 fixture as the generator: its output is
+//! noise, which is exactly what the acceptance floor must stop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Writes `count` seed records and a config whose generator is the tiny fixture.
+fn setup(dir: &Path, count: usize, min_acceptance: f64) -> (PathBuf, PathBuf) {
+    let seeds = dir.join("seeds.jsonl");
+    let lines: String = (0..count)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("s{i}"),
+                "question": format!("How many points did the home team score in game {i} of the season?"),
+                "context": format!("In game {i} of the season the home team scored {} points.", i + 10),
+                "answers": [(i + 10).to_string()],
+                "source": "human",
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(&seeds, lines).expect("seeds");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5/flan-t5-tiny");
+    let config = dir.join("synth.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "synth:\n  generator:\n    model: {}\n    batch_size: 4\n    generation:\n      \
+             max_new_tokens: 24\n      seed: 7\n  candidates: 2\n  target: 1000\n  \
+             min_acceptance: {min_acceptance}\n  floor_seeds: 10\n  seeds_per_batch: 1\n",
+            model.display()
+        ),
+    )
+    .expect("config");
+    (seeds, config)
+}
+
+fn synth(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_qa-synth"));
+    command.args(args);
+    command
+}
+
+fn run(seeds: &Path, config: &Path, out: &Path, extra: &[&str]) -> Output {
+    synth(&[
+        "run",
+        "--seeds",
+        path(seeds),
+        "--config",
+        path(config),
+        "--out-dir",
+        path(out),
+    ])
+    .args(extra)
+    .output()
+    .expect("qa-synth runs")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn garbage_from_a_random_model_trips_the_acceptance_floor() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (seeds, config) = setup(tmp.path(), 30, 0.2);
+    let out = tmp.path().join("out");
+    let output = run(&seeds, &config, &out, &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("below the floor of 20.0%") && stderr.contains("first 10 seeds"),
+        "{stderr}"
+    );
+    // The funnel is printed with the error, and the rejected candidates are kept with reasons.
+    assert!(stderr.contains("(0.0% kept)"), "{stderr}");
+    let rejected = read(&out.join("rejected.jsonl"));
+    assert_eq!(rejected.lines().count(), 20);
+    assert!(read(&out.join("synthetic.jsonl")).is_empty());
+    assert_eq!(read(&out.join("ledger.jsonl")).lines().count(), 10);
+}
+
+/// The outputs of a run, as text.
+fn outputs(dir: &Path) -> Vec<String> {
+    ["synthetic.jsonl", "rejected.jsonl", "funnel.json"]
+        .iter()
+        .map(|name| read(&dir.join(name)))
+        .collect()
+}
+
+#[test]
+fn a_killed_run_resumes_to_exactly_the_uninterrupted_output() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Enough seeds that the run cannot finish between the check below and the kill.
+    let (seeds, config) = setup(tmp.path(), 150, 0.0);
+    let whole = tmp.path().join("whole");
+    let done = run(&seeds, &config, &whole, &[]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+
+    let killed = tmp.path().join("killed");
+    let mut child = synth(&["run", "--seeds", path(&seeds), "--config", path(&config)])
+        .args(["--out-dir", path(&killed)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let ledger = killed.join("ledger.jsonl");
+    let started = Instant::now();
+    while std::fs::read_to_string(&ledger).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let lines = read(&ledger).lines().count();
+    assert!(lines < 150, "the run finished before it was killed");
+
+    let again = run(&seeds, &config, &killed, &[]);
+    assert!(
+        !again.status.success(),
+        "a ledger must not be overwritten without --resume"
+    );
+    let resumed = run(&seeds, &config, &killed, &["--resume"]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(outputs(&killed), outputs(&whole));
+    assert_eq!(read(&ledger), read(&whole.join("ledger.jsonl")));
+}
+
+#[test]
+fn three_shards_merged_equal_one_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (seeds, config) = setup(tmp.path(), 12, 0.0);
+    let whole = tmp.path().join("whole");
+    let done = run(&seeds, &config, &whole, &[]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let parts: Vec<PathBuf> = (0..3)
+        .map(|i| tmp.path().join(format!("part{i}")))
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        let shard = format!("{i}/3");
+        let output = run(&seeds, &config, part, &["--shard", &shard]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let merged = tmp.path().join("merged");
+    let merge = |parts: &[PathBuf]| {
+        let mut command = synth(&["merge", "--seeds", path(&seeds), "--out-dir", path(&merged)]);
+        for part in parts {
+            command.args(["--part", path(part)]);
+        }
+        command.output().expect("merge runs")
+    };
+    let output = merge(&parts);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(outputs(&merged), outputs(&whole));
+
+    let missing = merge(&parts[..2]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("seed 2 (s2) is in none of the parts"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,43 @@
+//! The one error type of this crate.
+
+/// What can go wrong while generating data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing records, or a template, failed.
+    #[error(transparent)]
+    Data(#[from] qa_data::Error),
+    /// The filter configuration is unusable.
+    #[error(transparent)]
+    Filters(#[from] qa_filters::Error),
+    /// The local model failed.
+    #[error(transparent)]
+    Model(#[from] t5_lora::Error),
+    /// A setting is out of range or the files do not fit together.
+    #[error("synthesis: {0}")]
+    Config(String),
+    /// Fewer candidates passed the filters than the floor demands: the generator produces
+    /// garbage, and nothing may train on it.
+    #[error(
+        "only {accepted} of {checked} candidates ({rate:.1}%) passed the filters over the first \
+         {seeds} seeds, below the floor of {floor:.1}%; stopping before bad data reaches \
+         training\n{funnel}"
+    )]
+    BelowFloor {
+        /// Candidates kept.
+        accepted: usize,
+        /// Candidates checked.
+        checked: usize,
+        /// Their ratio, in percent.
+        rate: f64,
+        /// Seeds looked at.
+        seeds: usize,
+        /// The floor, in percent.
+        floor: f64,
+        /// The funnel as a table.
+        funnel: String,
+    },
+}
+
+/// This crate's results.
+pub type Result<T> = std::result::Result<T, Error>;
