@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::Parser;
 use qa_filters::FilterConfig;
 use qa_filters::apply::filter_file;
-use serde::Serialize;
 
 /// Filter generated question/answer records.
 ///
@@ -34,21 +33,13 @@ struct Args {
     configs: Vec<PathBuf>,
 }
 
-/// No flag overrides a threshold: they live in config files.
-#[derive(Serialize)]
-struct NoOverrides {}
-
 fn main() -> ExitCode {
     qa_data::cli::run_main("qa-filter", || run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let config: FilterConfig = qa_data::config::load_section(
-        "filters",
-        &FilterConfig::default(),
-        &args.configs,
-        &NoOverrides {},
-    )?;
+    let config: FilterConfig =
+        qa_data::config::load_section("filters", &FilterConfig::default(), &args.configs, &())?;
     let summary = filter_file(&config, &args.input, args.seeds.as_deref(), &args.out_dir)
         .with_context(|| format!("filtering {}", args.input.display()))?;
     print!("{}", summary.funnel.table());

@@ -9,7 +9,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use qa_filters::FilterConfig;
 use qa_synth::T5Generator;
 use qa_synth::synthesize::{RunFiles, Shard, SynthConfig, SynthSummary, merge, synthesize};
-use serde::Serialize;
 
 /// Generate synthetic questions from human seed records, keep those that pass the filters.
 ///
@@ -61,10 +60,6 @@ enum Command {
     },
 }
 
-/// No flag overrides a setting: they live in config files and variables.
-#[derive(Serialize)]
-struct NoOverrides {}
-
 fn main() -> ExitCode {
     qa_data::cli::run_main("qa-synth", || run(Args::parse()))
 }
@@ -78,18 +73,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             shard,
             configs,
         } => {
-            let config: SynthConfig = qa_data::config::load_section(
-                "synth",
-                &SynthConfig::default(),
-                &configs,
-                &NoOverrides {},
-            )?;
-            let filters: FilterConfig = qa_data::config::load_section(
-                "filters",
-                &FilterConfig::default(),
-                &configs,
-                &NoOverrides {},
-            )?;
+            let config: SynthConfig =
+                qa_data::config::load_section("synth", &SynthConfig::default(), &configs, &())?;
+            let filters: FilterConfig =
+                qa_data::config::load_section("filters", &FilterConfig::default(), &configs, &())?;
             let generator = T5Generator::load(&config.generator)
                 .with_context(|| format!("loading {}", config.generator.model))?;
             let files = RunFiles {

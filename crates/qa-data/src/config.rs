@@ -21,7 +21,8 @@ pub const SECTIONS: &[&str] = &["prepare", "eval", "predict", "train", "filters"
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "QA_";
 
-/// `overrides` as a JSON object without its null (unset) fields, at any depth.
+/// `overrides` as a JSON object without its null (unset) fields, at any depth; `()` (no
+/// overrides at all) is the empty object.
 fn set_fields<O: Serialize>(overrides: &O) -> Result<serde_json::Value> {
     fn prune(value: &mut serde_json::Value) {
         if let serde_json::Value::Object(fields) = value {
@@ -31,6 +32,9 @@ fn set_fields<O: Serialize>(overrides: &O) -> Result<serde_json::Value> {
     }
     let mut value = serde_json::to_value(overrides)
         .map_err(|e| Error::Config(format!("command-line overrides: {e}")))?;
+    if value.is_null() {
+        value = serde_json::Value::Object(serde_json::Map::new());
+    }
     prune(&mut value);
     Ok(value)
 }
@@ -38,7 +42,8 @@ fn set_fields<O: Serialize>(overrides: &O) -> Result<serde_json::Value> {
 /// Loads `section` of the layered configuration into `T`.
 ///
 /// `defaults` gives every key a value; `files` are read in order (later ones win); then come
-/// `QA_` variables, then `overrides`, whose `None` fields (absent flags) override nothing.
+/// `QA_` variables, then `overrides`, whose `None` fields (absent flags) override nothing; a
+/// stage without flags passes `&()`.
 pub fn load_section<T, O>(
     section: &str,
     defaults: &T,
@@ -158,6 +163,19 @@ mod tests {
                     name: "from-a".into()
                 }
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_stage_without_flags_passes_unit() {
+        jailed(|jail| {
+            jail.create_file("a.yaml", "prepare:\n  size: 5\n")
+                .map_err(|e| e.to_string())?;
+            let files = [PathBuf::from("a.yaml")];
+            let loaded: Demo =
+                load_section("prepare", &defaults(), &files, &()).map_err(|e| e.to_string())?;
+            assert_eq!(loaded.size, 5);
             Ok(())
         });
     }

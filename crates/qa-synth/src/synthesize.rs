@@ -532,8 +532,6 @@ mod tests {
 
     #[test]
     fn the_shipped_configs_parse() {
-        #[derive(Serialize)]
-        struct NoOverrides {}
         for name in ["experiment.yaml", "offline-squad.yaml"] {
             let file = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../configs")
@@ -542,7 +540,7 @@ mod tests {
                 "synth",
                 &SynthConfig::default(),
                 std::slice::from_ref(&file),
-                &NoOverrides {},
+                &(),
             )
             .expect("parses");
             assert_eq!(config, SynthConfig::default(), "{name}");
