@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
 use qa_data::files::{JsonlReader, read_jsonl, write_json_atomic, write_jsonl_atomic};
-use qa_data::rejection::Rejection;
 
 use crate::Candidate;
 use crate::error::{Error, Result};
-use crate::pipeline::{FilterConfig, Funnel, Pipeline, Rejected};
+use crate::pipeline::{FilterConfig, Funnel, Pipeline};
 
 /// The kept records.
 pub const KEPT_FILE: &str = "filtered.jsonl";
@@ -18,24 +17,6 @@ pub const KEPT_FILE: &str = "filtered.jsonl";
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// The funnel, as JSON.
 pub const FUNNEL_FILE: &str = "funnel.json";
-
-/// The rejection record for `record`, refused at `location` of `file`.
-pub fn rejection(
-    record: &QaRecord,
-    file: &Path,
-    location: String,
-    rejected: &Rejected,
-) -> Rejection {
-    Rejection {
-        id: Some(record.id.clone()),
-        file: file.display().to_string(),
-        location,
-        field: rejected.field.to_string(),
-        rejected_by: rejected.filter.to_string(),
-        reason: rejected.reason.clone(),
-        record: serde_json::to_value(record).unwrap_or_default(),
-    }
-}
 
 /// What [`filter_file`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +78,8 @@ pub fn filter_file(
         match pipeline.run(&candidate) {
             Ok(()) => kept.push(record),
             Err(refused) => {
-                rejected.push(rejection(&record, input, format!("line {line}"), &refused));
+                let file = input.display().to_string();
+                rejected.push(refused.into_rejection(&record, &file, format!("line {line}")));
             }
         }
     }

@@ -11,7 +11,9 @@ use crate::filters::{
     AnswerInContext, AnswerLength, Duplicates, NgramOverlap, NonEmptyContext, NotACopy, PromptLeak,
     QuestionForm, QuestionLength, QuestionNotAnswer, SameTopic,
 };
-use crate::{Candidate, Filter};
+use crate::{Candidate, Filter, Verdict};
+use qa_data::QaRecord;
+use qa_data::rejection::Rejection;
 
 /// The `filters:` config section: every filter with its thresholds; `null` switches one off.
 /// `not_a_copy` has no switch: a candidate equal to its seed question is always refused.
@@ -97,14 +99,38 @@ impl FilterConfig {
 }
 
 /// A refusal: which filter, which field, why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejected {
     /// The filter's name.
-    pub filter: &'static str,
+    pub filter: String,
     /// The field that failed.
-    pub field: &'static str,
+    pub field: String,
     /// Why.
     pub reason: String,
+}
+
+impl Rejected {
+    /// `filter`'s refusal for `verdict`.
+    pub fn new(filter: &dyn Filter, verdict: Verdict) -> Self {
+        Rejected {
+            filter: filter.name().to_string(),
+            field: verdict.field.to_string(),
+            reason: verdict.reason,
+        }
+    }
+
+    /// The line of a `rejected.jsonl` for `record`, refused at `location` of `file`.
+    pub fn into_rejection(self, record: &QaRecord, file: &str, location: String) -> Rejection {
+        Rejection {
+            id: Some(record.id.clone()),
+            file: file.to_string(),
+            location,
+            field: self.field,
+            rejected_by: self.filter,
+            reason: self.reason,
+            record: serde_json::to_value(record).unwrap_or_default(),
+        }
+    }
 }
 
 /// How many records entered, how many each filter refused (in pipeline order; a record counts
@@ -241,11 +267,7 @@ impl Pipeline {
         for (index, filter) in self.filters.iter().enumerate() {
             if let Err(verdict) = filter.check(candidate) {
                 self.funnel.rejected[index].rejected += 1;
-                return Err(Rejected {
-                    filter: filter.name(),
-                    field: verdict.field,
-                    reason: verdict.reason,
-                });
+                return Err(Rejected::new(filter.as_ref(), verdict));
             }
         }
         self.remember(candidate);
@@ -312,10 +334,10 @@ mod tests {
             ),
         ];
         let mut pipeline = Pipeline::new(&FilterConfig::default()).expect("valid");
-        let filters: Vec<&str> = candidates
+        let filters: Vec<String> = candidates
             .iter()
             .map(|c| match pipeline.run(&Candidate::with_seed(c, &seed)) {
-                Ok(()) => "kept",
+                Ok(()) => "kept".to_string(),
                 Err(rejected) => rejected.filter,
             })
             .collect();

@@ -18,7 +18,7 @@ use qa_data::rejection::Rejection;
 use qa_data::template::PromptTemplate;
 use qa_data::{Provenance, QaRecord, Source};
 use qa_filters::filters::Duplicates;
-use qa_filters::{Candidate, Filter, FilterConfig, FilterCount, Funnel, Pipeline};
+use qa_filters::{Candidate, Filter, FilterConfig, FilterCount, Funnel, Pipeline, Rejected};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -113,7 +113,7 @@ pub struct CandidateOutcome {
     /// The generated question.
     pub question: String,
     /// The refusing filter, field and reason; `None` when every filter passed.
-    pub rejected: Option<[String; 3]>,
+    pub rejected: Option<Rejected>,
 }
 
 /// One line of the ledger: a seed and its candidates.
@@ -256,27 +256,19 @@ impl<'a> Selection<'a> {
             let record = candidate_record(seed, j, &candidate.question, self.settings);
             self.funnel.input += 1;
             let refusal = match (&candidate.rejected, &self.duplicates) {
-                (Some([filter, field, reason]), _) => {
-                    Some((filter.clone(), field.clone(), reason.clone()))
-                }
+                (Some(rejected), _) => Some(rejected.clone()),
                 (None, Some(duplicates)) => duplicates
                     .check(&Candidate::with_seed(&record, seed))
                     .err()
-                    .map(|v| (duplicates.name().to_string(), v.field.to_string(), v.reason)),
+                    .map(|verdict| Rejected::new(duplicates, verdict)),
                 (None, None) => None,
             };
             match refusal {
-                Some((filter, field, reason)) => {
-                    self.count(&filter);
-                    self.rejected.push(Rejection {
-                        id: Some(record.id.clone()),
-                        file: LEDGER_FILE.to_string(),
-                        location: format!("seed {} ({}), candidate {j}", outcome.index, seed.id),
-                        field,
-                        rejected_by: filter,
-                        reason,
-                        record: serde_json::to_value(&record).unwrap_or_default(),
-                    });
+                Some(refusal) => {
+                    self.count(&refusal.filter);
+                    let location = format!("seed {} ({}), candidate {j}", outcome.index, seed.id);
+                    self.rejected
+                        .push(refusal.into_rejection(&record, LEDGER_FILE, location));
                 }
                 None => {
                     if let Some(duplicates) = &mut self.duplicates {
@@ -428,10 +420,7 @@ pub fn synthesize(
                 .map(|(j, text)| {
                     let question = text.trim().to_string();
                     let record = candidate_record(seed, j, &question, &settings);
-                    let rejected = pipeline
-                        .run(&Candidate::with_seed(&record, seed))
-                        .err()
-                        .map(|r| [r.filter.to_string(), r.field.to_string(), r.reason]);
+                    let rejected = pipeline.run(&Candidate::with_seed(&record, seed)).err();
                     CandidateOutcome { question, rejected }
                 })
                 .collect();
