@@ -104,6 +104,16 @@ fn field_name(path: &serde_path_to_error::Path, root: &str) -> String {
     if text == "." { root.to_string() } else { text }
 }
 
+/// `path`, when it is a file; otherwise a not-found error naming it and saying why it was
+/// expected there.
+pub fn existing_file(path: PathBuf, expected_because: &str) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path);
+    }
+    let missing = io::Error::new(io::ErrorKind::NotFound, expected_because.to_string());
+    Err(Error::io(path, missing))
+}
+
 /// Reads a whole JSON file (a SQuAD file, a manifest, a metrics file) into `T`.
 ///
 /// Errors name the file, the line and column, and the JSON path of a bad field.

@@ -121,20 +121,10 @@ pub fn offline_squad_file(name: &str) -> Result<PathBuf> {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/squad")
         });
-    let path = dir.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!(
-                    "the offline SQuAD copy is expected here (set {SQUAD_DIR_VAR} to its directory)"
-                ),
-            ),
-        ))
-    }
+    crate::files::existing_file(
+        dir.join(name),
+        &format!("the offline SQuAD copy is expected here (set {SQUAD_DIR_VAR} to its directory)"),
+    )
 }
 
 /// Reads and checks a SQuAD JSON file (v1.1 or v2.0).

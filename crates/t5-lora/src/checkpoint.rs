@@ -135,18 +135,8 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     shard_names(&index)?
         .into_iter()
         .map(|name| {
-            let path = dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(Error::io(
-                    path,
-                    std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("shard named in {INDEX_FILE} is missing"),
-                    ),
-                ))
-            }
+            let why = format!("shard named in {INDEX_FILE} is missing");
+            Ok(qa_data::files::existing_file(dir.join(name), &why)?)
         })
         .collect()
 }
