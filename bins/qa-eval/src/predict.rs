@@ -7,10 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::QaRecord;
 use serde::Serialize;
 use t5_lora::device::DeviceChoice;
-use t5_lora::hub::{HubOptions, resolve_model};
-use t5_lora::predict::{PredictConfig, predict_records};
-use t5_lora::tokenizer::TOKENIZER_FILE;
-use t5_lora::{T5Tokenizer, checkpoint};
+use t5_lora::predict::{PredictConfig, load_model, predict_records};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
@@ -96,18 +93,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         &args.overrides,
     )?;
     let records: Vec<QaRecord> = qa_data::files::read_jsonl(&args.input)?;
-    let device = config.device.device()?;
-    let dir = resolve_model(&config.model, &HubOptions::from_env())?;
-    tracing::info!(model = %config.model, dir = %dir.display(), device = %config.device, "loading");
-    let mut model = checkpoint::load_pretrained(&dir, &device)
-        .with_context(|| format!("loading {}", config.model))?;
-    if let Some(adapter) = &config.adapter {
-        let (adapted, lora) = t5_lora::lora::load_adapter(model, adapter)
-            .with_context(|| format!("loading the adapter {}", adapter.display()))?;
-        tracing::info!(adapter = %adapter.display(), r = lora.r, targets = ?lora.target_modules, "merging");
-        model = adapted.merge_lora();
-    }
-    let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
+    let (model, tokenizer) = load_model(&config.model, config.adapter.as_deref(), &config.device)
+        .with_context(|| match &config.adapter {
+        Some(adapter) => format!("loading {} with {}", config.model, adapter.display()),
+        None => format!("loading {}", config.model),
+    })?;
 
     let bar = ProgressBar::new(records.len() as u64).with_style(
         ProgressStyle::with_template(

@@ -5,30 +5,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Writes `count` seed records and a config whose generator is the tiny fixture.
-fn setup(dir: &Path, count: usize, min_acceptance: f64) -> (PathBuf, PathBuf) {
-    let seeds = dir.join("seeds.jsonl");
-    let lines: String = (0..count)
-        .map(|i| {
-            serde_json::json!({
-                "id": format!("s{i}"),
-                "question": format!("How many points did the home team score in game {i} of the season?"),
-                "context": format!("In game {i} of the season the home team scored {} points.", i + 10),
-                "answers": [(i + 10).to_string()],
-                "source": "human",
-            })
-            .to_string()
-                + "\n"
-        })
-        .collect();
-    std::fs::write(&seeds, lines).expect("seeds");
+/// The committed seed records (150 games of a season) and a config whose generator is the tiny
+/// fixture.
+fn setup(dir: &Path, min_acceptance: f64) -> (PathBuf, PathBuf) {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/records/season.jsonl");
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5/flan-t5-tiny");
     let config = dir.join("synth.yaml");
     std::fs::write(
         &config,
         format!(
-            "synth:\n  generator:\n    model: {}\n    batch_size: 4\n    generation:\n      \
-             max_new_tokens: 24\n      seed: 7\n  candidates: 2\n  target: 1000\n  \
+            "synth:\n  generator:\n    t5:\n      model: {}\n      batch_size: 4\n      \
+             generation:\n        max_new_tokens: 24\n        seed: 7\n  candidates: 2\n  \
+             target: 1000\n  \
              min_acceptance: {min_acceptance}\n  floor_seeds: 10\n  seeds_per_batch: 1\n",
             model.display()
         ),
@@ -46,7 +34,7 @@ fn synth(args: &[&str]) -> Command {
 fn run(seeds: &Path, config: &Path, out: &Path, extra: &[&str]) -> Output {
     synth(&[
         "run",
-        "--seeds",
+        "--input",
         path(seeds),
         "--config",
         path(config),
@@ -69,7 +57,7 @@ fn read(path: &Path) -> String {
 #[test]
 fn garbage_from_a_random_model_trips_the_acceptance_floor() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (seeds, config) = setup(tmp.path(), 30, 0.2);
+    let (seeds, config) = setup(tmp.path(), 0.2);
     let out = tmp.path().join("out");
     let output = run(&seeds, &config, &out, &[]);
     assert!(!output.status.success());
@@ -98,7 +86,7 @@ fn outputs(dir: &Path) -> Vec<String> {
 fn a_killed_run_resumes_to_exactly_the_uninterrupted_output() {
     let tmp = tempfile::tempdir().expect("tempdir");
     // Enough seeds that the run cannot finish between the check below and the kill.
-    let (seeds, config) = setup(tmp.path(), 150, 0.0);
+    let (seeds, config) = setup(tmp.path(), 0.0);
     let whole = tmp.path().join("whole");
     let done = run(&seeds, &config, &whole, &[]);
     assert!(
@@ -108,7 +96,7 @@ fn a_killed_run_resumes_to_exactly_the_uninterrupted_output() {
     );
 
     let killed = tmp.path().join("killed");
-    let mut child = synth(&["run", "--seeds", path(&seeds), "--config", path(&config)])
+    let mut child = synth(&["run", "--input", path(&seeds), "--config", path(&config)])
         .args(["--out-dir", path(&killed)])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -143,7 +131,7 @@ fn a_killed_run_resumes_to_exactly_the_uninterrupted_output() {
 #[test]
 fn three_shards_merged_equal_one_run() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (seeds, config) = setup(tmp.path(), 12, 0.0);
+    let (seeds, config) = setup(tmp.path(), 0.0);
     let whole = tmp.path().join("whole");
     let done = run(&seeds, &config, &whole, &[]);
     assert!(
@@ -165,7 +153,7 @@ fn three_shards_merged_equal_one_run() {
     }
     let merged = tmp.path().join("merged");
     let merge = |parts: &[PathBuf]| {
-        let mut command = synth(&["merge", "--seeds", path(&seeds), "--out-dir", path(&merged)]);
+        let mut command = synth(&["merge", "--input", path(&seeds), "--out-dir", path(&merged)]);
         for part in parts {
             command.args(["--part", path(part)]);
         }
@@ -183,7 +171,7 @@ fn three_shards_merged_equal_one_run() {
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(
-        stderr.contains("seed 2 (s2) is in none of the parts"),
+        stderr.contains("record 2 (s2) is in none of the parts"),
         "{stderr}"
     );
 }

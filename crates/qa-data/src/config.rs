@@ -16,7 +16,15 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 
 /// The sections a config file may contain, one per stage.
-pub const SECTIONS: &[&str] = &["prepare", "eval", "predict", "train", "filters", "synth"];
+pub const SECTIONS: &[&str] = &[
+    "prepare",
+    "eval",
+    "predict",
+    "train",
+    "filters",
+    "synth",
+    "contaminate",
+];
 
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "QA_";

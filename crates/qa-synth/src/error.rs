@@ -13,6 +13,14 @@ pub enum Error {
     /// The local model failed.
     #[error(transparent)]
     Model(#[from] t5_lora::Error),
+    /// The chat-completions endpoint refused, failed or answered nonsense.
+    #[error("{url}: {reason}")]
+    Endpoint {
+        /// The endpoint.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A setting is out of range or the files do not fit together.
     #[error("synthesis: {0}")]
     Config(String),

@@ -1,14 +1,15 @@
-//! The [`Generator`] trait, and its local backend: a T5 checkpoint through `t5-lora`.
+//! The [`Generator`] trait, its local backend (a T5 checkpoint through `t5-lora`), and the
+//! config that picks a backend ([`GeneratorConfig`]); the remote one is in [`crate::openai`].
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use t5_lora::device::DeviceChoice;
-use t5_lora::hub::{HubOptions, resolve_model};
-use t5_lora::tokenizer::TOKENIZER_FILE;
+use t5_lora::predict::load_model;
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate_text};
 
 use crate::error::Result;
+use crate::openai::{OpenAiConfig, OpenAiGenerator};
 
 /// One prompt, and how many completions to draw for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,77 @@ pub trait Generator {
 
     /// `request.n` completions for each request, in order.
     fn generate(&self, requests: &[Request]) -> Result<Vec<Vec<String>>>;
+}
+
+/// Which backend a stage generates with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// A local T5 checkpoint (the `t5:` settings).
+    #[default]
+    T5,
+    /// An OpenAI-compatible chat-completions endpoint (the `openai:` settings).
+    Openai,
+}
+
+/// A stage's generator: the backend, and the settings of each (only the chosen one is used;
+/// both are kept so that config files can layer a switch of backend over the defaults).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// The backend used.
+    pub backend: Backend,
+    /// Settings of the local T5 backend.
+    pub t5: T5GeneratorConfig,
+    /// Settings of the chat-completions backend.
+    pub openai: OpenAiConfig,
+}
+
+impl GeneratorConfig {
+    /// The chosen backend's generator: the T5 model loaded, or the endpoint's client (with its
+    /// API key from the environment).
+    pub fn load(&self) -> Result<Box<dyn Generator>> {
+        Ok(match self.backend {
+            Backend::T5 => Box::new(T5Generator::load(&self.t5)?),
+            Backend::Openai => Box::new(OpenAiGenerator::from_env(&self.openai)?),
+        })
+    }
+
+    /// The settings that decide what is generated, which a resumed run must share; where and
+    /// how fast (device, batch size, concurrency, timeouts, retries) may change in between,
+    /// and the backend not chosen does not matter.
+    pub fn output_settings(&self) -> GeneratorConfig {
+        let mut kept = GeneratorConfig {
+            backend: self.backend,
+            ..GeneratorConfig::default()
+        };
+        match self.backend {
+            Backend::T5 => {
+                kept.t5.model.clone_from(&self.t5.model);
+                kept.t5.max_source_len = self.t5.max_source_len;
+                kept.t5.generation = self.t5.generation.clone();
+            }
+            Backend::Openai => {
+                let (from, to) = (&self.openai, &mut kept.openai);
+                to.base_url.clone_from(&from.base_url);
+                to.model.clone_from(&from.model);
+                to.system_prompt.clone_from(&from.system_prompt);
+                to.temperature = from.temperature;
+                to.top_p = from.top_p;
+                to.max_tokens = from.max_tokens;
+                to.seed = from.seed;
+            }
+        }
+        kept
+    }
+
+    /// The chosen backend's model, for messages.
+    pub fn model(&self) -> &str {
+        match self.backend {
+            Backend::T5 => &self.t5.model,
+            Backend::Openai => &self.openai.model,
+        }
+    }
 }
 
 /// Settings of the local T5 generator.
@@ -80,10 +152,7 @@ impl T5Generator {
     /// Loads the model `config` names.
     pub fn load(config: &T5GeneratorConfig) -> Result<Self> {
         config.generation.validate()?;
-        let dir = resolve_model(&config.model, &HubOptions::from_env())?;
-        let device = config.device.device()?;
-        let model = t5_lora::checkpoint::load_pretrained(&dir, &device)?;
-        let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
+        let (model, tokenizer) = load_model(&config.model, None, &config.device)?;
         Ok(T5Generator {
             config: config.clone(),
             model,
@@ -98,10 +167,17 @@ impl Generator for T5Generator {
     }
 
     fn sampling(&self) -> BTreeMap<String, serde_json::Value> {
-        match serde_json::to_value(&self.config.generation) {
-            Ok(serde_json::Value::Object(fields)) => fields.into_iter().collect(),
-            _ => BTreeMap::new(),
-        }
+        let mut sampling: BTreeMap<String, serde_json::Value> =
+            match serde_json::to_value(&self.config.generation) {
+                Ok(serde_json::Value::Object(fields)) => fields.into_iter().collect(),
+                _ => BTreeMap::new(),
+            };
+        // Truncation changes what the model sees, so it belongs with the sampling settings.
+        sampling.insert(
+            "max_source_len".to_string(),
+            self.config.max_source_len.into(),
+        );
+        sampling
     }
 
     fn generate(&self, requests: &[Request]) -> Result<Vec<Vec<String>>> {

@@ -1,13 +1,20 @@
-//! Synthetic question/answer generation from human seed records: a [`Generator`] (a local T5
-//! through `t5-lora`), the synthesis stage (paraphrased questions, quality-filtered by
-//! `qa-filters`, resumable, shardable, with an acceptance floor that stops a run producing
-//! garbage before anything trains on it).
+//! Generated question/answer data from human records: a [`Generator`] (a local T5 through
+//! `t5-lora`, or an OpenAI-compatible chat-completions endpoint); the contamination stage
+//! (model B's data: human questions, generated answers); and the synthesis stage (model C's:
+//! paraphrased questions, quality-filtered by `qa-filters` and optionally by a round trip,
+//! with an acceptance floor that stops a run producing garbage before anything trains on it).
+//! Both stages resume after a kill and split into shards ([`run`]).
 
 #![deny(missing_docs)]
 
+pub mod contaminate;
 mod error;
 pub mod generator;
+pub mod openai;
+pub mod round_trip;
+pub mod run;
 pub mod synthesize;
 
 pub use error::{Error, Result};
-pub use generator::{Generator, Request, T5Generator, T5GeneratorConfig};
+pub use generator::{Backend, Generator, GeneratorConfig, Request, T5Generator, T5GeneratorConfig};
+pub use openai::{OpenAiConfig, OpenAiGenerator};

@@ -8,12 +8,9 @@
 //! count are decided there), the same way for one run and for the merge of sharded runs, so
 //! that `--shard 0/3, 1/3, 2/3` plus merge gives exactly what one run gives.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use qa_data::files::{
-    JsonlAppender, read_appended, read_json, write_json_atomic, write_jsonl_atomic,
-};
+use qa_data::files::{read_jsonl, write_json_atomic, write_jsonl_atomic};
 use qa_data::rejection::Rejection;
 use qa_data::template::PromptTemplate;
 use qa_data::{Provenance, QaRecord, Source};
@@ -22,7 +19,9 @@ use qa_filters::{Candidate, Filter, FilterConfig, FilterCount, Funnel, Pipeline,
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::generator::{Generator, Request, T5GeneratorConfig};
+use crate::generator::{Generator, GeneratorConfig, Request};
+use crate::round_trip::{RoundTrip, RoundTripConfig};
+use crate::run::{self, LEDGER_FILE, LedgerLine, RunFiles, RunSettings, SETTINGS_FILE};
 
 /// The default prompt: a FLAN-style instruction to paraphrase, with the passage for context.
 pub const DEFAULT_PROMPT: &str = "Paraphrase the question about the passage below so that it \
@@ -33,8 +32,8 @@ pub const DEFAULT_PROMPT: &str = "Paraphrase the question about the passage belo
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SynthConfig {
-    /// The local generator.
-    pub generator: T5GeneratorConfig,
+    /// The generator (the study's: FLAN-T5-XL sampling locally).
+    pub generator: GeneratorConfig,
     /// The prompt, with `{question}`, `{context}` and `{answer}` placeholders.
     pub prompt_template: String,
     /// Candidates generated per seed; the first that passes the filters is kept.
@@ -48,63 +47,54 @@ pub struct SynthConfig {
     pub floor_seeds: usize,
     /// Seeds generated together.
     pub seeds_per_batch: usize,
+    /// The round-trip filter, off unless set.
+    pub round_trip: Option<RoundTripConfig>,
 }
 
 impl Default for SynthConfig {
     fn default() -> Self {
+        let mut generator = GeneratorConfig::default();
+        generator.t5.model = "google/flan-t5-xl".to_string();
+        generator.t5.generation.do_sample = true;
+        generator.t5.generation.temperature = 0.8;
+        generator.t5.generation.top_p = 0.95;
+        generator.t5.generation.max_new_tokens = 256;
         SynthConfig {
-            generator: T5GeneratorConfig::default(),
+            generator,
             prompt_template: DEFAULT_PROMPT.to_string(),
             candidates: 4,
             target: 20_000,
             min_acceptance: 0.2,
             floor_seeds: 200,
             seeds_per_batch: 8,
+            round_trip: None,
         }
     }
 }
 
-/// Part `index` of `count` of a run: seeds whose index is `index` modulo `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    /// This part (0-based).
-    pub index: usize,
-    /// Parts in all.
-    pub count: usize,
-}
-
-impl Shard {
-    /// The whole run as one part.
-    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
-
-    /// Whether seed `seed_index` belongs to this part.
-    pub fn owns(&self, seed_index: usize) -> bool {
-        seed_index % self.count == self.index
-    }
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    /// Parses `i/n`.
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
-        let (index, count) = text
-            .split_once('/')
-            .ok_or_else(|| format!("{text:?}: a shard is written i/n, e.g. 0/3"))?;
-        let parse = |part: &str| {
-            part.trim()
-                .parse::<usize>()
-                .map_err(|e| format!("{text:?}: {e}"))
-        };
-        let shard = Shard {
-            index: parse(index)?,
-            count: parse(count)?,
-        };
-        if shard.count == 0 || shard.index >= shard.count {
-            return Err(format!("{text:?}: need 0 <= i < n"));
+impl SynthConfig {
+    /// The settings that decide what a run produces, recorded beside its ledger: batch sizes,
+    /// devices and the client's knobs may change between a run and its resume.
+    fn output_settings(&self) -> SynthConfig {
+        SynthConfig {
+            generator: self.generator.output_settings(),
+            seeds_per_batch: 0,
+            round_trip: self.round_trip.as_ref().map(|round_trip| RoundTripConfig {
+                qa_model: t5_lora::predict::resume_settings(&round_trip.qa_model),
+                ..round_trip.clone()
+            }),
+            ..self.clone()
         }
-        Ok(shard)
     }
+}
+
+/// What decides a synthesis run's output: the synthesis settings and the filters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthStage {
+    /// The synthesis settings (those that decide the output).
+    pub synth: SynthConfig,
+    /// The filters.
+    pub filters: FilterConfig,
 }
 
 /// One candidate of a seed, with the verdict of the filters (duplicates aside).
@@ -127,28 +117,6 @@ pub struct SeedOutcome {
     pub candidates: Vec<CandidateOutcome>,
 }
 
-/// What a run was started with, recorded beside its ledger: a resume or a merge must use the
-/// same.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSettings {
-    /// The synthesis settings.
-    pub synth: SynthConfig,
-    /// The filters.
-    pub filters: FilterConfig,
-    /// The generator's name, for provenance.
-    pub generator: String,
-    /// Its sampling settings, for provenance.
-    pub sampling: BTreeMap<String, serde_json::Value>,
-    /// The seed file's SHA-256.
-    pub seeds_sha256: String,
-    /// Which part of the seeds this run does.
-    pub shard: Shard,
-}
-
-/// The ledger.
-pub const LEDGER_FILE: &str = "ledger.jsonl";
-/// The settings of the run.
-pub const SETTINGS_FILE: &str = "settings.json";
 /// The kept records.
 pub const OUTPUT_FILE: &str = "synthetic.jsonl";
 /// Refused candidates, with reasons.
@@ -169,10 +137,18 @@ pub struct SynthSummary {
     pub output: PathBuf,
 }
 
+type Settings = RunSettings<SynthStage>;
+
+impl LedgerLine for SeedOutcome {
+    fn index(&self) -> usize {
+        self.index
+    }
+}
+
 /// The filters of a run: the configured ones without duplicates (decided at selection), and
 /// the prompt's own text added to what counts as a leak.
-fn candidate_pipeline(settings: &RunSettings, template: &PromptTemplate) -> Result<Pipeline> {
-    let mut filters = settings.filters.clone();
+fn candidate_pipeline(settings: &Settings, template: &PromptTemplate) -> Result<Pipeline> {
+    let mut filters = settings.stage.filters.clone();
     filters.duplicates = false;
     if let Some(leak) = &mut filters.prompt_leak {
         leak.fragments
@@ -181,8 +157,21 @@ fn candidate_pipeline(settings: &RunSettings, template: &PromptTemplate) -> Resu
     Ok(Pipeline::new(&filters)?)
 }
 
+/// The funnel's filters in order: the pipeline's, the round trip, duplicates.
+fn filter_names(settings: &Settings, pipeline: &Pipeline) -> Vec<String> {
+    let stage = &settings.stage;
+    let mut names: Vec<String> = pipeline.names().into_iter().map(str::to_string).collect();
+    if stage.synth.round_trip.is_some() {
+        names.push(RoundTrip::NAME.to_string());
+    }
+    if stage.filters.duplicates {
+        names.push(Duplicates::default().name().to_string());
+    }
+    names
+}
+
 /// The record candidate `j` of `seed` would be.
-fn candidate_record(seed: &QaRecord, j: usize, question: &str, settings: &RunSettings) -> QaRecord {
+fn candidate_record(seed: &QaRecord, j: usize, question: &str, settings: &Settings) -> QaRecord {
     QaRecord {
         id: format!("{}-syn{j}", seed.id),
         question: question.to_string(),
@@ -192,7 +181,7 @@ fn candidate_record(seed: &QaRecord, j: usize, question: &str, settings: &RunSet
         provenance: Some(Provenance {
             parent_id: seed.id.clone(),
             generator: settings.generator.clone(),
-            prompt_template: settings.synth.prompt_template.clone(),
+            prompt_template: settings.stage.synth.prompt_template.clone(),
             sampling: settings.sampling.clone(),
             candidate_index: Some(j as u32),
         }),
@@ -203,7 +192,7 @@ fn candidate_record(seed: &QaRecord, j: usize, question: &str, settings: &RunSet
 /// passed the filters and is no duplicate of one kept before; counts the funnel over the
 /// candidates looked at; stops at the target.
 struct Selection<'a> {
-    settings: &'a RunSettings,
+    settings: &'a Settings,
     seeds: &'a [QaRecord],
     duplicates: Option<Duplicates>,
     funnel: Funnel,
@@ -213,21 +202,17 @@ struct Selection<'a> {
 }
 
 impl<'a> Selection<'a> {
-    fn new(settings: &'a RunSettings, seeds: &'a [QaRecord], filter_names: &[&str]) -> Self {
-        let duplicates = settings.filters.duplicates.then(Duplicates::default);
-        let names = filter_names
-            .iter()
-            .copied()
-            .chain(duplicates.as_ref().map(|d| d.name()));
+    fn new(settings: &'a Settings, seeds: &'a [QaRecord], filter_names: Vec<String>) -> Self {
         Selection {
             settings,
             seeds,
-            duplicates,
+            duplicates: settings.stage.filters.duplicates.then(Duplicates::default),
             funnel: Funnel {
                 input: 0,
-                rejected: names
+                rejected: filter_names
+                    .into_iter()
                     .map(|filter| FilterCount {
-                        filter: filter.to_string(),
+                        filter,
                         rejected: 0,
                     })
                     .collect(),
@@ -240,7 +225,16 @@ impl<'a> Selection<'a> {
     }
 
     fn full(&self) -> bool {
-        self.kept.len() >= self.settings.synth.target
+        self.kept.len() >= self.settings.stage.synth.target
+    }
+
+    fn progress(&self, total: usize) -> run::Progress {
+        run::Progress {
+            done: self.seeds_seen,
+            total,
+            kept: self.kept.len(),
+            rejected: self.rejected.len(),
+        }
     }
 
     fn count(&mut self, filter: &str) {
@@ -285,7 +279,7 @@ impl<'a> Selection<'a> {
     /// Stops the run when the candidates of the first `floor_seeds` seeds (or of all seeds, if
     /// fewer) pass the filters less often than `min_acceptance`.
     fn check_floor(&self, seeds_in_run: usize) -> Result<()> {
-        let synth = &self.settings.synth;
+        let synth = &self.settings.stage.synth;
         if self.seeds_seen != synth.floor_seeds.min(seeds_in_run) || self.funnel.input == 0 {
             return Ok(());
         }
@@ -317,222 +311,148 @@ impl<'a> Selection<'a> {
     }
 }
 
-/// Checks `settings` against those recorded in `out_dir` (resume), or records them (a new run,
-/// which must not find a ledger there).
-fn check_settings(out_dir: &Path, settings: &RunSettings, resume: bool) -> Result<()> {
-    let path = out_dir.join(SETTINGS_FILE);
-    let ledger = out_dir.join(LEDGER_FILE);
-    match (resume, ledger.exists()) {
-        (false, true) => Err(Error::Config(format!(
-            "{} exists: resume that run, or remove it",
-            ledger.display()
-        ))),
-        (true, true) => {
-            let recorded: RunSettings = read_json(&path)?;
-            if &recorded != settings {
-                return Err(Error::Config(format!(
-                    "{} records other settings than this run's: resume with the same config, \
-                     seeds and shard",
-                    path.display()
-                )));
+/// Generates and checks the candidates of the seeds `batch` (indices into `seeds`).
+struct CandidateMaker<'a> {
+    settings: &'a Settings,
+    template: PromptTemplate,
+    pipeline: Pipeline,
+    round_trip: Option<RoundTrip>,
+    generator: &'a dyn Generator,
+}
+
+impl CandidateMaker<'_> {
+    fn make(&mut self, seeds: &[QaRecord], batch: &[usize]) -> Result<Vec<SeedOutcome>> {
+        let n = self.settings.stage.synth.candidates;
+        let requests: Vec<Request> = batch
+            .iter()
+            .map(|&i| Request {
+                prompt: self.template.render(&seeds[i]),
+                n,
+                stream: i as u64,
+            })
+            .collect();
+        let completions = self.generator.generate(&requests)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        // Candidates passing the per-record filters go to the round trip together.
+        let mut passed: Vec<(usize, usize, QaRecord)> = Vec::new();
+        for (&index, texts) in batch.iter().zip(completions) {
+            let seed = &seeds[index];
+            let mut candidates = Vec::with_capacity(texts.len());
+            for (j, text) in texts.iter().enumerate() {
+                let question = text.trim().to_string();
+                let record = candidate_record(seed, j, &question, self.settings);
+                let rejected = self
+                    .pipeline
+                    .run(&Candidate::with_seed(&record, seed))
+                    .err();
+                if rejected.is_none() {
+                    passed.push((outcomes.len(), j, record));
+                }
+                candidates.push(CandidateOutcome { question, rejected });
             }
-            Ok(())
+            outcomes.push(SeedOutcome {
+                index,
+                seed_id: seed.id.clone(),
+                candidates,
+            });
         }
-        _ => {
-            std::fs::create_dir_all(out_dir).map_err(|e| qa_data::Error::io(out_dir, e))?;
-            Ok(write_json_atomic(&path, settings)?)
+        if let Some(round_trip) = &self.round_trip {
+            let streams: Vec<u64> = passed
+                .iter()
+                .map(|(o, j, _)| outcomes[*o].index as u64 * n as u64 + *j as u64)
+                .collect();
+            let records: Vec<QaRecord> = passed.iter().map(|(_, _, r)| r.clone()).collect();
+            let verdicts = round_trip.check(&records, &streams)?;
+            for ((o, j, _), verdict) in passed.iter().zip(verdicts) {
+                outcomes[*o].candidates[*j].rejected = verdict;
+            }
         }
+        Ok(outcomes)
     }
 }
 
-/// The files and part of a synthesis run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunFiles {
-    /// The human seed records (JSONL).
-    pub seeds: PathBuf,
-    /// Which part of the seeds to do.
-    pub shard: Shard,
-    /// Where the ledger and outputs go.
-    pub out_dir: PathBuf,
-    /// Continue the run whose ledger is in `out_dir` (without it, a ledger there is an error).
-    pub resume: bool,
-}
-
-/// Runs (or continues) synthesis as `files` says. `on_seed(seeds done, seeds of this part,
-/// records kept)` reports progress.
+/// Runs (or continues) synthesis as `files` says (`files.input` holds the human seeds);
+/// `on_seed` reports progress after each seed.
 pub fn synthesize(
     config: &SynthConfig,
     filters: &FilterConfig,
     files: &RunFiles,
     generator: &dyn Generator,
-    mut on_seed: impl FnMut(usize, usize, usize),
+    mut on_seed: impl FnMut(run::Progress),
 ) -> Result<SynthSummary> {
-    let (seeds_file, shard, out_dir) = (&files.seeds, files.shard, &files.out_dir);
     if config.candidates == 0 || !(0.0..=1.0).contains(&config.min_acceptance) {
         return Err(Error::Config(
             "candidates must be at least 1 and min_acceptance in [0, 1]".to_string(),
         ));
     }
     let template = PromptTemplate::parse(&config.prompt_template)?;
-    let seeds: Vec<QaRecord> = qa_data::files::read_jsonl(seeds_file)?;
-    let settings = RunSettings {
-        synth: config.clone(),
+    let seeds: Vec<QaRecord> = read_jsonl(&files.input)?;
+    let stage = SynthStage {
+        synth: config.output_settings(),
         filters: filters.clone(),
-        generator: generator.name(),
-        sampling: generator.sampling(),
-        seeds_sha256: qa_data::files::sha256_file(seeds_file)?,
-        shard,
     };
-    check_settings(out_dir, &settings, files.resume)?;
-    let mut pipeline = candidate_pipeline(&settings, &template)?;
-    let mut selection = Selection::new(&settings, &seeds, &pipeline.names());
-    let ledger_path = out_dir.join(LEDGER_FILE);
-    let (mut ledger, _) = JsonlAppender::open(&ledger_path)?;
-    let done: Vec<SeedOutcome> = read_appended(&ledger_path)?;
-    let mine: Vec<usize> = (0..seeds.len()).filter(|&i| shard.owns(i)).collect();
-    for outcome in &done {
+    let settings = RunSettings::new(stage, generator, files)?;
+    let pipeline = candidate_pipeline(&settings, &template)?;
+    let mut selection = Selection::new(&settings, &seeds, filter_names(&settings, &pipeline));
+    let mut run = run::open::<_, SeedOutcome>(files, &settings, seeds.len())?;
+    let round_trip = config
+        .round_trip
+        .as_ref()
+        .map(RoundTrip::load)
+        .transpose()?;
+    let mut maker = CandidateMaker {
+        settings: &settings,
+        template,
+        pipeline,
+        round_trip,
+        generator,
+    };
+    for outcome in &run.done {
         if !selection.full() {
             selection.add(outcome);
         }
     }
-    let next = done.last().map_or(0, |last| last.index + 1);
-    let pending: Vec<usize> = mine.iter().copied().filter(|&i| i >= next).collect();
-    on_seed(done.len(), mine.len(), selection.kept.len());
-    let stops_at_target = shard.count == 1;
-    for batch in pending.chunks(config.seeds_per_batch.max(1)) {
+    on_seed(selection.progress(run.part_len));
+    let stops_at_target = files.shard.count == 1;
+    for batch in run.pending.chunks(config.seeds_per_batch.max(1)) {
         if stops_at_target && selection.full() {
             break;
         }
-        let requests: Vec<Request> = batch
-            .iter()
-            .map(|&i| Request {
-                prompt: template.render(&seeds[i]),
-                n: config.candidates,
-                stream: i as u64,
-            })
-            .collect();
-        let completions = generator.generate(&requests)?;
-        for (&index, texts) in batch.iter().zip(completions) {
-            let seed = &seeds[index];
-            let candidates = texts
-                .iter()
-                .enumerate()
-                .map(|(j, text)| {
-                    let question = text.trim().to_string();
-                    let record = candidate_record(seed, j, &question, &settings);
-                    let rejected = pipeline.run(&Candidate::with_seed(&record, seed)).err();
-                    CandidateOutcome { question, rejected }
-                })
-                .collect();
-            let outcome = SeedOutcome {
-                index,
-                seed_id: seed.id.clone(),
-                candidates,
-            };
-            ledger.append(&outcome)?;
+        for outcome in maker.make(&seeds, batch)? {
+            run.ledger.append(&outcome)?;
             if !selection.full() {
                 selection.add(&outcome);
             }
-            on_seed(selection.seeds_seen, mine.len(), selection.kept.len());
-            if let Err(below) = selection.check_floor(mine.len()) {
-                selection.write(out_dir)?;
+            on_seed(selection.progress(run.part_len));
+            if let Err(below) = selection.check_floor(run.part_len) {
+                selection.write(&files.out_dir)?;
                 return Err(below);
             }
         }
     }
-    ledger.sync()?;
-    selection.write(out_dir)
+    run.ledger.sync()?;
+    selection.write(&files.out_dir)
 }
 
 /// Joins the ledgers of sharded runs (`parts`, one output directory each, all with the same
 /// settings but the shard) into `out_dir`, selecting in seed order exactly as one run would,
 /// and checks that no seed is missing before the target is reached.
 pub fn merge(parts: &[PathBuf], seeds_file: &Path, out_dir: &Path) -> Result<SynthSummary> {
-    let seeds: Vec<QaRecord> = qa_data::files::read_jsonl(seeds_file)?;
-    let mut settings: Option<RunSettings> = None;
-    let mut outcomes: BTreeMap<usize, SeedOutcome> = BTreeMap::new();
-    for part in parts {
-        let part_settings: RunSettings = read_json(part.join(SETTINGS_FILE))?;
-        let whole = RunSettings {
-            shard: Shard::WHOLE,
-            ..part_settings.clone()
-        };
-        match &settings {
-            None => settings = Some(whole),
-            Some(first) if *first != whole => {
-                return Err(Error::Config(format!(
-                    "{} was made with other settings than {}",
-                    part.display(),
-                    parts[0].display()
-                )));
-            }
-            Some(_) => {}
-        }
-        for outcome in read_appended::<SeedOutcome>(&part.join(LEDGER_FILE))? {
-            outcomes.insert(outcome.index, outcome);
-        }
-    }
-    let Some(settings) = settings else {
-        return Err(Error::Config("nothing to merge".to_string()));
-    };
-    if settings.seeds_sha256 != qa_data::files::sha256_file(seeds_file)? {
-        return Err(Error::Config(format!(
-            "{} is not the seed file the parts were made from",
-            seeds_file.display()
-        )));
-    }
-    let template = PromptTemplate::parse(&settings.synth.prompt_template)?;
-    let names = candidate_pipeline(&settings, &template)?.names();
-    let mut selection = Selection::new(&settings, &seeds, &names);
+    let seeds: Vec<QaRecord> = read_jsonl(seeds_file)?;
+    let (settings, outcomes) = run::gather::<SynthStage, SeedOutcome>(parts, seeds_file)?;
+    let template = PromptTemplate::parse(&settings.stage.synth.prompt_template)?;
+    let pipeline = candidate_pipeline(&settings, &template)?;
+    let mut selection = Selection::new(&settings, &seeds, filter_names(&settings, &pipeline));
     for (index, seed) in seeds.iter().enumerate() {
         if selection.full() {
             break;
         }
-        let outcome = outcomes.get(&index).ok_or_else(|| {
-            Error::Config(format!(
-                "seed {index} ({}) is in none of the parts: a shard is missing or unfinished",
-                seed.id
-            ))
-        })?;
+        let outcome = outcomes
+            .get(&index)
+            .ok_or_else(|| run::missing(index, &seed.id))?;
         selection.add(outcome);
     }
     std::fs::create_dir_all(out_dir).map_err(|e| qa_data::Error::io(out_dir, e))?;
     write_json_atomic(out_dir.join(SETTINGS_FILE), &settings)?;
     selection.write(out_dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_parse_and_partition_the_seeds() {
-        let shards: Vec<Shard> = ["0/3", "1/3", "2/3"]
-            .iter()
-            .map(|s| s.parse().expect("parses"))
-            .collect();
-        for seed in 0..30 {
-            assert_eq!(shards.iter().filter(|s| s.owns(seed)).count(), 1);
-        }
-        for bad in ["3/3", "1/0", "1", "a/b"] {
-            assert!(bad.parse::<Shard>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_shipped_configs_parse() {
-        for name in ["experiment.yaml", "offline-squad.yaml"] {
-            let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../configs")
-                .join(name);
-            let config: SynthConfig = qa_data::config::load_section(
-                "synth",
-                &SynthConfig::default(),
-                std::slice::from_ref(&file),
-                &(),
-            )
-            .expect("parses");
-            assert_eq!(config, SynthConfig::default(), "{name}");
-        }
-    }
 }

@@ -14,11 +14,14 @@ use qa_data::predictions::Prediction;
 use qa_data::template::PromptTemplate;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::load_pretrained;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::generation::{GenerationConfig, generate_from_ids};
+use crate::hub::{HubOptions, resolve_model};
+use crate::lora::load_adapter;
 use crate::model::T5ForConditionalGeneration;
-use crate::tokenizer::T5Tokenizer;
+use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
 
 /// The prompt of the original study, and FLAN-T5's reading-comprehension format.
 pub const DEFAULT_TEMPLATE: &str = "question: {question} context: {context}";
@@ -58,6 +61,25 @@ impl Default for PredictConfig {
             },
         }
     }
+}
+
+/// Loads `model` (a Hugging Face id or a checkpoint directory) and its tokenizer onto
+/// `device`, with the PEFT LoRA adapter in `adapter` merged into its weights if one is given.
+pub fn load_model(
+    model: &str,
+    adapter: Option<&Path>,
+    device: &DeviceChoice,
+) -> Result<(T5ForConditionalGeneration, T5Tokenizer)> {
+    let dir = resolve_model(model, &HubOptions::from_env())?;
+    tracing::info!(model, dir = %dir.display(), %device, "loading");
+    let mut loaded = load_pretrained(&dir, &device.device()?)?;
+    if let Some(adapter) = adapter {
+        let (adapted, lora) = load_adapter(loaded, adapter)?;
+        tracing::info!(adapter = %adapter.display(), r = lora.r, targets = ?lora.target_modules, "merging");
+        loaded = adapted.merge_lora();
+    }
+    let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
+    Ok((loaded, tokenizer))
 }
 
 /// What a prediction run did.

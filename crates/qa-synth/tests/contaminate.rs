@@ -1,0 +1,220 @@
+//! The contamination stage with a scripted generator: records, provenance, the comparison
+//! with the human answers, resuming after a failure, and shards.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use qa_data::{QaRecord, Source};
+use qa_synth::contaminate::{
+    ContaminateConfig, ContaminationReport, OUTPUT_FILE, REJECTED_FILE, REPORT_FILE, contaminate,
+    merge,
+};
+use qa_synth::run::{RunFiles, Shard};
+use qa_synth::{Error, Generator, Request};
+
+/// Answers record `i` (its stream) from a fixed pattern: the human answer for i % 4 == 0, a
+/// partly right one for 1, a wrong one for 2, nothing for 3; fails once `fail_after` prompts
+/// have been answered, like a run killed midway.
+struct Scripted {
+    fail_after: Option<usize>,
+    answered: Cell<usize>,
+}
+
+impl Scripted {
+    fn new(fail_after: Option<usize>) -> Self {
+        Scripted {
+            fail_after,
+            answered: Cell::new(0),
+        }
+    }
+}
+
+impl Generator for Scripted {
+    fn name(&self) -> String {
+        "scripted".to_string()
+    }
+
+    fn sampling(&self) -> BTreeMap<String, serde_json::Value> {
+        BTreeMap::from([("temperature".to_string(), 0.0.into())])
+    }
+
+    fn generate(&self, requests: &[Request]) -> qa_synth::Result<Vec<Vec<String>>> {
+        requests
+            .iter()
+            .map(|request| {
+                if self.fail_after == Some(self.answered.get()) {
+                    return Err(Error::Config("the generator died".to_string()));
+                }
+                self.answered.set(self.answered.get() + 1);
+                assert!(request.prompt.contains(&format!("game {}", request.stream)));
+                let answer = match request.stream % 4 {
+                    0 => format!("{} points", request.stream + 10),
+                    1 => format!("about {} points or so", request.stream + 10),
+                    2 => "the visitors".to_string(),
+                    _ => "  ".to_string(),
+                };
+                Ok(vec![answer])
+            })
+            .collect()
+    }
+}
+
+/// The committed human records: 150 games of a season, answers "{game + 10} points".
+fn human() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/records/season.jsonl")
+}
+
+fn files(input: &Path, out_dir: &Path, shard: Shard, resume: bool) -> RunFiles {
+    RunFiles {
+        input: input.to_path_buf(),
+        shard,
+        out_dir: out_dir.to_path_buf(),
+        resume,
+    }
+}
+
+fn config() -> ContaminateConfig {
+    ContaminateConfig {
+        records_per_batch: 3,
+        ..ContaminateConfig::default()
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn answers_are_generated_kept_with_provenance_and_compared_with_the_human_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = human();
+    let out = dir.path().join("out");
+    let summary = contaminate(
+        &config(),
+        &files(&input, &out, Shard::WHOLE, false),
+        &Scripted::new(None),
+        |_| {},
+    )
+    .expect("runs");
+
+    let records: Vec<QaRecord> =
+        qa_data::files::read_jsonl(out.join(OUTPUT_FILE)).expect("records");
+    let human: Vec<QaRecord> = qa_data::files::read_jsonl(&input).expect("human");
+    // Games 0..150 by game % 4: 38 right, 38 partly right, 37 wrong, 37 empty.
+    assert_eq!(records.len(), 113, "the empty answers are left out");
+    for record in &records {
+        let parent = &record.provenance.as_ref().expect("provenance").parent_id;
+        let original = human.iter().find(|h| &h.id == parent).expect("parent");
+        assert_eq!(record.id, format!("{parent}-ai"));
+        assert_eq!(
+            (&record.question, &record.context),
+            (&original.question, &original.context)
+        );
+        assert_eq!(record.source, Source::AiContaminated);
+        let provenance = record.provenance.as_ref().expect("provenance");
+        assert_eq!(provenance.generator, "scripted");
+        assert_eq!(provenance.prompt_template, config().prompt_template);
+    }
+    assert_eq!(
+        records[1].answers,
+        vec!["about 11 points or so".to_string()]
+    );
+
+    // Exact for the right ones; F1 2·(2/5·1)/(2/5 + 1) = 4/7 for "about N points or so".
+    let report: ContaminationReport =
+        qa_data::files::read_json(out.join(REPORT_FILE)).expect("report");
+    assert_eq!(summary.report, report);
+    assert_eq!(
+        (report.records, report.kept, report.rejected, report.differs),
+        (150, 113, 37, 75)
+    );
+    let f1 = 100.0 * (38.0 + 38.0 * 4.0 / 7.0) / 113.0;
+    assert!(
+        (report.exact_match - 100.0 * 38.0 / 113.0).abs() < 1e-9,
+        "{report:?}"
+    );
+    assert!((report.f1 - f1).abs() < 1e-9, "{report:?}");
+    let rejected = read(&out.join(REJECTED_FILE));
+    assert_eq!(rejected.lines().count(), 37);
+    assert!(
+        rejected.contains("the generator's answer is empty"),
+        "{rejected}"
+    );
+}
+
+#[test]
+fn a_failed_run_resumes_to_the_same_files_and_shards_merge_to_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = human();
+    let whole = dir.path().join("whole");
+    contaminate(
+        &config(),
+        &files(&input, &whole, Shard::WHOLE, false),
+        &Scripted::new(None),
+        |_| {},
+    )
+    .expect("runs");
+
+    let broken = dir.path().join("broken");
+    let failed = contaminate(
+        &config(),
+        &files(&input, &broken, Shard::WHOLE, false),
+        &Scripted::new(Some(5)),
+        |_| {},
+    );
+    assert!(failed.is_err());
+    assert_eq!(
+        read(&broken.join("ledger.jsonl")).lines().count(),
+        3,
+        "one whole batch"
+    );
+    let again = contaminate(
+        &config(),
+        &files(&input, &broken, Shard::WHOLE, false),
+        &Scripted::new(None),
+        |_| {},
+    );
+    assert!(again.is_err(), "a ledger there without --resume is refused");
+    let mut seen = Vec::new();
+    contaminate(
+        &config(),
+        &files(&input, &broken, Shard::WHOLE, true),
+        &Scripted::new(None),
+        |progress| seen.push(progress.done),
+    )
+    .expect("resumes");
+    assert_eq!(
+        seen.first(),
+        Some(&3),
+        "resumed after the ledger's last line"
+    );
+
+    let parts: Vec<_> = (0..3)
+        .map(|index| {
+            let part = dir.path().join(format!("part{index}"));
+            let shard = Shard { index, count: 3 };
+            contaminate(
+                &config(),
+                &files(&input, &part, shard, false),
+                &Scripted::new(None),
+                |_| {},
+            )
+            .expect("shard runs");
+            part
+        })
+        .collect();
+    let merged = dir.path().join("merged");
+    merge(&parts, &input, &merged).expect("merges");
+    let missing = merge(&parts[..2], &input, &dir.path().join("gap"));
+    assert!(
+        missing.is_err_and(|e| e.to_string().contains("in none of the parts")),
+        "a missing shard is named"
+    );
+
+    for file in [OUTPUT_FILE, REJECTED_FILE, REPORT_FILE] {
+        let expected = read(&whole.join(file));
+        assert_eq!(read(&broken.join(file)), expected, "resumed {file}");
+        assert_eq!(read(&merged.join(file)), expected, "merged {file}");
+    }
+}
