@@ -18,6 +18,11 @@ enum Task {
     /// first use); then checks that an adapter saved by t5-lora loads in PEFT with the same
     /// logits.
     Golden,
+    /// Bring up a real single-node Slurm cluster here (installing Debian's slurm-wlm and munge
+    /// if absent; needs root), run synthesis through deploy/slurm/ as a 3-task array plus merge
+    /// and check it equals an unsharded run byte for byte, then cancel a task mid-run, resubmit
+    /// it alone and check again. Stops the daemons it started and removes its files.
+    SlurmCheck,
     /// Run benchmarks (optimised builds; figures belong in docs/performance.md).
     Bench {
         /// Which benchmark; all when omitted.
@@ -42,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Task::Ci => ci(),
         Task::Bench { which } => bench(which),
         Task::Golden => golden(),
+        Task::SlurmCheck => slurm_check(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -91,6 +97,13 @@ fn bench(which: Option<Bench>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn slurm_check() -> anyhow::Result<()> {
+    // The debug build: the tiny model needs no optimised code of ours, and the test suite has
+    // usually built it already.
+    cargo(&["build", "-p", "qa-synth-cli", "--bin", "qa-synth"])?;
+    run("bash", &["xtask/slurm-check.sh", "target/debug"])
 }
 
 /// Python packages of the golden scripts; `transformers` 5 rewrites every T5 config to tied

@@ -3,6 +3,7 @@
 mod predict;
 mod score;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -37,11 +38,36 @@ enum Command {
     /// Resampling settings come from the `eval:` section of --config files, then
     /// QA_EVAL__<KEY> variables, then the flags.
     Score(score::ScoreArgs),
+    /// Join the prediction files of a sharded `predict` run, in input order.
+    ///
+    /// Refuses, naming the part, unless every shard is there once, made from --input with the
+    /// same settings, and complete (exactly the questions its shard owns).
+    Merge(MergeArgs),
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// The records file the parts answered.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// A part's predictions file (its .shard.json beside it); repeat for each.
+    #[arg(long = "part", value_name = "FILE", required = true)]
+    parts: Vec<PathBuf>,
+    /// The merged predictions file.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+fn merge(args: MergeArgs) -> anyhow::Result<()> {
+    let written = qa_data::parts::merge_predictions(&args.input, &args.parts, &args.out)?;
+    println!("wrote {written} predictions to {}", args.out.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {
     qa_data::cli::run_main("qa-eval", || match Args::parse().command {
         Command::Predict(args) => predict::run(args),
         Command::Score(args) => score::run(args),
+        Command::Merge(args) => merge(args),
     })
 }

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::QaRecord;
+use qa_data::parts::write_part_info;
+use qa_data::shard::{Shard, ShardSpec};
 use serde::Serialize;
 use t5_lora::device::DeviceChoice;
-use t5_lora::predict::{PredictConfig, load_model, predict_records};
+use t5_lora::predict::{PredictConfig, load_model, predict_records, resume_settings};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
@@ -17,6 +19,13 @@ pub struct PredictArgs {
     /// Predictions file to write ({"id", "prediction"} per line).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// Answer only part i of n of the questions (by id; see qa_data::shard), or `auto`: the
+    /// part of a Slurm array task or Kubernetes Indexed Job pod. Join parts with `merge`.
+    #[arg(long, value_name = "I/N|auto")]
+    shard: Option<ShardSpec>,
+    /// The number of parts for `--shard auto` under Kubernetes.
+    #[arg(long, value_name = "N")]
+    shard_count: Option<usize>,
     /// YAML config file; repeat to layer several (later files win).
     #[arg(long = "config", value_name = "FILE")]
     configs: Vec<PathBuf>,
@@ -93,13 +102,17 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         &args.overrides,
     )?;
     let records: Vec<QaRecord> = qa_data::files::read_jsonl(&args.input)?;
+    let shard = match args.shard {
+        Some(spec) => spec.resolve(args.shard_count).map_err(anyhow::Error::msg)?,
+        None => Shard::WHOLE,
+    };
     let (model, tokenizer) = load_model(&config.model, config.adapter.as_deref(), &config.device)
         .with_context(|| match &config.adapter {
         Some(adapter) => format!("loading {} with {}", config.model, adapter.display()),
         None => format!("loading {}", config.model),
     })?;
 
-    let bar = ProgressBar::new(records.len() as u64).with_style(
+    let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{elapsed_precise} [{wide_bar}] {pos}/{len} questions, {per_sec}, ETA {eta}",
         )
@@ -109,12 +122,19 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         &model,
         &tokenizer,
         &records,
+        shard,
         &config,
         &args.out,
-        |done, _| bar.set_position(done as u64),
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
     )
     .with_context(|| format!("predicting {}", args.input.display()))?;
     bar.finish_and_clear();
+    if args.shard.is_some() {
+        write_part_info(&args.out, shard, &args.input, &resume_settings(&config))?;
+    }
     if summary.truncated > 0 {
         tracing::warn!(
             "{} prompt(s) longer than {} tokens were cut",
@@ -124,7 +144,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     }
     println!(
         "wrote {} predictions to {} ({} generated now, {} from an interrupted run)",
-        records.len(),
+        summary.generated + summary.resumed,
         args.out.display(),
         summary.generated,
         summary.resumed

@@ -296,3 +296,47 @@ fn an_adapter_changes_the_answers() {
     assert_eq!(lines(&adapted).len(), 7);
     assert_ne!(lines(&adapted), lines(&plain));
 }
+
+#[test]
+fn shards_merged_equal_one_run_even_when_sampling() {
+    let (tmp, model, _) = setup();
+    let model = model.to_str().expect("utf-8");
+    // 150 records, so that every one of 3 shards has some.
+    let records = fixtures().join("../records/season.jsonl");
+    let sampling = ["--do-sample", "true", "--seed", "5"];
+    let whole = tmp.path().join("whole.jsonl");
+    assert_success(&predict(model, &records, &whole, &sampling));
+
+    let parts: Vec<PathBuf> = (0..3)
+        .map(|i| tmp.path().join(format!("part-{i}.jsonl")))
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        let shard = format!("{i}/3");
+        let mut flags = sampling.to_vec();
+        flags.extend(["--shard", &shard]);
+        assert_success(&predict(model, &records, part, &flags));
+        let count = lines(part).len();
+        assert!(count > 20 && count < 80, "shard {i} has {count} records");
+    }
+    let merged = tmp.path().join("merged.jsonl");
+    let merge = |parts: &[PathBuf]| {
+        let mut args = vec!["merge", "--input", records.to_str().expect("utf-8")];
+        for part in parts {
+            args.extend(["--part", part.to_str().expect("utf-8")]);
+        }
+        args.extend(["--out", merged.to_str().expect("utf-8")]);
+        qa_eval(&args, &[])
+    };
+    assert_success(&merge(&parts));
+    assert_eq!(
+        std::fs::read(&merged).expect("merged"),
+        std::fs::read(&whole).expect("whole")
+    );
+
+    std::fs::remove_file(&merged).expect("remove");
+    let missing = merge(&parts[1..]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("shard 0/3 is missing"), "{stderr}");
+    assert!(!merged.exists());
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use qa_data::shard::ShardSpec;
 use qa_synth::run::{Progress, RunFiles, Shard};
 use qa_synth::{Generator, GeneratorConfig};
 use serde::Serialize;
@@ -38,23 +39,33 @@ pub struct RunArgs {
     /// Continue the run in --out-dir after its ledger's last complete line.
     #[arg(long)]
     pub resume: bool,
-    /// Do part i of n (records whose index is i modulo n); join the parts with `merge`.
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<Shard>,
+    /// Do part i of n (the records whose id hashes to i; see qa_data::shard), or `auto`: the
+    /// part a Slurm array task or a Kubernetes Indexed Job pod is given. Join the parts with
+    /// `merge`.
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<ShardSpec>,
+    /// The number of parts, for `--shard auto` under Kubernetes (which does not tell a pod its
+    /// job's completions count); under Slurm it must match the array's size if given.
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<usize>,
     /// YAML config file; repeat to layer several (later files win).
     #[arg(long = "config", value_name = "FILE")]
     pub configs: Vec<PathBuf>,
 }
 
 impl RunArgs {
-    /// The run's files.
-    pub fn files(&self) -> RunFiles {
-        RunFiles {
+    /// The run's files and part.
+    pub fn files(&self) -> anyhow::Result<RunFiles> {
+        let shard = match self.shard {
+            Some(spec) => spec.resolve(self.shard_count).map_err(anyhow::Error::msg)?,
+            None => Shard::WHOLE,
+        };
+        Ok(RunFiles {
             input: self.input.clone(),
-            shard: self.shard.unwrap_or(Shard::WHOLE),
+            shard,
             out_dir: self.out_dir.clone(),
             resume: self.resume,
-        }
+        })
     }
 
     /// Config section `section`: the defaults, then the --config files, then `QA_<SECTION>__*`

@@ -171,7 +171,7 @@ fn three_shards_merged_equal_one_run() {
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(
-        stderr.contains("record 2 (s2) is in none of the parts"),
+        stderr.contains("record 0 (s0) is in none of the parts"),
         "{stderr}"
     );
 }

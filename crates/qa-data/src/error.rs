@@ -113,6 +113,14 @@ pub enum Error {
         /// The formats that are understood.
         expected: &'static str,
     },
+    /// The parts of a sharded run do not make up a whole run.
+    #[error("{path}: {message}")]
+    Merge {
+        /// The part (or output) at fault.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A configuration file, variable or flag is missing, unknown or of the wrong type.
     #[error("configuration: {0}")]
     Config(String),

@@ -46,12 +46,11 @@ pub struct ContaminateConfig {
 
 impl Default for ContaminateConfig {
     fn default() -> Self {
+        // The most likely short answer, on either backend.
         let mut generator = GeneratorConfig::default();
-        generator.t5.model = "google/flan-t5-xl".to_string();
         generator.t5.generation.max_new_tokens = 64;
-        generator.openai.temperature = 0.0;
-        generator.openai.top_p = 1.0;
-        generator.openai.max_tokens = 64;
+        let openai = &mut generator.openai;
+        (openai.temperature, openai.top_p, openai.max_tokens) = (0.0, 1.0, 64);
         ContaminateConfig {
             generator,
             prompt_template: DEFAULT_ANSWER_PROMPT.to_string(),
@@ -233,7 +232,7 @@ pub fn contaminate(
     let template = PromptTemplate::parse_question_prompt(&config.prompt_template)?;
     let human: Vec<QaRecord> = read_jsonl(&files.input)?;
     let settings = RunSettings::new(config.output_settings(), generator, files)?;
-    let mut run = run::open::<_, AnswerOutcome>(files, &settings, human.len())?;
+    let mut run = run::open::<_, AnswerOutcome>(files, &settings, &human)?;
     let mut outputs = Outputs::new(&settings);
     for outcome in &run.done {
         outputs.add(&human[outcome.index], outcome);

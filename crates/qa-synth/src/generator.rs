@@ -130,13 +130,8 @@ impl Default for T5GeneratorConfig {
             device: DeviceChoice::Cpu,
             batch_size: 8,
             max_source_len: 512,
-            generation: GenerationConfig {
-                do_sample: true,
-                temperature: 0.8,
-                top_p: 0.95,
-                max_new_tokens: 256,
-                ..GenerationConfig::default()
-            },
+            // Greedy; each stage's defaults set its own decoding.
+            generation: GenerationConfig::default(),
         }
     }
 }

@@ -71,8 +71,9 @@ impl Default for OpenAiConfig {
             model: "gpt-3.5-turbo".to_string(),
             api_key_env: "OPENAI_API_KEY".to_string(),
             system_prompt: None,
-            temperature: 0.8,
-            top_p: 0.95,
+            // The API's own defaults; each stage's defaults set its own sampling.
+            temperature: 1.0,
+            top_p: 1.0,
             max_tokens: 256,
             seed: 0,
             concurrency: 4,

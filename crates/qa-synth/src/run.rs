@@ -1,5 +1,6 @@
-//! What the generation stages share: shards, the settings recorded beside a run's ledger,
-//! resuming after the ledger's last complete line, and gathering the ledgers of sharded runs.
+//! What the generation stages share: shards ([`Shard`], by record id), the settings recorded
+//! beside a run's ledger, resuming after the ledger's last complete line, and gathering the
+//! ledgers of sharded runs.
 //!
 //! A stage appends one ledger line per input record as it goes; everything else it writes is
 //! derived from the ledger, so a killed run loses at most the line being written, and the
@@ -8,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use qa_data::QaRecord;
 use qa_data::files::{JsonlAppender, read_appended, read_json, sha256_file, write_json_atomic};
+pub use qa_data::shard::Shard;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -19,49 +22,6 @@ use crate::generator::Generator;
 pub const LEDGER_FILE: &str = "ledger.jsonl";
 /// The settings of the run.
 pub const SETTINGS_FILE: &str = "settings.json";
-
-/// Part `index` of `count` of a run: input records whose index is `index` modulo `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Shard {
-    /// This part (0-based).
-    pub index: usize,
-    /// Parts in all.
-    pub count: usize,
-}
-
-impl Shard {
-    /// The whole run as one part.
-    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
-
-    /// Whether record `index` belongs to this part.
-    pub fn owns(&self, index: usize) -> bool {
-        index % self.count == self.index
-    }
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    /// Parses `i/n`.
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
-        let (index, count) = text
-            .split_once('/')
-            .ok_or_else(|| format!("{text:?}: a shard is written i/n, e.g. 0/3"))?;
-        let parse = |part: &str| {
-            part.trim()
-                .parse::<usize>()
-                .map_err(|e| format!("{text:?}: {e}"))
-        };
-        let shard = Shard {
-            index: parse(index)?,
-            count: parse(count)?,
-        };
-        if shard.count == 0 || shard.index >= shard.count {
-            return Err(format!("{text:?}: need 0 <= i < n"));
-        }
-        Ok(shard)
-    }
-}
 
 /// The files and part of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,12 +94,12 @@ pub(crate) struct OpenRun<T> {
     pub part_len: usize,
 }
 
-/// Starts a run in `files.out_dir` (recording `settings`; a ledger already there is an error)
-/// or resumes one (which must have been started with the same `settings`).
+/// Starts a run over `input` in `files.out_dir` (recording `settings`; a ledger already there
+/// is an error) or resumes one (which must have been started with the same `settings`).
 pub(crate) fn open<S, T>(
     files: &RunFiles,
     settings: &RunSettings<S>,
-    input_len: usize,
+    input: &[QaRecord],
 ) -> Result<OpenRun<T>>
 where
     S: Serialize + DeserializeOwned + PartialEq,
@@ -173,7 +133,7 @@ where
     let (ledger, _) = JsonlAppender::open(&ledger_path)?;
     let done: Vec<T> = read_appended(&ledger_path)?;
     let next = done.last().map_or(0, |last| last.index() + 1);
-    let mine = (0..input_len).filter(|&i| files.shard.owns(i));
+    let mine = (0..input.len()).filter(|&i| files.shard.owns(&input[i].id));
     let part_len = mine.clone().count();
     let pending = mine.filter(|&i| i >= next).collect();
     Ok(OpenRun {
@@ -244,23 +204,4 @@ pub(crate) fn missing(index: usize, id: &str) -> Error {
     Error::Config(format!(
         "record {index} ({id}) is in none of the parts: a shard is missing or unfinished"
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_parse_and_partition_the_input() {
-        let shards: Vec<Shard> = ["0/3", "1/3", "2/3"]
-            .iter()
-            .map(|s| s.parse().expect("parses"))
-            .collect();
-        for index in 0..30 {
-            assert_eq!(shards.iter().filter(|s| s.owns(index)).count(), 1);
-        }
-        for bad in ["3/3", "1/0", "1", "a/b"] {
-            assert!(bad.parse::<Shard>().is_err(), "{bad}");
-        }
-    }
 }

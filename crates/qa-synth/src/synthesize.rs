@@ -53,12 +53,12 @@ pub struct SynthConfig {
 
 impl Default for SynthConfig {
     fn default() -> Self {
+        // The study's sampling for synthesis, on either backend.
         let mut generator = GeneratorConfig::default();
-        generator.t5.model = "google/flan-t5-xl".to_string();
-        generator.t5.generation.do_sample = true;
-        generator.t5.generation.temperature = 0.8;
-        generator.t5.generation.top_p = 0.95;
-        generator.t5.generation.max_new_tokens = 256;
+        let t5 = &mut generator.t5.generation;
+        (t5.do_sample, t5.temperature, t5.top_p, t5.max_new_tokens) = (true, 0.8, 0.95, 256);
+        let openai = &mut generator.openai;
+        (openai.temperature, openai.top_p, openai.max_tokens) = (0.8, 0.95, 256);
         SynthConfig {
             generator,
             prompt_template: DEFAULT_PROMPT.to_string(),
@@ -394,12 +394,13 @@ pub fn synthesize(
     let settings = RunSettings::new(stage, generator, files)?;
     let pipeline = candidate_pipeline(&settings, &template)?;
     let mut selection = Selection::new(&settings, &seeds, filter_names(&settings, &pipeline));
-    let mut run = run::open::<_, SeedOutcome>(files, &settings, seeds.len())?;
+    // Models load before the run directory is touched, so a bad model path leaves nothing.
     let round_trip = config
         .round_trip
         .as_ref()
         .map(RoundTrip::load)
         .transpose()?;
+    let mut run = run::open::<_, SeedOutcome>(files, &settings, &seeds)?;
     let mut maker = CandidateMaker {
         settings: &settings,
         template,

@@ -2,18 +2,18 @@
 //! with the human answers, resuming after a failure, and shards.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use qa_data::{QaRecord, Source};
 use qa_synth::contaminate::{
-    ContaminateConfig, ContaminationReport, OUTPUT_FILE, REJECTED_FILE, REPORT_FILE, contaminate,
-    merge,
+    AnswerOutcome, ContaminateConfig, ContaminationReport, OUTPUT_FILE, REJECTED_FILE, REPORT_FILE,
+    contaminate, merge,
 };
 use qa_synth::run::{RunFiles, Shard};
 use qa_synth::{Error, Generator, Request};
 
-/// Answers record `i` (its stream) from a fixed pattern: the human answer for i % 4 == 0, a
+/// Answers the question about game `g` from a fixed pattern: the human answer for g % 4 == 0, a
 /// partly right one for 1, a wrong one for 2, nothing for 3; fails once `fail_after` prompts
 /// have been answered, like a run killed midway.
 struct Scripted {
@@ -47,10 +47,10 @@ impl Generator for Scripted {
                     return Err(Error::Config("the generator died".to_string()));
                 }
                 self.answered.set(self.answered.get() + 1);
-                assert!(request.prompt.contains(&format!("game {}", request.stream)));
-                let answer = match request.stream % 4 {
-                    0 => format!("{} points", request.stream + 10),
-                    1 => format!("about {} points or so", request.stream + 10),
+                let game = game_of(&request.prompt);
+                let answer = match game % 4 {
+                    0 => format!("{} points", game + 10),
+                    1 => format!("about {} points or so", game + 10),
                     2 => "the visitors".to_string(),
                     _ => "  ".to_string(),
                 };
@@ -58,6 +58,13 @@ impl Generator for Scripted {
             })
             .collect()
     }
+}
+
+/// The game a prompt asks about ("… in game 12 of the season …").
+fn game_of(prompt: &str) -> u64 {
+    let after = &prompt[prompt.find("game ").expect("a game") + 5..];
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().expect("a number")
 }
 
 /// The committed human records: 150 games of a season, answers "{game + 10} points".
@@ -211,10 +218,73 @@ fn a_failed_run_resumes_to_the_same_files_and_shards_merge_to_them() {
         missing.is_err_and(|e| e.to_string().contains("in none of the parts")),
         "a missing shard is named"
     );
+    let twice = [
+        parts[0].clone(),
+        parts[1].clone(),
+        parts[1].clone(),
+        parts[2].clone(),
+    ];
+    let duplicated = merge(&twice, &input, &dir.path().join("twice"));
+    assert!(
+        duplicated.is_err_and(|e| e.to_string().contains("is shard 1/3 again")),
+        "a duplicated shard is named"
+    );
+    let cut = dir.path().join("cut");
+    std::fs::create_dir_all(&cut).expect("cut");
+    std::fs::copy(parts[2].join("settings.json"), cut.join("settings.json")).expect("settings");
+    let ledger = read(&parts[2].join("ledger.jsonl"));
+    let half: String = ledger
+        .lines()
+        .take(10)
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(cut.join("ledger.jsonl"), half).expect("half a ledger");
+    let truncated = merge(
+        &[parts[0].clone(), parts[1].clone(), cut],
+        &input,
+        &dir.path().join("truncated"),
+    );
+    assert!(
+        truncated.is_err_and(|e| e.to_string().contains("in none of the parts")),
+        "a truncated shard leaves records missing"
+    );
 
     for file in [OUTPUT_FILE, REJECTED_FILE, REPORT_FILE] {
         let expected = read(&whole.join(file));
         assert_eq!(read(&broken.join(file)), expected, "resumed {file}");
         assert_eq!(read(&merged.join(file)), expected, "merged {file}");
     }
+}
+
+#[test]
+fn a_shard_takes_the_same_records_whatever_the_other_records_are() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records: Vec<QaRecord> = qa_data::files::read_jsonl(human()).expect("records");
+    let mut others = records.clone();
+    others.reverse();
+    others.retain(|record| !record.id.ends_with('7'));
+    let reordered = dir.path().join("reordered.jsonl");
+    qa_data::files::write_jsonl_atomic(&reordered, &others).expect("reordered");
+    let shard = Shard { index: 1, count: 3 };
+    let ids_done = |input: &Path, name: &str| -> BTreeSet<String> {
+        let out = dir.path().join(name);
+        contaminate(
+            &config(),
+            &files(input, &out, shard, false),
+            &Scripted::new(None),
+            |_| {},
+        )
+        .expect("runs");
+        qa_data::files::read_jsonl::<AnswerOutcome>(out.join("ledger.jsonl"))
+            .expect("ledger")
+            .into_iter()
+            .map(|line| line.id)
+            .collect()
+    };
+    let original = ids_done(&human(), "original");
+    let changed = ids_done(&reordered, "reordered");
+    assert!(!changed.is_empty());
+    let kept: BTreeSet<String> = others.iter().map(|r| r.id.clone()).collect();
+    let expected: BTreeSet<String> = original.intersection(&kept).cloned().collect();
+    assert_eq!(changed, expected);
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use qa_data::QaRecord;
 use qa_data::files::{JsonlAppender, read_appended, write_jsonl_atomic};
 use qa_data::predictions::Prediction;
+use qa_data::shard::Shard;
 use qa_data::template::PromptTemplate;
 use serde::{Deserialize, Serialize};
 
@@ -147,14 +148,16 @@ fn check_partial_settings(partial: &Path, config: &PredictConfig) -> Result<()> 
     Ok(())
 }
 
-/// Answers every record and writes `out`; `on_batch(done, total)` reports progress.
+/// Answers the records that `shard` owns (all of them for [`Shard::WHOLE`]) and writes their
+/// predictions to `out` in input order; `on_batch(done, total)` reports progress.
 ///
-/// Record `i` samples from stream `i` of the generation seed, so a resumed or differently
-/// batched run draws the same tokens for it.
+/// Record `i` samples from stream `i` of the generation seed, so a resumed, differently
+/// batched or sharded run draws the same tokens for it.
 pub fn predict_records(
     model: &T5ForConditionalGeneration,
     tokenizer: &T5Tokenizer,
     records: &[QaRecord],
+    shard: Shard,
     config: &PredictConfig,
     out: &Path,
     mut on_batch: impl FnMut(usize, usize),
@@ -188,7 +191,10 @@ pub fn predict_records(
     let resumed = answers.len();
 
     let pending: Vec<usize> = (0..records.len())
-        .filter(|&index| !answers.contains_key(&records[index].id))
+        .filter(|&index| {
+            let id = &records[index].id;
+            shard.owns(id) && !answers.contains_key(id)
+        })
         .collect();
     let prompts: Vec<String> = pending
         .iter()
@@ -199,7 +205,7 @@ pub fn predict_records(
     let mut todo: Vec<(usize, Vec<u32>)> = pending.into_iter().zip(encoded.ids).collect();
     todo.sort_by_key(|(index, ids)| (ids.len(), *index));
 
-    let total = records.len();
+    let total = records.iter().filter(|r| shard.owns(&r.id)).count();
     let mut done = resumed;
     on_batch(done, total);
     for batch in todo.chunks(config.batch_size) {
@@ -220,10 +226,13 @@ pub fn predict_records(
     appender.sync()?;
     drop(appender);
 
-    let in_order = records.iter().map(|record| Prediction {
-        id: record.id.clone(),
-        prediction: answers.remove(&record.id).unwrap_or_default(),
-    });
+    let in_order = records
+        .iter()
+        .filter(|r| shard.owns(&r.id))
+        .map(|record| Prediction {
+            id: record.id.clone(),
+            prediction: answers.remove(&record.id).unwrap_or_default(),
+        });
     write_jsonl_atomic(out, in_order)?;
     for done in [settings_path(&partial), partial] {
         std::fs::remove_file(&done).map_err(|e| Error::io(done, e))?;

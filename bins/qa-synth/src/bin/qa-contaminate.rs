@@ -32,7 +32,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Run(args) => {
             let config: ContaminateConfig = args.section("contaminate")?;
             let generator = load_generator(&config.generator)?;
-            let files = args.files();
+            let files = args.files()?;
             with_progress("records", |on_record| {
                 contaminate(&config, &files, generator.as_ref(), on_record)
             })?

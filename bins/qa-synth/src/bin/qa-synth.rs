@@ -35,7 +35,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let config: SynthConfig = args.section("synth")?;
             let filters: FilterConfig = args.section("filters")?;
             let generator = load_generator(&config.generator)?;
-            let files = args.files();
+            let files = args.files()?;
             with_progress("seeds", |on_seed| {
                 synthesize(&config, &filters, &files, generator.as_ref(), on_seed)
             })?
