@@ -107,10 +107,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         None => Shard::WHOLE,
     };
     let (model, tokenizer) = load_model(&config.model, config.adapter.as_deref(), &config.device)
-        .with_context(|| match &config.adapter {
-        Some(adapter) => format!("loading {} with {}", config.model, adapter.display()),
-        None => format!("loading {}", config.model),
-    })?;
+        .with_context(|| format!("loading {}", config.model))?;
 
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
