@@ -1,6 +1,8 @@
 //! `cargo xtask`: project automation (the cargo-xtask convention). It holds no ML logic and
 //! runs everything through `$CARGO`, so that it uses the toolchain that invoked it.
 
+mod experiment;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,6 +20,31 @@ enum Task {
     /// first use); then checks that an adapter saved by t5-lora loads in PEFT with the same
     /// logits.
     Golden,
+    /// Run the A/B/C experiment: prepare, contaminate (B's data), synthesize (C's), train A, B
+    /// and C, predict (with the zero-shot row) and score, each stage skipped when its record
+    /// in <run_dir>/stages says it is up to date, and continued when it was interrupted.
+    RunExperiment {
+        /// YAML config file; repeat to layer several (later files win).
+        #[arg(
+            long = "config",
+            value_name = "FILE",
+            default_value = "configs/experiment.yaml"
+        )]
+        configs: Vec<PathBuf>,
+        /// Run only this stage (prepare, contaminate, synthesize, train, predict, score).
+        #[arg(long, value_name = "STAGE")]
+        only: Option<String>,
+        /// Run from this stage on, re-running it and everything after it.
+        #[arg(long, value_name = "STAGE")]
+        from: Option<String>,
+        /// Print what would run and what is up to date, and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Use the dev build of the stage binaries (quick to build; the smoke profile's models
+        /// are tiny) instead of the release build.
+        #[arg(long)]
+        dev: bool,
+    },
     /// Bring up a real single-node Slurm cluster here (installing Debian's slurm-wlm and munge
     /// if absent; needs root), run synthesis through deploy/slurm/ as a 3-task array plus merge
     /// and check it equals an unsharded run byte for byte, then cancel a task mid-run, resubmit
@@ -48,6 +75,13 @@ fn main() -> std::process::ExitCode {
         Task::Bench { which } => bench(which),
         Task::Golden => golden(),
         Task::SlurmCheck => slurm_check(),
+        Task::RunExperiment {
+            configs,
+            only,
+            from,
+            dry_run,
+            dev,
+        } => run_experiment(configs, only, from, dry_run, dev),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -97,6 +131,34 @@ fn bench(which: Option<Bench>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn run_experiment(
+    configs: Vec<PathBuf>,
+    only: Option<String>,
+    from: Option<String>,
+    dry_run: bool,
+    dev: bool,
+) -> anyhow::Result<()> {
+    let (profile, dir) = if dev {
+        ("dev", "debug")
+    } else {
+        ("release", "release")
+    };
+    let mut build = vec!["build", "--profile", profile];
+    for package in ["qa-prepare", "qa-synth-cli", "qa-train", "qa-eval"] {
+        build.extend(["-p", package]);
+    }
+    cargo(&build)?;
+    // Stages run from the repository root, where the configs' relative paths point.
+    std::env::set_current_dir(project_root())?;
+    experiment::run_experiment(&experiment::Options {
+        configs,
+        only,
+        from,
+        dry_run,
+        bin_dir: project_root().join("target").join(dir),
+    })
 }
 
 fn slurm_check() -> anyhow::Result<()> {

@@ -24,6 +24,7 @@ pub const SECTIONS: &[&str] = &[
     "filters",
     "synth",
     "contaminate",
+    "experiment",
 ];
 
 /// Prefix of the environment variables that override config keys.

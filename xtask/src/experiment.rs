@@ -1,0 +1,605 @@
+//! `cargo xtask run-experiment`: the stages of the A/B/C experiment in order, each through its
+//! own binary, each skipped when its record says it is up to date.
+//!
+//! A stage is up to date when `<run_dir>/stages/<stage>.json` records the same key (the SHA-256
+//! of its inputs, its config sections as resolved from the files and `QA_` variables, and its
+//! binary) and its outputs still have the recorded checksums. A stage that was started with
+//! the same key but not finished (the run was killed) is continued with the stage's own resume;
+//! one started with another key is cleared and run again. Changing an input or a setting
+//! therefore re-runs that stage and, through the checksums of its outputs, everything that
+//! reads them, and nothing upstream.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use qa_data::files::{read_json, sha256_file, write_json_atomic};
+use serde::{Deserialize, Serialize};
+
+/// The `experiment:` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Where everything goes.
+    pub run_dir: PathBuf,
+    /// Training seeds: each model is trained once per seed.
+    pub train_seeds: Vec<u64>,
+    /// The models are untrained stand-ins (the smoke profile); reports say so first.
+    pub stand_in: bool,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig {
+            run_dir: PathBuf::from("runs/experiment"),
+            train_seeds: vec![42],
+            stand_in: false,
+        }
+    }
+}
+
+/// The stage groups, in order, as `--only` and `--from` name them.
+pub const GROUPS: [&str; 6] = [
+    "prepare",
+    "contaminate",
+    "synthesize",
+    "train",
+    "predict",
+    "score",
+];
+
+/// The three trained models: name, training file (relative to the run directory), and the
+/// directory name the original experiment used.
+const MODELS: [(&str, &str, &str); 3] = [
+    ("a", "data/processed/human_train.jsonl", "model_a_human"),
+    (
+        "b",
+        "data/processed/ai_contaminated_train.jsonl",
+        "model_b_contaminated",
+    ),
+    (
+        "c",
+        "data/synthetic/synthetic_train.jsonl",
+        "model_c_synthetic",
+    ),
+];
+
+/// One step of the plan.
+struct Stage {
+    /// `group` or `group-detail` (e.g. `train-a`).
+    name: String,
+    group: &'static str,
+    /// The binary (a file name in the build's directory) and its arguments.
+    program: &'static str,
+    args: Vec<String>,
+    /// The flag that continues an interrupted run, and the file or directory that shows
+    /// there is something to continue (without it, the stage starts over).
+    resume: Option<(&'static str, PathBuf)>,
+    /// Config sections that decide the output.
+    sections: Vec<&'static str>,
+    /// Files read.
+    inputs: Vec<PathBuf>,
+    /// Files written (checked and recorded after the run).
+    outputs: Vec<PathBuf>,
+    /// What the stage leaves behind, removed when it must start over.
+    clear: Vec<PathBuf>,
+    /// Files copied into the run directory's layout after the run: (from, to).
+    publish: Vec<(PathBuf, PathBuf)>,
+}
+
+/// What `stages/<stage>.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StageRecord {
+    key: String,
+    outputs: BTreeMap<String, String>,
+}
+
+/// Options of `run-experiment`.
+pub struct Options {
+    /// The config files, layered.
+    pub configs: Vec<PathBuf>,
+    /// Only this group.
+    pub only: Option<String>,
+    /// This group and all after it, re-run even if up to date.
+    pub from: Option<String>,
+    /// Print the plan and stop.
+    pub dry_run: bool,
+    /// Directory of the stage binaries.
+    pub bin_dir: PathBuf,
+}
+
+fn path_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The plan for `config`: every stage with its command, inputs and outputs.
+fn plan(
+    experiment: &ExperimentConfig,
+    configs: &[PathBuf],
+    train_files: [PathBuf; 2],
+) -> Vec<Stage> {
+    let run = &experiment.run_dir;
+    let processed = run.join("data/processed");
+    let human = |split: &str| processed.join(format!("human_{split}.jsonl"));
+    let config_args: Vec<String> = configs
+        .iter()
+        .flat_map(|c| ["--config".to_string(), path_arg(c)])
+        .collect();
+    let with_config = |mut args: Vec<String>| {
+        args.extend(config_args.iter().cloned());
+        args
+    };
+    let mut stages = vec![Stage {
+        name: "prepare".into(),
+        group: "prepare",
+        program: "qa-prepare",
+        args: with_config(vec!["--out-dir".into(), path_arg(&processed)]),
+        resume: None,
+        sections: vec!["prepare"],
+        inputs: train_files.to_vec(),
+        outputs: ["train", "val", "test"].map(human).to_vec(),
+        clear: vec![],
+        publish: vec![],
+    }];
+    for (group, program, section, work, published) in [
+        (
+            "contaminate",
+            "qa-contaminate",
+            "contaminate",
+            "contaminate",
+            (
+                "contaminated.jsonl",
+                processed.join("ai_contaminated_train.jsonl"),
+            ),
+        ),
+        (
+            "synthesize",
+            "qa-synth",
+            "synth",
+            "synth",
+            (
+                "synthetic.jsonl",
+                run.join("data/synthetic/synthetic_train.jsonl"),
+            ),
+        ),
+    ] {
+        let work_dir = run.join("work").join(work);
+        let mut sections = vec![section];
+        if group == "synthesize" {
+            sections.push("filters");
+        }
+        stages.push(Stage {
+            name: group.into(),
+            group,
+            program,
+            args: with_config(vec![
+                "run".into(),
+                "--input".into(),
+                path_arg(&human("train")),
+                "--out-dir".into(),
+                path_arg(&work_dir),
+            ]),
+            resume: Some(("--resume", work_dir.join("ledger.jsonl"))),
+            sections,
+            inputs: vec![human("train")],
+            outputs: vec![published.1.clone()],
+            publish: vec![(work_dir.join(published.0), published.1)],
+            clear: vec![work_dir],
+        });
+    }
+    let several = experiment.train_seeds.len() > 1;
+    let mut systems: Vec<(String, PathBuf, Option<PathBuf>)> =
+        vec![("zero_shot".into(), run.join("runs/zero_shot"), None)];
+    for (model, train, dir) in MODELS {
+        for &seed in &experiment.train_seeds {
+            let out = match several {
+                true => run.join("runs").join(dir).join(format!("seed-{seed}")),
+                false => run.join("runs").join(dir),
+            };
+            let system = match several {
+                true => format!("{model}@{seed}"),
+                false => model.to_string(),
+            };
+            let adapter = out.join("adapter");
+            stages.push(Stage {
+                name: format!("train-{}", system.replace('@', "-")),
+                group: "train",
+                program: "qa-train",
+                args: with_config(vec![
+                    "--train".into(),
+                    path_arg(&run.join(train)),
+                    "--validation".into(),
+                    path_arg(&human("val")),
+                    "--out-dir".into(),
+                    path_arg(&out),
+                    "--seed".into(),
+                    seed.to_string(),
+                ]),
+                resume: Some(("--resume", out.join("checkpoint"))),
+                sections: vec!["train"],
+                inputs: vec![run.join(train), human("val")],
+                outputs: vec![
+                    adapter.join("adapter_model.safetensors"),
+                    adapter.join("adapter_config.json"),
+                    out.join("train_log.jsonl"),
+                ],
+                // Not the whole directory: the model's predictions live there too.
+                clear: ["adapter", "best_adapter", "checkpoint", "train_log.jsonl"]
+                    .map(|name| out.join(name))
+                    .to_vec(),
+                publish: vec![],
+            });
+            systems.push((system, out, Some(adapter)));
+        }
+    }
+    for (system, dir, adapter) in &systems {
+        let predictions = dir.join("predictions.jsonl");
+        let mut args = vec![
+            "predict".into(),
+            "--input".into(),
+            path_arg(&human("test")),
+            "--out".into(),
+            path_arg(&predictions),
+        ];
+        let mut inputs = vec![human("test")];
+        if let Some(adapter) = adapter {
+            args.extend(["--adapter".into(), path_arg(adapter)]);
+            inputs.push(adapter.join("adapter_model.safetensors"));
+        }
+        stages.push(Stage {
+            name: format!("predict-{}", system.replace('@', "-")),
+            group: "predict",
+            program: "qa-eval",
+            args: with_config(args),
+            // A prediction run continues from its `.partial` file by itself.
+            resume: None,
+            sections: vec!["predict"],
+            inputs,
+            outputs: vec![predictions],
+            clear: vec![],
+            publish: vec![],
+        });
+    }
+    let results = run.join("results");
+    let mut args = vec!["score".into(), "--gold".into(), path_arg(&human("test"))];
+    let mut inputs = vec![human("test")];
+    for (system, dir, _) in &systems {
+        let predictions = dir.join("predictions.jsonl");
+        args.extend([
+            "--pred".into(),
+            format!("{system}={}", path_arg(&predictions)),
+        ]);
+        inputs.push(predictions);
+    }
+    args.extend(["--out-dir".into(), path_arg(&results)]);
+    stages.push(Stage {
+        name: "score".into(),
+        group: "score",
+        program: "qa-eval",
+        args: with_config(args),
+        resume: None,
+        sections: vec!["eval"],
+        inputs,
+        outputs: vec![
+            results.join("metrics.json"),
+            results.join("per_question.jsonl"),
+        ],
+        clear: vec![],
+        publish: vec![],
+    });
+    stages
+}
+
+/// A config section as the layered files and `QA_` variables resolve it (absent: null).
+fn section(name: &str, configs: &[PathBuf]) -> anyhow::Result<serde_json::Value> {
+    Ok(qa_data::config::load_section(
+        name,
+        &serde_json::Value::Null,
+        configs,
+        &(),
+    )?)
+}
+
+/// The stage's key: its inputs', sections' and binary's digests.
+fn stage_key(stage: &Stage, configs: &[PathBuf], bin_dir: &Path) -> anyhow::Result<Option<String>> {
+    use std::fmt::Write;
+    let mut text = String::new();
+    for input in &stage.inputs {
+        if !input.is_file() {
+            return Ok(None);
+        }
+        writeln!(text, "input {} {}", input.display(), sha256_file(input)?)?;
+    }
+    for name in &stage.sections {
+        writeln!(text, "section {name} {}", section(name, configs)?)?;
+    }
+    let program = bin_dir.join(stage.program);
+    writeln!(text, "program {} {}", stage.program, sha256_file(&program)?)?;
+    writeln!(text, "args {}", stage.args.join(" "))?;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    Ok(Some(
+        digest.iter().map(|byte| format!("{byte:02x}")).collect(),
+    ))
+}
+
+/// Where a stage's record and start marker are.
+fn record_paths(run_dir: &Path, stage: &Stage) -> (PathBuf, PathBuf) {
+    let dir = run_dir.join("stages");
+    (
+        dir.join(format!("{}.json", stage.name)),
+        dir.join(format!("{}.started.json", stage.name)),
+    )
+}
+
+/// Whether the outputs recorded in `record` are still there, unchanged.
+fn outputs_intact(record: &StageRecord) -> bool {
+    record.outputs.iter().all(|(path, sha)| {
+        sha256_file(Path::new(path))
+            .map(|actual| &actual == sha)
+            .unwrap_or(false)
+    })
+}
+
+/// What a stage will do.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    UpToDate,
+    Run(&'static str),
+    Resume,
+}
+
+fn verdict(
+    stage: &Stage,
+    key: Option<&str>,
+    run_dir: &Path,
+    forced: bool,
+) -> anyhow::Result<Verdict> {
+    let (record_path, started_path) = record_paths(run_dir, stage);
+    let Some(key) = key else {
+        return Ok(Verdict::Run("after the stages it reads from"));
+    };
+    if started_path.is_file() {
+        let started: String = read_json(&started_path)?;
+        if started == key && !forced {
+            return Ok(Verdict::Resume);
+        }
+    }
+    if forced {
+        return Ok(Verdict::Run("forced by --from"));
+    }
+    if !record_path.is_file() {
+        return Ok(Verdict::Run("never run"));
+    }
+    let record: StageRecord = read_json(&record_path)?;
+    if record.key != key {
+        return Ok(Verdict::Run("its inputs, settings or binary changed"));
+    }
+    if !outputs_intact(&record) {
+        return Ok(Verdict::Run("an output is missing or was changed"));
+    }
+    Ok(Verdict::UpToDate)
+}
+
+fn group_index(group: &str) -> anyhow::Result<usize> {
+    GROUPS
+        .iter()
+        .position(|g| *g == group)
+        .with_context(|| format!("no stage {group:?}; the stages are {}", GROUPS.join(", ")))
+}
+
+/// Runs the experiment as `options` say.
+pub fn run_experiment(options: &Options) -> anyhow::Result<()> {
+    let experiment: ExperimentConfig = qa_data::config::load_section(
+        "experiment",
+        &ExperimentConfig::default(),
+        &options.configs,
+        &(),
+    )?;
+    let prepare = section("prepare", &options.configs)?;
+    let train_files = ["train_file", "test_file"].map(|key| {
+        PathBuf::from(
+            prepare
+                .get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default(),
+        )
+    });
+    let stages = plan(&experiment, &options.configs, train_files);
+    let only = options.only.as_deref().map(group_index).transpose()?;
+    let from = options.from.as_deref().map(group_index).transpose()?;
+    let run_dir = &experiment.run_dir;
+    let mut ran = 0;
+    // In a dry run: the outputs of stages that will run, and which stage writes each.
+    let mut pending: BTreeMap<&Path, &str> = BTreeMap::new();
+    for stage in &stages {
+        let index = group_index(stage.group)?;
+        if only.is_some_and(|only| only != index) || from.is_some_and(|from| index < from) {
+            continue;
+        }
+        let key = stage_key(stage, &options.configs, &options.bin_dir)?;
+        let forced = from.is_some_and(|from| index >= from) && !options.dry_run;
+        let verdict = verdict(stage, key.as_deref(), run_dir, forced)?;
+        let upstream: Option<&str> = stage
+            .inputs
+            .iter()
+            .find_map(|i| pending.get(i.as_path()).copied());
+        if options.dry_run && (verdict != Verdict::UpToDate || upstream.is_some()) {
+            pending.extend(
+                stage
+                    .outputs
+                    .iter()
+                    .map(|o| (o.as_path(), stage.name.as_str())),
+            );
+        }
+        match (&verdict, options.dry_run) {
+            (Verdict::UpToDate, true) if upstream.is_some() => {
+                let upstream = upstream.unwrap_or_default();
+                println!(
+                    "{:<24} will run if {upstream} changes its output",
+                    stage.name
+                );
+                continue;
+            }
+            (Verdict::UpToDate, _) => {
+                println!("{:<24} up to date", stage.name);
+                continue;
+            }
+            (Verdict::Run(why), true) => {
+                println!("{:<24} will run ({why})", stage.name);
+                continue;
+            }
+            (Verdict::Resume, true) => {
+                println!("{:<24} will resume its interrupted run", stage.name);
+                continue;
+            }
+            _ => {}
+        }
+        let Some(key) = key else {
+            bail!(
+                "{}: an input is missing ({}); run the earlier stages first",
+                stage.name,
+                stage
+                    .inputs
+                    .iter()
+                    .filter(|i| !i.is_file())
+                    .map(|i| i.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        run_stage(stage, &key, &verdict, run_dir, &options.bin_dir)?;
+        ran += 1;
+    }
+    if !options.dry_run {
+        match ran {
+            0 => println!("run-experiment: every stage is up to date"),
+            n => println!(
+                "run-experiment: ran {n} stage(s); results in {}",
+                run_dir.join("results").display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn run_stage(
+    stage: &Stage,
+    key: &str,
+    verdict: &Verdict,
+    run_dir: &Path,
+    bin_dir: &Path,
+) -> anyhow::Result<()> {
+    let (record_path, started_path) = record_paths(run_dir, stage);
+    // Killed before it saved anything to continue from: start over.
+    let resume = *verdict == Verdict::Resume
+        && stage
+            .resume
+            .as_ref()
+            .is_none_or(|(_, saved)| saved.exists());
+    if !resume {
+        for path in &stage.clear {
+            let removed = match path.is_dir() {
+                true => std::fs::remove_dir_all(path),
+                false if path.exists() => std::fs::remove_file(path),
+                false => Ok(()),
+            };
+            removed.with_context(|| format!("clearing {}", path.display()))?;
+        }
+        write_json_atomic(&started_path, &key)?;
+    }
+    let mut args = stage.args.clone();
+    if resume && let Some((flag, _)) = &stage.resume {
+        args.push(flag.to_string());
+    }
+    println!(
+        "{:<24} {} {}",
+        stage.name,
+        if resume { "resuming:" } else { "running:" },
+        args.join(" ")
+    );
+    let program = bin_dir.join(stage.program);
+    let status = Command::new(&program)
+        .args(&args)
+        .status()
+        .with_context(|| format!("starting {}", program.display()))?;
+    if !status.success() {
+        bail!(
+            "stage {} failed ({status}); re-run to continue it",
+            stage.name
+        );
+    }
+    for (from, to) in &stage.publish {
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+        qa_data::files::write_atomic(to, |out| {
+            std::io::Write::write_all(out, &bytes).map_err(|e| qa_data::Error::io(to, e))
+        })?;
+    }
+    let mut outputs = BTreeMap::new();
+    for output in &stage.outputs {
+        outputs.insert(path_arg(output), sha256_file(output)?);
+    }
+    write_json_atomic(
+        &record_path,
+        &StageRecord {
+            key: key.to_string(),
+            outputs,
+        },
+    )?;
+    std::fs::remove_file(&started_path)
+        .with_context(|| format!("removing {}", started_path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn every_stage_reads_only_what_an_earlier_stage_wrote() {
+        let experiment = ExperimentConfig {
+            run_dir: PathBuf::from("run"),
+            train_seeds: vec![1, 2],
+            stand_in: true,
+        };
+        let squad = [PathBuf::from("train.json"), PathBuf::from("dev.json")];
+        let stages = plan(&experiment, &[PathBuf::from("c.yaml")], squad.clone());
+        let mut written: HashSet<PathBuf> = squad.into_iter().collect();
+        let mut names = HashSet::new();
+        let mut last_group = 0;
+        for stage in &stages {
+            assert!(names.insert(&stage.name), "{} twice", stage.name);
+            let group = group_index(stage.group).expect("a known group");
+            assert!(group >= last_group, "{} out of order", stage.name);
+            last_group = group;
+            for input in &stage.inputs {
+                assert!(
+                    written.contains(input),
+                    "{} reads {}",
+                    stage.name,
+                    input.display()
+                );
+            }
+            written.extend(stage.outputs.iter().cloned());
+            assert!(stage.args.ends_with(&["--config".into(), "c.yaml".into()]));
+        }
+        let count = |group: &str| stages.iter().filter(|s| s.group == group).count();
+        // Three models × two seeds, and the zero-shot row besides them.
+        assert_eq!(
+            (count("train"), count("predict"), count("score")),
+            (6, 7, 1)
+        );
+        let score = stages.last().expect("stages");
+        assert!(
+            score
+                .args
+                .contains(&"a@2=run/runs/model_a_human/seed-2/predictions.jsonl".into())
+        );
+    }
+}
