@@ -117,7 +117,7 @@ fn path_arg(path: &Path) -> String {
 fn plan(
     experiment: &ExperimentConfig,
     configs: &[PathBuf],
-    train_files: [PathBuf; 2],
+    squad_files: [PathBuf; 2],
 ) -> Vec<Stage> {
     let run = &experiment.run_dir;
     let processed = run.join("data/processed");
@@ -137,7 +137,7 @@ fn plan(
         args: with_config(vec!["--out-dir".into(), path_arg(&processed)]),
         resume: None,
         sections: vec!["prepare"],
-        inputs: train_files.to_vec(),
+        inputs: squad_files.to_vec(),
         outputs: ["train", "val", "test"].map(human).to_vec(),
         clear: vec![],
         publish: vec![],
@@ -398,7 +398,8 @@ pub fn run_experiment(options: &Options) -> anyhow::Result<()> {
         &(),
     )?;
     let prepare = section("prepare", &options.configs)?;
-    let train_files = ["train_file", "test_file"].map(|key| {
+    // The SQuAD files prepare reads (an unset one shows as missing, and prepare names it).
+    let squad_files = ["train_file", "test_file"].map(|key| {
         PathBuf::from(
             prepare
                 .get(key)
@@ -406,7 +407,7 @@ pub fn run_experiment(options: &Options) -> anyhow::Result<()> {
                 .unwrap_or_default(),
         )
     });
-    let stages = plan(&experiment, &options.configs, train_files);
+    let stages = plan(&experiment, &options.configs, squad_files);
     let only = options.only.as_deref().map(group_index).transpose()?;
     let from = options.from.as_deref().map(group_index).transpose()?;
     let run_dir = &experiment.run_dir;

@@ -40,8 +40,9 @@ enum Task {
         /// Print what would run and what is up to date, and stop.
         #[arg(long)]
         dry_run: bool,
-        /// Use the dev build of the stage binaries (quick to build; the smoke profile's models
-        /// are tiny) instead of the release build.
+        /// Use the dev build of the stage binaries, as the test suite builds them (quicker to
+        /// build, and nothing to build after the tests; fine for the smoke profile's tiny
+        /// models), instead of the release build.
         #[arg(long)]
         dev: bool,
     },
@@ -140,16 +141,19 @@ fn run_experiment(
     dry_run: bool,
     dev: bool,
 ) -> anyhow::Result<()> {
-    let (profile, dir) = if dev {
-        ("dev", "debug")
+    let dir = if dev {
+        // The binaries exactly as the test suite builds them: a plain `cargo build` resolves
+        // features without the dev-dependencies and would rebuild nearly every crate again.
+        cargo(&["test", "--workspace", "--no-run"])?;
+        "debug"
     } else {
-        ("release", "release")
+        let mut build = vec!["build", "--release"];
+        for package in ["qa-prepare", "qa-synth-cli", "qa-train", "qa-eval"] {
+            build.extend(["-p", package]);
+        }
+        cargo(&build)?;
+        "release"
     };
-    let mut build = vec!["build", "--profile", profile];
-    for package in ["qa-prepare", "qa-synth-cli", "qa-train", "qa-eval"] {
-        build.extend(["-p", package]);
-    }
-    cargo(&build)?;
     // Stages run from the repository root, where the configs' relative paths point.
     std::env::set_current_dir(project_root())?;
     experiment::run_experiment(&experiment::Options {

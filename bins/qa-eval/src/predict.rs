@@ -6,7 +6,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::QaRecord;
 use qa_data::parts::write_part_info;
-use qa_data::shard::{Shard, ShardSpec};
+use qa_data::shard::ShardSpec;
 use serde::Serialize;
 use t5_lora::device::DeviceChoice;
 use t5_lora::predict::{PredictConfig, load_model, predict_records, resume_settings};
@@ -23,7 +23,8 @@ pub struct PredictArgs {
     /// part of a Slurm array task or Kubernetes Indexed Job pod. Join parts with `merge`.
     #[arg(long, value_name = "I/N|auto")]
     shard: Option<ShardSpec>,
-    /// The number of parts for `--shard auto` under Kubernetes.
+    /// The number of parts for `--shard auto` (needed under Kubernetes and for a Slurm task
+    /// resubmitted alone).
     #[arg(long, value_name = "N")]
     shard_count: Option<usize>,
     /// YAML config file; repeat to layer several (later files win).
@@ -102,10 +103,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         &args.overrides,
     )?;
     let records: Vec<QaRecord> = qa_data::files::read_jsonl(&args.input)?;
-    let shard = match args.shard {
-        Some(spec) => spec.resolve(args.shard_count).map_err(anyhow::Error::msg)?,
-        None => Shard::WHOLE,
-    };
+    let shard = ShardSpec::resolve(args.shard, args.shard_count).map_err(anyhow::Error::msg)?;
     let (model, tokenizer) = load_model(&config.model, config.adapter.as_deref(), &config.device)
         .with_context(|| format!("loading {}", config.model))?;
 

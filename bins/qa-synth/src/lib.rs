@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::shard::ShardSpec;
-use qa_synth::run::{Progress, RunFiles, Shard};
+use qa_synth::run::{Progress, RunFiles};
 use qa_synth::{Generator, GeneratorConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,8 +44,8 @@ pub struct RunArgs {
     /// `merge`.
     #[arg(long, value_name = "I/N|auto")]
     pub shard: Option<ShardSpec>,
-    /// The number of parts, for `--shard auto` under Kubernetes (which does not tell a pod its
-    /// job's completions count); under Slurm it must match the array's size if given.
+    /// The number of parts for `--shard auto`: needed under Kubernetes and for a Slurm task
+    /// resubmitted alone; without it, a Slurm array must be exactly 0-(n-1).
     #[arg(long, value_name = "N")]
     pub shard_count: Option<usize>,
     /// YAML config file; repeat to layer several (later files win).
@@ -56,10 +56,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// The run's files and part.
     pub fn files(&self) -> anyhow::Result<RunFiles> {
-        let shard = match self.shard {
-            Some(spec) => spec.resolve(self.shard_count).map_err(anyhow::Error::msg)?,
-            None => Shard::WHOLE,
-        };
+        let shard = ShardSpec::resolve(self.shard, self.shard_count).map_err(anyhow::Error::msg)?;
         Ok(RunFiles {
             input: self.input.clone(),
             shard,

@@ -136,11 +136,14 @@ pub enum ShardSpec {
 }
 
 impl ShardSpec {
-    /// The part this process does: the fixed one, or the engine's from the environment.
-    pub fn resolve(self, count: Option<usize>) -> Result<Shard, String> {
-        match self {
-            ShardSpec::Fixed(shard) => Ok(shard),
-            ShardSpec::Auto => Shard::from_engine(|name| std::env::var(name).ok(), count),
+    /// The part this process does for the flags `--shard` (`spec`) and `--shard-count`
+    /// (`count`): the whole input without `--shard`, the fixed part, or the engine's from the
+    /// environment.
+    pub fn resolve(spec: Option<ShardSpec>, count: Option<usize>) -> Result<Shard, String> {
+        match spec {
+            None => Ok(Shard::WHOLE),
+            Some(ShardSpec::Fixed(shard)) => Ok(shard),
+            Some(ShardSpec::Auto) => Shard::from_engine(|name| std::env::var(name).ok(), count),
         }
     }
 }
