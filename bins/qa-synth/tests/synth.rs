@@ -46,6 +46,14 @@ fn run(seeds: &Path, config: &Path, out: &Path, extra: &[&str]) -> Output {
     .expect("qa-synth runs")
 }
 
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8")
 }
@@ -89,11 +97,7 @@ fn a_killed_run_resumes_to_exactly_the_uninterrupted_output() {
     let (seeds, config) = setup(tmp.path(), 0.0);
     let whole = tmp.path().join("whole");
     let done = run(&seeds, &config, &whole, &[]);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert_success(&done);
 
     let killed = tmp.path().join("killed");
     let mut child = synth(&["run", "--input", path(&seeds), "--config", path(&config)])
@@ -119,11 +123,7 @@ fn a_killed_run_resumes_to_exactly_the_uninterrupted_output() {
         "a ledger must not be overwritten without --resume"
     );
     let resumed = run(&seeds, &config, &killed, &["--resume"]);
-    assert!(
-        resumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
+    assert_success(&resumed);
     assert_eq!(outputs(&killed), outputs(&whole));
     assert_eq!(read(&ledger), read(&whole.join("ledger.jsonl")));
 }
@@ -134,22 +134,14 @@ fn three_shards_merged_equal_one_run() {
     let (seeds, config) = setup(tmp.path(), 0.0);
     let whole = tmp.path().join("whole");
     let done = run(&seeds, &config, &whole, &[]);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert_success(&done);
     let parts: Vec<PathBuf> = (0..3)
         .map(|i| tmp.path().join(format!("part{i}")))
         .collect();
     for (i, part) in parts.iter().enumerate() {
         let shard = format!("{i}/3");
         let output = run(&seeds, &config, part, &["--shard", &shard]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_success(&output);
     }
     let merged = tmp.path().join("merged");
     let merge = |parts: &[PathBuf]| {
@@ -160,11 +152,7 @@ fn three_shards_merged_equal_one_run() {
         command.output().expect("merge runs")
     };
     let output = merge(&parts);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     assert_eq!(outputs(&merged), outputs(&whole));
 
     let missing = merge(&parts[..2]);

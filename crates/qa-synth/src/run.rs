@@ -133,9 +133,11 @@ where
     let (ledger, _) = JsonlAppender::open(&ledger_path)?;
     let done: Vec<T> = read_appended(&ledger_path)?;
     let next = done.last().map_or(0, |last| last.index() + 1);
-    let mine = (0..input.len()).filter(|&i| files.shard.owns(&input[i].id));
-    let part_len = mine.clone().count();
-    let pending = mine.filter(|&i| i >= next).collect();
+    let mine: Vec<usize> = (0..input.len())
+        .filter(|&i| files.shard.owns(&input[i].id))
+        .collect();
+    let part_len = mine.len();
+    let pending = mine.into_iter().filter(|&i| i >= next).collect();
     Ok(OpenRun {
         ledger,
         done,

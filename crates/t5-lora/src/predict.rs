@@ -190,11 +190,14 @@ pub fn predict_records(
         .collect();
     let resumed = answers.len();
 
-    let pending: Vec<usize> = (0..records.len())
-        .filter(|&index| {
-            let id = &records[index].id;
-            shard.owns(id) && !answers.contains_key(id)
-        })
+    // The indices of this part's records, in input order.
+    let owned: Vec<usize> = (0..records.len())
+        .filter(|&index| shard.owns(&records[index].id))
+        .collect();
+    let pending: Vec<usize> = owned
+        .iter()
+        .copied()
+        .filter(|&index| !answers.contains_key(&records[index].id))
         .collect();
     let prompts: Vec<String> = pending
         .iter()
@@ -205,7 +208,7 @@ pub fn predict_records(
     let mut todo: Vec<(usize, Vec<u32>)> = pending.into_iter().zip(encoded.ids).collect();
     todo.sort_by_key(|(index, ids)| (ids.len(), *index));
 
-    let total = records.iter().filter(|r| shard.owns(&r.id)).count();
+    let total = owned.len();
     let mut done = resumed;
     on_batch(done, total);
     for batch in todo.chunks(config.batch_size) {
@@ -226,13 +229,10 @@ pub fn predict_records(
     appender.sync()?;
     drop(appender);
 
-    let in_order = records
-        .iter()
-        .filter(|r| shard.owns(&r.id))
-        .map(|record| Prediction {
-            id: record.id.clone(),
-            prediction: answers.remove(&record.id).unwrap_or_default(),
-        });
+    let in_order = owned.iter().map(|&index| Prediction {
+        id: records[index].id.clone(),
+        prediction: answers.remove(&records[index].id).unwrap_or_default(),
+    });
     write_jsonl_atomic(out, in_order)?;
     for done in [settings_path(&partial), partial] {
         std::fs::remove_file(&done).map_err(|e| Error::io(done, e))?;
