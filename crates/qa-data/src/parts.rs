@@ -117,7 +117,16 @@ pub fn merge_predictions(input: &Path, parts: &[PathBuf], out: &Path) -> Result<
             ));
         }
         let owned = records.iter().filter(|r| info.shard.owns(&r.id)).count();
-        let predictions = read_predictions(part)?;
+        // A shard that owns no question writes an empty file, which the reader refuses as
+        // empty; nothing is missing from it.
+        let empty = std::fs::metadata(part)
+            .map_err(|e| Error::io(part, e))?
+            .len()
+            == 0;
+        let predictions = match (owned, empty) {
+            (0, true) => Vec::new(),
+            _ => read_predictions(part)?,
+        };
         for located in &predictions {
             let id = &located.prediction.id;
             if !info.shard.owns(id) || !ids.contains(id.as_str()) {
@@ -254,6 +263,28 @@ mod tests {
             merged
                 .iter()
                 .all(|p| p.prediction == format!("answer to {}", p.id))
+        );
+    }
+
+    #[test]
+    fn a_shard_without_questions_merges() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, records) = setup(dir.path());
+        let input_of_two = dir.path().join("two.jsonl");
+        write_jsonl_atomic(&input_of_two, &records[..2]).expect("input");
+        let parts: Vec<PathBuf> = (0..3)
+            .map(|index| part(dir.path(), &input_of_two, &records[..2], index, usize::MAX))
+            .collect();
+        assert!(
+            parts
+                .iter()
+                .any(|p| std::fs::metadata(p).expect("part").len() == 0),
+            "some shard of three owns neither record"
+        );
+        let out = dir.path().join("merged.jsonl");
+        assert_eq!(
+            merge_predictions(&input_of_two, &parts, &out).expect("merges"),
+            2
         );
     }
 
