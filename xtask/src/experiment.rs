@@ -301,8 +301,12 @@ fn section(name: &str, configs: &[PathBuf]) -> anyhow::Result<serde_json::Value>
     )?)
 }
 
-/// The stage's key: its inputs', sections' and binary's digests.
-fn stage_key(stage: &Stage, configs: &[PathBuf], bin_dir: &Path) -> anyhow::Result<Option<String>> {
+/// The stage's key: its inputs', sections' and binary's digests (`programs`: each binary's).
+fn stage_key(
+    stage: &Stage,
+    configs: &[PathBuf],
+    programs: &BTreeMap<&str, String>,
+) -> anyhow::Result<Option<String>> {
     use std::fmt::Write;
     let mut text = String::new();
     for input in &stage.inputs {
@@ -314,14 +318,10 @@ fn stage_key(stage: &Stage, configs: &[PathBuf], bin_dir: &Path) -> anyhow::Resu
     for name in &stage.sections {
         writeln!(text, "section {name} {}", section(name, configs)?)?;
     }
-    let program = bin_dir.join(stage.program);
-    writeln!(text, "program {} {}", stage.program, sha256_file(&program)?)?;
+    let program = programs.get(stage.program).map_or("", String::as_str);
+    writeln!(text, "program {} {program}", stage.program)?;
     writeln!(text, "args {}", stage.args.join(" "))?;
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(text.as_bytes());
-    Ok(Some(
-        digest.iter().map(|byte| format!("{byte:02x}")).collect(),
-    ))
+    Ok(Some(qa_data::files::sha256_bytes(text.as_bytes())))
 }
 
 /// Where a stage's record and start marker are.
@@ -410,6 +410,14 @@ pub fn run_experiment(options: &Options) -> anyhow::Result<()> {
     let stages = plan(&experiment, &options.configs, squad_files);
     let only = options.only.as_deref().map(group_index).transpose()?;
     let from = options.from.as_deref().map(group_index).transpose()?;
+    // Each binary is hashed once (several stages run the same one).
+    let mut programs = BTreeMap::new();
+    for stage in &stages {
+        if !programs.contains_key(stage.program) {
+            let digest = sha256_file(options.bin_dir.join(stage.program))?;
+            programs.insert(stage.program, digest);
+        }
+    }
     let run_dir = &experiment.run_dir;
     let mut ran = 0;
     // In a dry run: the outputs of stages that will run, and which stage writes each.
@@ -419,7 +427,7 @@ pub fn run_experiment(options: &Options) -> anyhow::Result<()> {
         if only.is_some_and(|only| only != index) || from.is_some_and(|from| index < from) {
             continue;
         }
-        let key = stage_key(stage, &options.configs, &options.bin_dir)?;
+        let key = stage_key(stage, &options.configs, &programs)?;
         let forced = from.is_some_and(|from| index >= from) && !options.dry_run;
         let verdict = verdict(stage, key.as_deref(), run_dir, forced)?;
         let upstream: Option<&str> = stage

@@ -394,11 +394,17 @@ pub fn sha256_file(path: impl AsRef<Path>) -> Result<String> {
         }
         hasher.update(&buf[..read]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect())
+    Ok(lowercase_hex(&hasher.finalize()))
+}
+
+/// The SHA-256 of `bytes`, as lowercase hex (as [`sha256_file`] gives it).
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    lowercase_hex(&Sha256::digest(bytes))
+}
+
+fn lowercase_hex(digest: &[u8]) -> String {
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]
