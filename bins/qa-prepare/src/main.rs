@@ -1,10 +1,12 @@
 //! `qa-prepare`: reads SQuAD JSON and writes the experiment's human splits.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use qa_data::download::{Fetched, fetch_squad};
 use qa_data::prepare::{PrepareConfig, prepare};
 use serde::Serialize;
 
@@ -16,6 +18,9 @@ use serde::Serialize;
 /// human_test.jsonl, rejected.jsonl (questions refused while reading, with reasons) and
 /// manifest.json into the output directory, each atomically.
 ///
+/// A SQuAD file that is missing is first downloaded from prepare.train_url / prepare.test_url
+/// (the official files by default), checked, and saved where the config names it.
+///
 /// Settings come from built-in defaults (the full 20,000 / 1,000 / 2,000 experiment), then the
 /// `prepare:` section of each --config file, then QA_PREPARE__<KEY> environment variables, then
 /// the flags below.
@@ -25,6 +30,9 @@ struct Args {
     /// YAML config file; repeat to layer several (later files win).
     #[arg(long = "config", value_name = "FILE")]
     configs: Vec<PathBuf>,
+    /// Only make sure the SQuAD files are there (downloading what is missing), then stop.
+    #[arg(long)]
+    fetch_only: bool,
     #[command(flatten)]
     overrides: Overrides,
 }
@@ -66,6 +74,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         &args.configs,
         &args.overrides,
     )?;
+    for (file, url, setting) in [
+        (&config.train_file, &config.train_url, "prepare.train_url"),
+        (&config.test_file, &config.test_url, "prepare.test_url"),
+    ] {
+        fetch(file, url.as_deref(), setting)?;
+    }
+    if args.fetch_only {
+        return Ok(());
+    }
     let report = prepare(&config).context("preparing the human splits")?;
     let [train, val, test] = report.written;
     println!(
@@ -76,5 +93,33 @@ fn run(args: Args) -> anyhow::Result<()> {
         report.skipped_unanswerable,
         report.manifest.display()
     );
+    Ok(())
+}
+
+/// Downloads `file` from `url` when it is missing, with a progress bar.
+fn fetch(file: &Path, url: Option<&str>, setting: &str) -> anyhow::Result<()> {
+    let bar = ProgressBar::hidden();
+    let mut on_progress = |done: u64, total: Option<u64>| {
+        if bar.is_hidden() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+                )
+                .expect("a valid template"),
+            );
+            bar.set_message(format!("downloading {}", file.display()));
+        }
+        bar.set_length(total.unwrap_or(done));
+        bar.set_position(done);
+    };
+    if let Fetched::Downloaded(bytes) = fetch_squad(file, url, setting, &mut on_progress)? {
+        bar.finish_and_clear();
+        println!(
+            "downloaded {} ({bytes} bytes) from {}",
+            file.display(),
+            url.unwrap_or_default()
+        );
+    }
     Ok(())
 }

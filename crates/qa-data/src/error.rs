@@ -17,6 +17,19 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// A source file is missing and downloading it failed.
+    #[error(
+        "{path} is missing and could not be downloaded from {url}: {message}; \
+         download it there by hand, or point the config at a copy"
+    )]
+    Download {
+        /// Where the file was looked for and was to be written.
+        path: PathBuf,
+        /// Where it was downloaded from.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The file contains no records at all.
     #[error("{path}: the file is empty")]
     Empty {

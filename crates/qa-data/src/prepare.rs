@@ -21,6 +21,12 @@ pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// Output file describing the run.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// The official SQuAD v1.1 training set.
+pub const SQUAD_TRAIN_URL: &str =
+    "https://rajpurkar.github.io/SQuAD-explorer/dataset/train-v1.1.json";
+/// The official SQuAD v1.1 development set (the experiment's test questions).
+pub const SQUAD_DEV_URL: &str = "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json";
+
 /// Settings of the `prepare` stage (the `prepare:` section of a config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +35,10 @@ pub struct PrepareConfig {
     pub train_file: PathBuf,
     /// SQuAD dev JSON: the source of the test split.
     pub test_file: PathBuf,
+    /// Where `qa-prepare` downloads `train_file` from when it is missing (null: never).
+    pub train_url: Option<String>,
+    /// Where `qa-prepare` downloads `test_file` from when it is missing (null: never).
+    pub test_url: Option<String>,
     /// Directory that receives the splits, `rejected.jsonl` and `manifest.json`.
     pub out_dir: PathBuf,
     /// Training examples.
@@ -47,6 +57,8 @@ impl Default for PrepareConfig {
         PrepareConfig {
             train_file: "data/raw/train-v1.1.json".into(),
             test_file: "data/raw/dev-v1.1.json".into(),
+            train_url: Some(SQUAD_TRAIN_URL.into()),
+            test_url: Some(SQUAD_DEV_URL.into()),
             out_dir: "data/processed".into(),
             train_size: 20_000,
             val_size: 1_000,

@@ -131,9 +131,18 @@ impl<'a> Fetcher<'a> {
                     self.cache_dir.display()
                 ),
             )),
-            Some(api) => api
-                .get(file)
-                .map_err(|e| not_found(self.model, format!("cannot download {file}: {e}"))),
+            Some(api) => api.get(file).map_err(|e| {
+                not_found(
+                    self.model,
+                    format!(
+                        "{file} is not in the Hugging Face cache at {} and cannot be downloaded \
+                         ({e}); without network, fill that cache on a machine that has it \
+                         (`huggingface-cli download {}`) and copy it here",
+                        self.cache_dir.display(),
+                        self.model
+                    ),
+                )
+            }),
         }
     }
 }
