@@ -15,6 +15,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use qa_data::files::{read_json, sha256_file, write_json_atomic};
+use qa_data::layout::{MODELS, RunLayout, ZERO_SHOT, model_files, results_files};
 use serde::{Deserialize, Serialize};
 
 /// The `experiment:` config section.
@@ -25,8 +26,6 @@ pub struct ExperimentConfig {
     pub run_dir: PathBuf,
     /// Training seeds: each model is trained once per seed.
     pub train_seeds: Vec<u64>,
-    /// The models are untrained stand-ins (the smoke profile); reports say so first.
-    pub stand_in: bool,
 }
 
 impl Default for ExperimentConfig {
@@ -34,35 +33,19 @@ impl Default for ExperimentConfig {
         ExperimentConfig {
             run_dir: PathBuf::from("runs/experiment"),
             train_seeds: vec![42],
-            stand_in: false,
         }
     }
 }
 
 /// The stage groups, in order, as `--only` and `--from` name them.
-pub const GROUPS: [&str; 6] = [
+pub const GROUPS: [&str; 7] = [
     "prepare",
     "contaminate",
     "synthesize",
     "train",
     "predict",
     "score",
-];
-
-/// The three trained models: name, training file (relative to the run directory), and the
-/// directory name the original experiment used.
-const MODELS: [(&str, &str, &str); 3] = [
-    ("a", "data/processed/human_train.jsonl", "model_a_human"),
-    (
-        "b",
-        "data/processed/ai_contaminated_train.jsonl",
-        "model_b_contaminated",
-    ),
-    (
-        "c",
-        "data/synthetic/synthetic_train.jsonl",
-        "model_c_synthetic",
-    ),
+    "report",
 ];
 
 /// One step of the plan.
@@ -119,9 +102,7 @@ fn plan(
     configs: &[PathBuf],
     squad_files: [PathBuf; 2],
 ) -> Vec<Stage> {
-    let run = &experiment.run_dir;
-    let processed = run.join("data/processed");
-    let human = |split: &str| processed.join(format!("human_{split}.jsonl"));
+    let run = RunLayout::new(&experiment.run_dir);
     let config_args: Vec<String> = configs
         .iter()
         .flat_map(|c| ["--config".to_string(), path_arg(c)])
@@ -134,11 +115,11 @@ fn plan(
         name: "prepare".into(),
         group: "prepare",
         program: "qa-prepare",
-        args: with_config(vec!["--out-dir".into(), path_arg(&processed)]),
+        args: with_config(vec!["--out-dir".into(), path_arg(&run.processed())]),
         resume: None,
         sections: vec!["prepare"],
         inputs: squad_files.to_vec(),
-        outputs: ["train", "val", "test"].map(human).to_vec(),
+        outputs: ["train", "val", "test"].map(|s| run.human(s)).to_vec(),
         clear: vec![],
         publish: vec![],
     }];
@@ -148,23 +129,17 @@ fn plan(
             "qa-contaminate",
             "contaminate",
             "contaminate",
-            (
-                "contaminated.jsonl",
-                processed.join("ai_contaminated_train.jsonl"),
-            ),
+            ("contaminated.jsonl", run.contaminated_train()),
         ),
         (
             "synthesize",
             "qa-synth",
             "synth",
             "synth",
-            (
-                "synthetic.jsonl",
-                run.join("data/synthetic/synthetic_train.jsonl"),
-            ),
+            ("synthetic.jsonl", run.synthetic_train()),
         ),
     ] {
-        let work_dir = run.join("work").join(work);
+        let work_dir = run.work(work);
         let mut sections = vec![section];
         if group == "synthesize" {
             sections.push("filters");
@@ -176,13 +151,13 @@ fn plan(
             args: with_config(vec![
                 "run".into(),
                 "--input".into(),
-                path_arg(&human("train")),
+                path_arg(&run.human("train")),
                 "--out-dir".into(),
                 path_arg(&work_dir),
             ]),
             resume: Some(("--resume", work_dir.join("ledger.jsonl"))),
             sections,
-            inputs: vec![human("train")],
+            inputs: vec![run.human("train")],
             outputs: vec![published.1.clone()],
             publish: vec![(work_dir.join(published.0), published.1)],
             clear: vec![work_dir],
@@ -190,59 +165,64 @@ fn plan(
     }
     let several = experiment.train_seeds.len() > 1;
     let mut systems: Vec<(String, PathBuf, Option<PathBuf>)> =
-        vec![("zero_shot".into(), run.join("runs/zero_shot"), None)];
-    for (model, train, dir) in MODELS {
+        vec![(ZERO_SHOT.into(), run.zero_shot_dir(), None)];
+    let mut train_logs = Vec::new();
+    for model in &MODELS {
+        let train = run.training_data(model);
         for &seed in &experiment.train_seeds {
-            let out = match several {
-                true => run.join("runs").join(dir).join(format!("seed-{seed}")),
-                false => run.join("runs").join(dir),
-            };
+            let out = run.model_dir(model, several.then_some(seed));
             let system = match several {
-                true => format!("{model}@{seed}"),
-                false => model.to_string(),
+                true => format!("{}@{seed}", model.name),
+                false => model.name.to_string(),
             };
-            let adapter = out.join("adapter");
+            let adapter = out.join(model_files::ADAPTER);
+            train_logs.push(out.join(model_files::TRAIN_LOG));
             stages.push(Stage {
                 name: format!("train-{}", system.replace('@', "-")),
                 group: "train",
                 program: "qa-train",
                 args: with_config(vec![
                     "--train".into(),
-                    path_arg(&run.join(train)),
+                    path_arg(&train),
                     "--validation".into(),
-                    path_arg(&human("val")),
+                    path_arg(&run.human("val")),
                     "--out-dir".into(),
                     path_arg(&out),
                     "--seed".into(),
                     seed.to_string(),
                 ]),
-                resume: Some(("--resume", out.join("checkpoint"))),
+                resume: Some(("--resume", out.join(model_files::CHECKPOINT))),
                 sections: vec!["train"],
-                inputs: vec![run.join(train), human("val")],
+                inputs: vec![train.clone(), run.human("val")],
                 outputs: vec![
                     adapter.join("adapter_model.safetensors"),
                     adapter.join("adapter_config.json"),
-                    out.join("train_log.jsonl"),
+                    out.join(model_files::TRAIN_LOG),
                 ],
                 // Not the whole directory: the model's predictions live there too.
-                clear: ["adapter", "best_adapter", "checkpoint", "train_log.jsonl"]
-                    .map(|name| out.join(name))
-                    .to_vec(),
+                clear: [
+                    model_files::ADAPTER,
+                    model_files::BEST_ADAPTER,
+                    model_files::CHECKPOINT,
+                    model_files::TRAIN_LOG,
+                ]
+                .map(|name| out.join(name))
+                .to_vec(),
                 publish: vec![],
             });
             systems.push((system, out, Some(adapter)));
         }
     }
     for (system, dir, adapter) in &systems {
-        let predictions = dir.join("predictions.jsonl");
+        let predictions = dir.join(model_files::PREDICTIONS);
         let mut args = vec![
             "predict".into(),
             "--input".into(),
-            path_arg(&human("test")),
+            path_arg(&run.human("test")),
             "--out".into(),
             path_arg(&predictions),
         ];
-        let mut inputs = vec![human("test")];
+        let mut inputs = vec![run.human("test")];
         if let Some(adapter) = adapter {
             args.extend(["--adapter".into(), path_arg(adapter)]);
             inputs.push(adapter.join("adapter_model.safetensors"));
@@ -261,11 +241,16 @@ fn plan(
             publish: vec![],
         });
     }
-    let results = run.join("results");
-    let mut args = vec!["score".into(), "--gold".into(), path_arg(&human("test"))];
-    let mut inputs = vec![human("test")];
+    let results = run.results();
+    let metrics = results.join(results_files::METRICS);
+    let mut args = vec![
+        "score".into(),
+        "--gold".into(),
+        path_arg(&run.human("test")),
+    ];
+    let mut inputs = vec![run.human("test")];
     for (system, dir, _) in &systems {
-        let predictions = dir.join("predictions.jsonl");
+        let predictions = dir.join(model_files::PREDICTIONS);
         args.extend([
             "--pred".into(),
             format!("{system}={}", path_arg(&predictions)),
@@ -281,10 +266,26 @@ fn plan(
         resume: None,
         sections: vec!["eval"],
         inputs,
-        outputs: vec![
-            results.join("metrics.json"),
-            results.join("per_question.jsonl"),
-        ],
+        outputs: vec![metrics.clone(), results.join(results_files::PER_QUESTION)],
+        clear: vec![],
+        publish: vec![],
+    });
+    // Besides the scores, the report reads the training sets and logs, so it is rebuilt when
+    // any of them changes.
+    let mut inputs = vec![metrics];
+    inputs.extend(MODELS.iter().map(|model| run.training_data(model)));
+    inputs.extend(train_logs);
+    stages.push(Stage {
+        name: "report".into(),
+        group: "report",
+        program: "qa-report",
+        args: with_config(vec!["--run-dir".into(), path_arg(run.root())]),
+        resume: None,
+        sections: vec!["report"],
+        inputs,
+        outputs: results_files::REPORT
+            .map(|name| results.join(name))
+            .to_vec(),
         clear: vec![],
         publish: vec![],
     });
@@ -407,9 +408,34 @@ pub fn run_experiment(options: &Options) -> anyhow::Result<()> {
                 .unwrap_or_default(),
         )
     });
-    let stages = plan(&experiment, &options.configs, squad_files);
     let only = options.only.as_deref().map(group_index).transpose()?;
     let from = options.from.as_deref().map(group_index).transpose()?;
+    // SQuAD files not on disk are fetched on first use, by prepare itself.
+    let missing: Vec<&PathBuf> = squad_files.iter().filter(|f| !f.is_file()).collect();
+    if !missing.is_empty() && only.is_none_or(|i| i == 0) && from.is_none_or(|i| i == 0) {
+        let list = missing
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>();
+        if options.dry_run {
+            println!("{:<24} will download {} first", "prepare", list.join(", "));
+        } else {
+            println!("{:<24} fetching {}", "prepare", list.join(", "));
+            let program = options.bin_dir.join("qa-prepare");
+            let mut fetch = Command::new(&program);
+            fetch.arg("--fetch-only");
+            for config in &options.configs {
+                fetch.arg("--config").arg(config);
+            }
+            let status = fetch
+                .status()
+                .with_context(|| format!("starting {}", program.display()))?;
+            if !status.success() {
+                bail!("the SQuAD files could not be had ({status})");
+            }
+        }
+    }
+    let stages = plan(&experiment, &options.configs, squad_files);
     // Each binary is hashed once (several stages run the same one).
     let mut programs = BTreeMap::new();
     for stage in &stages {
@@ -544,9 +570,7 @@ fn run_stage(
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-        qa_data::files::write_atomic(to, |out| {
-            std::io::Write::write_all(out, &bytes).map_err(|e| qa_data::Error::io(to, e))
-        })?;
+        qa_data::files::write_bytes_atomic(to, &bytes)?;
     }
     let mut outputs = BTreeMap::new();
     for output in &stage.outputs {
@@ -575,7 +599,6 @@ mod tests {
         let experiment = ExperimentConfig {
             run_dir: PathBuf::from("run"),
             train_seeds: vec![1, 2],
-            stand_in: true,
         };
         let squad = [PathBuf::from("train.json"), PathBuf::from("dev.json")];
         let stages = plan(&experiment, &[PathBuf::from("c.yaml")], squad.clone());
@@ -601,14 +624,25 @@ mod tests {
         let count = |group: &str| stages.iter().filter(|s| s.group == group).count();
         // Three models × two seeds, and the zero-shot row besides them.
         assert_eq!(
-            (count("train"), count("predict"), count("score")),
-            (6, 7, 1)
+            (
+                count("train"),
+                count("predict"),
+                count("score"),
+                count("report")
+            ),
+            (6, 7, 1, 1)
         );
-        let score = stages.last().expect("stages");
+        let score = stages.iter().find(|s| s.name == "score").expect("score");
         assert!(
             score
                 .args
                 .contains(&"a@2=run/runs/model_a_human/seed-2/predictions.jsonl".into())
         );
+        // The report is rebuilt when any training log changes, each seed's included.
+        let report = stages.last().expect("stages");
+        assert_eq!(report.name, "report");
+        assert!(report.inputs.contains(&PathBuf::from(
+            "run/runs/model_c_synthetic/seed-2/train_log.jsonl"
+        )));
     }
 }

@@ -21,7 +21,7 @@ enum Task {
     /// logits.
     Golden,
     /// Run the A/B/C experiment: prepare, contaminate (B's data), synthesize (C's), train A, B
-    /// and C, predict (with the zero-shot row) and score, each stage skipped when its record
+    /// and C, predict (with the zero-shot row), score and report, each stage skipped when its record
     /// in <run_dir>/stages says it is up to date, and continued when it was interrupted.
     RunExperiment {
         /// YAML config file; repeat to layer several (later files win).
@@ -31,7 +31,7 @@ enum Task {
             default_value = "configs/experiment.yaml"
         )]
         configs: Vec<PathBuf>,
-        /// Run only this stage (prepare, contaminate, synthesize, train, predict, score).
+        /// Run only this stage (prepare, contaminate, synthesize, train, predict, score, report).
         #[arg(long, value_name = "STAGE")]
         only: Option<String>,
         /// Run from this stage on, re-running it and everything after it.
@@ -148,7 +148,13 @@ fn run_experiment(
         "debug"
     } else {
         let mut build = vec!["build", "--release"];
-        for package in ["qa-prepare", "qa-synth-cli", "qa-train", "qa-eval"] {
+        for package in [
+            "qa-prepare",
+            "qa-synth-cli",
+            "qa-train",
+            "qa-eval",
+            "qa-report-cli",
+        ] {
             build.extend(["-p", package]);
         }
         cargo(&build)?;

@@ -25,6 +25,7 @@ pub const SECTIONS: &[&str] = &[
     "synth",
     "contaminate",
     "experiment",
+    "report",
 ];
 
 /// Prefix of the environment variables that override config keys.

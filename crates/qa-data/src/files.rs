@@ -205,6 +205,14 @@ where
     Ok(())
 }
 
+/// Writes `bytes` to `path`, atomically (see [`write_atomic`]).
+pub fn write_bytes_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    let path = path.as_ref();
+    write_atomic(path, |out| {
+        out.write_all(bytes).map_err(|e| Error::io(path, e))
+    })
+}
+
 /// Writes `records` as JSONL, atomically (see [`write_atomic`]). Returns the number written.
 pub fn write_jsonl_atomic<T, I>(path: impl AsRef<Path>, records: I) -> Result<usize>
 where

@@ -26,8 +26,11 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
+#[cfg(feature = "download")]
+pub mod download;
 mod error;
 pub mod files;
+pub mod layout;
 pub mod manifest;
 pub mod parts;
 pub mod predictions;

@@ -424,9 +424,9 @@ fn show_difference(c: &PairedComparison) -> String {
 }
 
 /// Name of the summary file written by [`score_files`].
-pub const METRICS_FILE: &str = "metrics.json";
+pub const METRICS_FILE: &str = qa_data::layout::results_files::METRICS;
 /// Name of the per-question file written by [`score_files`].
-pub const PER_QUESTION_FILE: &str = "per_question.jsonl";
+pub const PER_QUESTION_FILE: &str = qa_data::layout::results_files::PER_QUESTION;
 
 /// The whole `qa-eval score` stage: reads the gold file, scores each `(name, predictions)`
 /// system, and writes `metrics.json` and `per_question.jsonl` into `out_dir`, atomically.

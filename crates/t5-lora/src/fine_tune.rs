@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use qa_data::QaRecord;
 use qa_data::files::read_jsonl;
+use qa_data::layout::model_files;
 
 use crate::checkpoint::load_pretrained;
 use crate::error::{Error, Result};
@@ -29,13 +30,13 @@ use crate::train::{
 use crate::validation::Validation;
 
 /// The adapter a run hands over.
-pub const ADAPTER_DIR: &str = "adapter";
+pub const ADAPTER_DIR: &str = model_files::ADAPTER;
 /// The best evaluation's adapter.
-pub const BEST_ADAPTER_DIR: &str = "best_adapter";
+pub const BEST_ADAPTER_DIR: &str = model_files::BEST_ADAPTER;
 /// The checkpoint a run resumes from.
-pub const CHECKPOINT_DIR: &str = "checkpoint";
+pub const CHECKPOINT_DIR: &str = model_files::CHECKPOINT;
 /// The training log.
-pub const LOG_FILE: &str = "train_log.jsonl";
+pub const LOG_FILE: &str = model_files::TRAIN_LOG;
 
 /// The files of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,9 +148,8 @@ pub fn fine_tune(
                     let seconds = std::mem::replace(&mut last, Instant::now())
                         .elapsed()
                         .as_secs_f64();
-                    let tokens_per_second = step.target_tokens as f64 / seconds.max(1e-9);
-                    on_progress(Progress::Step(step, tokens_per_second));
-                    log.append_step(step, tokens_per_second)
+                    on_progress(Progress::Step(step, step.tokens_per_second(seconds)));
+                    log.append_step(step, seconds)
                 }
                 TrainEvent::Evaluation(evaluation) => {
                     on_progress(Progress::Evaluation(evaluation));

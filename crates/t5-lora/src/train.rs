@@ -254,6 +254,13 @@ pub struct StepLog {
     pub target_tokens: usize,
 }
 
+impl StepLog {
+    /// Target tokens per second of a step that took `seconds`.
+    pub fn tokens_per_second(&self, seconds: f64) -> f64 {
+        self.target_tokens as f64 / seconds.max(1e-9)
+    }
+}
+
 /// One evaluation on the validation set, at the end of an epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalLog {
@@ -339,7 +346,7 @@ pub struct TrainOutcome {
 }
 
 /// `train_log.jsonl`: one JSON line per optimiser step (`"event": "step"`, [`StepLog`] plus
-/// tokens/s) and per evaluation (`"event": "evaluation"`, [`EvalLog`]), appended and flushed as
+/// the step's wall time and target tokens/s) and per evaluation (`"event": "evaluation"`, [`EvalLog`]), appended and flushed as
 /// the run goes.
 pub struct TrainLog {
     appender: JsonlAppender,
@@ -351,6 +358,7 @@ enum LogLine<'a> {
     Step {
         #[serde(flatten)]
         step: &'a StepLog,
+        seconds: f64,
         tokens_per_second: f64,
     },
     Evaluation(&'a EvalLog),
@@ -369,11 +377,12 @@ impl TrainLog {
         Ok(TrainLog { appender })
     }
 
-    /// Appends one step.
-    pub fn append_step(&mut self, step: &StepLog, tokens_per_second: f64) -> Result<()> {
+    /// Appends one step that took `seconds` of wall time.
+    pub fn append_step(&mut self, step: &StepLog, seconds: f64) -> Result<()> {
         self.appender.append(&LogLine::Step {
             step,
-            tokens_per_second,
+            seconds,
+            tokens_per_second: step.tokens_per_second(seconds),
         })?;
         Ok(())
     }

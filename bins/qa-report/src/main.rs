@@ -1,0 +1,63 @@
+//! `qa-report`: writes the experiment's report from its run directory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use qa_report::{ReportConfig, write_report};
+use serde::Serialize;
+
+/// Write the A/B/C experiment's report.
+///
+/// Reads results/metrics.json (qa-eval score), the training sets, each model's
+/// train_log.jsonl and the synthesis funnel from the run directory, and writes
+/// results/metrics_table.csv, results/report.md, results/report.html (one self-contained page)
+/// and the plots as SVG and PNG, each atomically. Settings come from the `report:` section of
+/// each --config file, then QA_REPORT__<KEY> variables, then the flags below.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The experiment's run directory (experiment.run_dir).
+    #[arg(long, value_name = "DIR")]
+    run_dir: PathBuf,
+    /// YAML config file; repeat to layer several (later files win).
+    #[arg(long = "config", value_name = "FILE")]
+    configs: Vec<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+/// Flags that override single `report:` keys; an absent flag overrides nothing.
+#[derive(clap::Args, Serialize)]
+struct Overrides {
+    /// Example records shown from each training set [report.examples, default 3].
+    #[arg(long, value_name = "N")]
+    examples: Option<usize>,
+    /// Significance level of the conclusions [report.alpha, default 0.05].
+    #[arg(long, value_name = "LEVEL")]
+    alpha: Option<f64>,
+}
+
+fn main() -> ExitCode {
+    qa_data::cli::run_main("qa-report", || run(Args::parse()))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let config: ReportConfig = qa_data::config::load_section(
+        "report",
+        &ReportConfig::default(),
+        &args.configs,
+        &args.overrides,
+    )?;
+    let written = write_report(&args.run_dir, &config)
+        .with_context(|| format!("writing the report of {}", args.run_dir.display()))?;
+    for sentence in &written.comparisons {
+        println!("{sentence}");
+    }
+    println!("wrote {} files:", written.files.len());
+    for file in &written.files {
+        println!("  {}", file.display());
+    }
+    Ok(())
+}

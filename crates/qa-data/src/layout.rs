@@ -1,0 +1,162 @@
+//! Where an experiment's files live inside its run directory. The experiment driver writes this
+//! layout and the report reads it, so both take their paths from here. It follows the original
+//! Python study, so that its users find things:
+//!
+//! ```text
+//! data/processed/{human_train,human_val,human_test,ai_contaminated_train}.jsonl
+//! data/synthetic/synthetic_train.jsonl
+//! runs/{zero_shot,model_a_human,model_b_contaminated,model_c_synthetic}/
+//!     adapter/, train_log.jsonl, predictions.jsonl   (runs/<model>/seed-<n>/ with several seeds)
+//! results/        metrics.json, per_question.jsonl, the report and its plots
+//! work/<stage>/   the generation stages' ledgers, funnels and reports
+//! stages/         the driver's record of each stage
+//! ```
+//!
+//! ```
+//! use qa_data::layout::{MODELS, RunLayout};
+//!
+//! let run = RunLayout::new("runs/smoke");
+//! assert_eq!(run.human("test"), std::path::Path::new("runs/smoke/data/processed/human_test.jsonl"));
+//! assert_eq!(run.model_dir(&MODELS[2], None), std::path::Path::new("runs/smoke/runs/model_c_synthetic"));
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// One of the three trained models of the study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// Its short name, as systems are named in `metrics.json` (`a`, `b`, `c`).
+    pub name: &'static str,
+    /// What it is trained on, in words.
+    pub training_source: &'static str,
+    /// Its directory under `runs/`, as the original experiment named it.
+    pub dir: &'static str,
+}
+
+/// Models A, B and C, in the study's order.
+pub const MODELS: [ModelSpec; 3] = [
+    ModelSpec {
+        name: "a",
+        training_source: "human",
+        dir: "model_a_human",
+    },
+    ModelSpec {
+        name: "b",
+        training_source: "AI-contaminated",
+        dir: "model_b_contaminated",
+    },
+    ModelSpec {
+        name: "c",
+        training_source: "synthetic from human seed",
+        dir: "model_c_synthetic",
+    },
+];
+
+/// The name of the untuned base model's system and directory.
+pub const ZERO_SHOT: &str = "zero_shot";
+
+/// The paths of one run directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLayout {
+    root: PathBuf,
+}
+
+impl RunLayout {
+    /// The layout under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        RunLayout { root: root.into() }
+    }
+
+    /// The run directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `data/processed`: the human splits and the contaminated set.
+    pub fn processed(&self) -> PathBuf {
+        self.root.join("data/processed")
+    }
+
+    /// A human split: `train`, `val` or `test`.
+    pub fn human(&self, split: &str) -> PathBuf {
+        self.processed().join(format!("human_{split}.jsonl"))
+    }
+
+    /// Model B's training data.
+    pub fn contaminated_train(&self) -> PathBuf {
+        self.processed().join("ai_contaminated_train.jsonl")
+    }
+
+    /// Model C's training data.
+    pub fn synthetic_train(&self) -> PathBuf {
+        self.root.join("data/synthetic/synthetic_train.jsonl")
+    }
+
+    /// The training data of `model`.
+    pub fn training_data(&self, model: &ModelSpec) -> PathBuf {
+        match model.name {
+            "a" => self.human("train"),
+            "b" => self.contaminated_train(),
+            _ => self.synthetic_train(),
+        }
+    }
+
+    /// The directory of a trained model (per seed when there are several seeds).
+    pub fn model_dir(&self, model: &ModelSpec, seed: Option<u64>) -> PathBuf {
+        let dir = self.root.join("runs").join(model.dir);
+        match seed {
+            Some(seed) => dir.join(format!("seed-{seed}")),
+            None => dir,
+        }
+    }
+
+    /// The zero-shot row's directory.
+    pub fn zero_shot_dir(&self) -> PathBuf {
+        self.root.join("runs").join(ZERO_SHOT)
+    }
+
+    /// `results/`.
+    pub fn results(&self) -> PathBuf {
+        self.root.join("results")
+    }
+
+    /// A generation stage's working directory (`contaminate`, `synth`).
+    pub fn work(&self, stage: &str) -> PathBuf {
+        self.root.join("work").join(stage)
+    }
+
+    /// The driver's stage records.
+    pub fn stages(&self) -> PathBuf {
+        self.root.join("stages")
+    }
+}
+
+/// The file names inside a model's directory (training writes the first four).
+pub mod model_files {
+    /// The adapter the model is evaluated with (the best epoch's, with validation).
+    pub const ADAPTER: &str = "adapter";
+    /// The best epoch's adapter, kept while training goes on.
+    pub const BEST_ADAPTER: &str = "best_adapter";
+    /// The checkpoint a killed training resumes from.
+    pub const CHECKPOINT: &str = "checkpoint";
+    /// The training log.
+    pub const TRAIN_LOG: &str = "train_log.jsonl";
+    /// Its answers to the test questions.
+    pub const PREDICTIONS: &str = "predictions.jsonl";
+}
+
+/// The file names inside `results/`.
+pub mod results_files {
+    /// Every system's scores with intervals, and the paired comparisons (`qa-eval score`).
+    pub const METRICS: &str = "metrics.json";
+    /// Every question's scores per system (`qa-eval score`).
+    pub const PER_QUESTION: &str = "per_question.jsonl";
+    /// The report's table (`qa-report`).
+    pub const METRICS_TABLE: &str = "metrics_table.csv";
+    /// The report in Markdown (`qa-report`).
+    pub const REPORT_MD: &str = "report.md";
+    /// The report as one self-contained web page (`qa-report`).
+    pub const REPORT_HTML: &str = "report.html";
+    /// What `qa-report` writes besides its plots.
+    pub const REPORT: [&str; 3] = [METRICS_TABLE, REPORT_MD, REPORT_HTML];
+}

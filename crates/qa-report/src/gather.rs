@@ -1,0 +1,328 @@
+//! Reading what the experiment's stages left in the run directory into one [`Gathered`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use qa_data::QaRecord;
+use qa_data::files::{read_json, read_jsonl, sha256_file};
+use qa_data::layout::{MODELS, ModelSpec, RunLayout, ZERO_SHOT, model_files, results_files};
+use qa_data::manifest::Manifest;
+use qa_filters::Funnel;
+use qa_metrics::evaluate::{MetricsReport, SystemMetrics};
+use qa_metrics::squad::{QuestionScores, score_question};
+use serde::Deserialize;
+
+use crate::ReportConfig;
+use crate::error::{Error, Result};
+
+/// One scored system (a row of the table).
+#[derive(Debug, Clone)]
+pub struct SystemRow {
+    /// Its scores, as `qa-eval score` wrote them.
+    pub metrics: SystemMetrics,
+    /// The trained model it is (none for the zero-shot row).
+    pub model: Option<ModelSpec>,
+    /// Training examples (none for the zero-shot row).
+    pub n_train: Option<usize>,
+    /// Its training log, read (none for the zero-shot row).
+    pub training: Option<Training>,
+}
+
+impl SystemRow {
+    /// `A`, `B`, `C` or `zero-shot`, with the seed when there are several.
+    pub fn label(&self) -> String {
+        let base = match &self.model {
+            Some(model) => model.name.to_uppercase(),
+            None => "zero-shot".to_string(),
+        };
+        match &self.metrics.seed {
+            Some(seed) => format!("{base} (seed {seed})"),
+            None => base,
+        }
+    }
+
+    /// What it was trained on, in words.
+    pub fn training_source(&self) -> &'static str {
+        self.model
+            .as_ref()
+            .map_or("none (base model)", |m| m.training_source)
+    }
+}
+
+/// What a model's `train_log.jsonl` says.
+#[derive(Debug, Clone, Default)]
+pub struct Training {
+    /// `(step, loss)` of every optimiser step.
+    pub steps: Vec<(usize, f64)>,
+    /// Every evaluation on the validation set.
+    pub evaluations: Vec<Evaluation>,
+    /// Wall time of the steps, seconds.
+    pub seconds: f64,
+    /// Target tokens trained on.
+    pub target_tokens: usize,
+}
+
+impl Training {
+    /// Target tokens per second over the whole run.
+    pub fn tokens_per_second(&self) -> f64 {
+        self.target_tokens as f64 / self.seconds.max(1e-9)
+    }
+
+    /// The evaluation whose adapter was kept (the last one marked best).
+    pub fn best(&self) -> Option<&Evaluation> {
+        self.evaluations.iter().rev().find(|e| e.best)
+    }
+}
+
+/// One evaluation line of a training log.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Evaluation {
+    /// Optimiser steps done.
+    pub step: usize,
+    /// The epoch just finished (0-based).
+    pub epoch: usize,
+    /// Validation loss.
+    pub loss: f64,
+    /// Validation exact match, %.
+    pub exact_match: f64,
+    /// Validation F1, %.
+    pub f1: f64,
+    /// Whether it was the best so far.
+    pub best: bool,
+}
+
+/// A line of `train_log.jsonl` as t5-lora writes it (other fields are not needed here).
+#[derive(Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum LogLine {
+    Step {
+        step: usize,
+        loss: f64,
+        seconds: f64,
+        target_tokens: usize,
+    },
+    Evaluation(Evaluation),
+}
+
+/// How the generated answers of model B's data compare with the human ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agreement {
+    /// Records compared.
+    pub records: usize,
+    /// Exact match against the human answers, %.
+    pub exact_match: f64,
+    /// F1 against the human answers, %.
+    pub f1: f64,
+}
+
+/// A training set's first records, for the reader to see what a model learned from.
+#[derive(Debug, Clone)]
+pub struct Examples {
+    /// Which model's data.
+    pub model: ModelSpec,
+    /// Each record, with the human record it came from (B and C).
+    pub records: Vec<(QaRecord, Option<QaRecord>)>,
+}
+
+/// Everything the report shows.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// The run directory.
+    pub run: RunLayout,
+    /// `metrics.json`.
+    pub metrics: MetricsReport,
+    /// The systems, in the order they were scored.
+    pub rows: Vec<SystemRow>,
+    /// The synthesis funnel, if synthesis ran here.
+    pub funnel: Option<Funnel>,
+    /// n-gram overlap of each synthetic question with its seed question.
+    pub overlaps: Vec<f64>,
+    /// Model B's answers against the human answers.
+    pub agreement: Option<Agreement>,
+    /// Example records of each training set.
+    pub examples: Vec<Examples>,
+    /// Every file the figures rest on, with its SHA-256: `(path, sha256)`.
+    pub checksums: Vec<(String, String)>,
+}
+
+fn require(path: PathBuf, hint: &'static str) -> Result<PathBuf> {
+    match path.is_file() {
+        true => Ok(path),
+        false => Err(Error::Missing { path, hint }),
+    }
+}
+
+fn read_training(path: &Path) -> Result<Training> {
+    let mut training = Training::default();
+    for line in read_jsonl::<LogLine>(path)? {
+        match line {
+            LogLine::Step {
+                step,
+                loss,
+                seconds,
+                target_tokens,
+            } => {
+                training.steps.push((step, loss));
+                training.seconds += seconds;
+                training.target_tokens += target_tokens;
+            }
+            LogLine::Evaluation(evaluation) => training.evaluations.push(evaluation),
+        }
+    }
+    Ok(training)
+}
+
+/// Reads the run directory `run`.
+pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
+    let metrics_path = require(
+        run.results().join(results_files::METRICS),
+        "run the score stage first",
+    )?;
+    let metrics: MetricsReport = read_json(&metrics_path)?;
+    let mut checksums = Vec::new();
+    let mut note = |path: &Path| -> Result<()> {
+        checksums.push((path.display().to_string(), sha256_file(path)?));
+        Ok(())
+    };
+    // The SQuAD files the human splits were drawn from, as prepare recorded them.
+    let manifest_path = run.processed().join("manifest.json");
+    let source_digests = match manifest_path.is_file() {
+        true => Manifest::read(&manifest_path)?.inputs,
+        false => Vec::new(),
+    };
+
+    let human_train: Vec<QaRecord> = read_jsonl(require(run.human("train"), "run prepare")?)?;
+    let by_id: HashMap<&str, &QaRecord> = human_train.iter().map(|r| (r.id.as_str(), r)).collect();
+    let mut data = HashMap::new();
+    for model in &MODELS {
+        let path = run.training_data(model);
+        let records: Vec<QaRecord> = read_jsonl(require(
+            path.clone(),
+            "run the stage that writes this model's training data",
+        )?)?;
+        note(&path)?;
+        data.insert(model.name, records);
+    }
+    for split in ["val", "test"] {
+        let path = run.human(split);
+        if path.is_file() {
+            note(&path)?;
+        }
+    }
+    note(&metrics_path)?;
+
+    let several_seeds = metrics.systems.iter().any(|s| s.seed.is_some());
+    let mut rows = Vec::new();
+    for system in &metrics.systems {
+        let model = MODELS.iter().find(|m| m.name == system.model).copied();
+        if model.is_none() && system.model != ZERO_SHOT {
+            return Err(Error::Inconsistent {
+                path: metrics_path.clone(),
+                message: format!(
+                    "system {:?} is none of the experiment's (a, b, c, {ZERO_SHOT})",
+                    system.name
+                ),
+            });
+        }
+        note(Path::new(&system.predictions.path))?;
+        let training = match &model {
+            Some(model) => {
+                let seed = match (several_seeds, &system.seed) {
+                    (true, Some(seed)) => {
+                        Some(seed.parse::<u64>().map_err(|_| Error::Inconsistent {
+                            path: metrics_path.clone(),
+                            message: format!("system {:?}: the seed is not a number", system.name),
+                        })?)
+                    }
+                    _ => None,
+                };
+                let dir = run.model_dir(model, seed);
+                let log = require(dir.join(model_files::TRAIN_LOG), "run the train stage")?;
+                note(&log)?;
+                let adapter = dir
+                    .join(model_files::ADAPTER)
+                    .join("adapter_model.safetensors");
+                if adapter.is_file() {
+                    note(&adapter)?;
+                }
+                Some(read_training(&log)?)
+            }
+            None => None,
+        };
+        rows.push(SystemRow {
+            metrics: system.clone(),
+            n_train: model.map(|m| data[m.name].len()),
+            model,
+            training,
+        });
+    }
+
+    let funnel_path = run.work("synth").join("funnel.json");
+    let funnel: Option<Funnel> = match funnel_path.is_file() {
+        true => Some(read_json(&funnel_path)?),
+        false => None,
+    };
+    // The human record a generated one came from.
+    let parent = |record: &QaRecord| -> Option<&QaRecord> {
+        record
+            .provenance
+            .as_ref()
+            .and_then(|p| by_id.get(p.parent_id.as_str()))
+            .or_else(|| by_id.get(record.id.as_str()))
+            .copied()
+    };
+    let overlaps = data["c"]
+        .iter()
+        .filter_map(|r| {
+            parent(r).map(|seed| {
+                qa_filters::text::ngram_overlap(&r.question, &seed.question, config.overlap_n)
+            })
+        })
+        .collect();
+    let scores: Vec<QuestionScores> = data["b"]
+        .iter()
+        .filter_map(|r| Some(score_question(r.answers.first()?, &parent(r)?.answers)))
+        .collect();
+    let agreement = agreement(&scores);
+    let examples = MODELS
+        .iter()
+        .map(|model| Examples {
+            model: *model,
+            records: data[model.name]
+                .iter()
+                .take(config.examples)
+                .map(|r| {
+                    let seed = (model.name != "a").then(|| parent(r).cloned()).flatten();
+                    (r.clone(), seed)
+                })
+                .collect(),
+        })
+        .collect();
+    let mut all_checksums: Vec<(String, String)> = source_digests
+        .into_iter()
+        .map(|d| (d.path, d.sha256))
+        .collect();
+    all_checksums.extend(checksums);
+    Ok(Gathered {
+        run: run.clone(),
+        metrics,
+        rows,
+        funnel,
+        overlaps,
+        agreement,
+        examples,
+        checksums: all_checksums,
+    })
+}
+
+/// The mean scores of model B's answers against the human answers of the same questions.
+fn agreement(scores: &[QuestionScores]) -> Option<Agreement> {
+    let n = scores.len();
+    let percent =
+        |pick: fn(&QuestionScores) -> f64| 100.0 * scores.iter().map(pick).sum::<f64>() / n as f64;
+    (n > 0).then(|| Agreement {
+        records: n,
+        exact_match: percent(|s| s.exact_match),
+        f1: percent(|s| s.f1),
+    })
+}

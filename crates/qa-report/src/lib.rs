@@ -1,0 +1,149 @@
+//! The report of the A/B/C experiment, written from what its stages left in the run directory
+//! (see [`qa_data::layout`]): `results/metrics_table.csv`, `results/report.md` and
+//! `results/report.html` (one self-contained page), and the plots as SVG and PNG: EM and F1 with
+//! their intervals, the loss curves of models A, B and C, the synthesis funnel and the n-gram
+//! overlap of synthetic questions with their seeds.
+//!
+//! The report states each paired difference in plain words ("C − B = +1.2 F1 [−0.4, +2.9],
+//! p = 0.150 …: not significant at 0.05"), checks the original study's expected outcome (C beats
+//! B; C matches A within the interval), explains the zero-shot row, and lists the checksum of
+//! every file its figures rest on.
+//!
+//! ```
+//! use qa_report::findings::{p_value, signed};
+//!
+//! assert_eq!(signed(1.25), "+1.2");
+//! assert_eq!(signed(-0.04), "0.0");
+//! assert_eq!(signed(-2.0), "−2.0");
+//! assert_eq!(p_value(0.0004), "p < 0.001");
+//! ```
+
+#![deny(missing_docs)]
+
+mod content;
+mod document;
+mod error;
+pub mod findings;
+pub mod gather;
+mod plots;
+
+use std::path::{Path, PathBuf};
+
+use qa_data::files::write_bytes_atomic;
+use qa_data::layout::{RunLayout, results_files};
+use serde::{Deserialize, Serialize};
+
+pub use error::{Error, Result};
+
+/// The `report:` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportConfig {
+    /// The models are untrained stand-ins (the smoke profile): the report says so first.
+    pub stand_in: bool,
+    /// Example records shown from each training set.
+    pub examples: usize,
+    /// n of the n-gram overlap histogram (the overlap filter's n by default).
+    pub overlap_n: usize,
+    /// Significance level of the plain-words conclusions.
+    pub alpha: f64,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            stand_in: false,
+            examples: 3,
+            overlap_n: 8,
+            alpha: 0.05,
+        }
+    }
+}
+
+/// What [`write_report`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Every file, the plots included.
+    pub files: Vec<PathBuf>,
+    /// The plain-words comparisons, for the terminal.
+    pub comparisons: Vec<String>,
+}
+
+/// Writes the report of the run in `run_dir` into its `results/` directory, each file
+/// atomically.
+pub fn write_report(run_dir: &Path, config: &ReportConfig) -> Result<Written> {
+    if !(config.alpha > 0.0 && config.alpha < 1.0) || config.overlap_n == 0 {
+        return Err(Error::InvalidConfig(format!(
+            "alpha must lie strictly between 0 and 1 and overlap_n be at least 1 (got {} and {})",
+            config.alpha, config.overlap_n
+        )));
+    }
+    let run = RunLayout::new(run_dir);
+    let gathered = gather::gather(&run, config)?;
+    let results = run.results();
+    let differences = findings::differences(&gathered);
+    let (plots, mut files) = plots::draw_all(&gathered, config.overlap_n, &results)?;
+    let blocks = content::blocks(&gathered, &differences, &plots, config);
+
+    let table = results.join(results_files::METRICS_TABLE);
+    write_table(&table, &gathered)?;
+    let markdown = results.join(results_files::REPORT_MD);
+    let html = results.join(results_files::REPORT_HTML);
+    for (path, text) in [
+        (&markdown, document::markdown(&blocks, &plots)),
+        (&html, document::html(content::TITLE, &blocks, &plots)),
+    ] {
+        write_bytes_atomic(path, text.as_bytes())?;
+    }
+    files.extend([table, markdown, html]);
+    Ok(Written {
+        files,
+        comparisons: differences
+            .iter()
+            .map(|d| d.sentence(config.alpha))
+            .collect(),
+    })
+}
+
+/// `metrics_table.csv`: one row per system, each metric with its interval in three columns.
+fn write_table(path: &Path, gathered: &gather::Gathered) -> Result<()> {
+    let csv_error = |source| Error::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record([
+            "model",
+            "training_source",
+            "n_train",
+            "seed",
+            "em",
+            "em_low",
+            "em_high",
+            "f1",
+            "f1_low",
+            "f1_high",
+            "rouge_l",
+            "rouge_l_low",
+            "rouge_l_high",
+        ])
+        .map_err(csv_error)?;
+    for row in &gathered.rows {
+        let m = &row.metrics;
+        let mut record = vec![
+            m.name.clone(),
+            row.training_source().to_string(),
+            row.n_train.map_or(String::new(), |n| n.to_string()),
+            m.seed.clone().unwrap_or_default(),
+        ];
+        for i in [&m.exact_match, &m.f1, &m.rouge_l] {
+            record.extend([i.value, i.low, i.high].map(|v| format!("{v:.2}")));
+        }
+        writer.write_record(&record).map_err(csv_error)?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| csv_error(csv::Error::from(e.into_error())))?;
+    Ok(write_bytes_atomic(path, &bytes)?)
+}

@@ -1,0 +1,229 @@
+//! The report of a small run directory laid out as the experiment lays it out: scores from real
+//! `qa-eval score` output, training logs, a funnel and the three training sets.
+
+use std::path::{Path, PathBuf};
+
+use qa_data::files::{write_json_atomic, write_jsonl_atomic};
+use qa_data::layout::{MODELS, RunLayout, model_files, results_files};
+use qa_data::{Provenance, QaRecord, Source};
+use qa_filters::{FilterCount, Funnel};
+use qa_metrics::compare::ResamplingConfig;
+use qa_report::{ReportConfig, write_report};
+use serde_json::json;
+
+const QUESTIONS: usize = 40;
+
+fn record(id: String, question: String, answer: String, source: Source) -> QaRecord {
+    QaRecord {
+        context: format!("Some context that holds {answer} somewhere."),
+        provenance: (source != Source::Human).then(|| Provenance {
+            parent_id: id.split('-').next().unwrap_or_default().to_string(),
+            generator: "tiny".into(),
+            prompt_template: "{question}".into(),
+            sampling: Default::default(),
+            candidate_index: None,
+        }),
+        id,
+        question,
+        answers: vec![answer],
+        source,
+    }
+}
+
+/// Predictions that are right for the first `right` test questions.
+fn predictions(path: &Path, right: usize) {
+    let lines = (0..QUESTIONS).map(|i| {
+        let prediction = match i < right {
+            true => format!("answer {i}"),
+            false => "something else".to_string(),
+        };
+        json!({"id": format!("t{i}"), "prediction": prediction})
+    });
+    write_jsonl_atomic(path, lines).expect("write predictions");
+}
+
+/// Lays out a finished run in `root`: A right on 30 questions, B on 20, C on 36, the base
+/// model on none.
+fn finished_run(root: &Path) -> RunLayout {
+    let run = RunLayout::new(root);
+    let test = (0..QUESTIONS).map(|i| {
+        record(
+            format!("t{i}"),
+            format!("test question {i}?"),
+            format!("answer {i}"),
+            Source::Human,
+        )
+    });
+    write_jsonl_atomic(run.human("test"), test).expect("test");
+    let human: Vec<QaRecord> = (0..8)
+        .map(|i| {
+            record(
+                format!("h{i}"),
+                format!("what is the name of the river number {i} in the old town?"),
+                format!("river {i}"),
+                Source::Human,
+            )
+        })
+        .collect();
+    write_jsonl_atomic(run.human("train"), &human).expect("train");
+    let contaminated = human.iter().map(|h| {
+        let answer = match h.id.as_str() {
+            "h0" | "h1" => h.answers[0].clone(),
+            _ => "a generated answer".to_string(),
+        };
+        record(
+            format!("{}-ai", h.id),
+            h.question.clone(),
+            answer,
+            Source::AiContaminated,
+        )
+    });
+    write_jsonl_atomic(run.contaminated_train(), contaminated).expect("contaminated");
+    let synthetic = human.iter().map(|h| {
+        record(
+            format!("{}-syn0", h.id),
+            format!("which river is number {} in the old town?", &h.id[1..]),
+            h.answers[0].clone(),
+            Source::SyntheticFromHuman,
+        )
+    });
+    write_jsonl_atomic(run.synthetic_train(), synthetic).expect("synthetic");
+    write_json_atomic(
+        run.work("synth").join("funnel.json"),
+        &Funnel {
+            input: 16,
+            rejected: vec![
+                FilterCount {
+                    filter: "question_length".into(),
+                    rejected: 5,
+                },
+                FilterCount {
+                    filter: "ngram_overlap".into(),
+                    rejected: 3,
+                },
+            ],
+            output: 8,
+        },
+    )
+    .expect("funnel");
+
+    let mut systems = vec![("zero_shot".to_string(), run.zero_shot_dir(), 0)];
+    for (model, right) in MODELS.iter().zip([30, 20, 36]) {
+        let dir = run.model_dir(model, None);
+        let log = (1..=6).map(|step| {
+            json!({"event": "step", "step": step, "epoch": (step - 1) / 3, "loss": 3.0 / step as f64,
+                   "lr": 1e-3, "grad_norm": 1.0, "target_tokens": 40, "seconds": 0.5,
+                   "tokens_per_second": 80.0})
+        });
+        let mut lines: Vec<_> = log.collect();
+        lines.push(
+            json!({"event": "evaluation", "step": 6, "epoch": 1, "loss": 0.9,
+                          "exact_match": 50.0, "f1": 60.0, "generated": 8, "best": true}),
+        );
+        write_jsonl_atomic(dir.join(model_files::TRAIN_LOG), lines).expect("log");
+        systems.push((model.name.to_string(), dir, right));
+    }
+    let named: Vec<(String, PathBuf)> = systems
+        .iter()
+        .map(|(name, dir, right)| {
+            let path = dir.join(model_files::PREDICTIONS);
+            predictions(&path, *right);
+            (name.clone(), path)
+        })
+        .collect();
+    let resampling = ResamplingConfig {
+        bootstrap_resamples: 500,
+        permutation_trials: 500,
+        ..ResamplingConfig::default()
+    };
+    qa_metrics::evaluate::score_files(&run.human("test"), &named, &resampling, &run.results())
+        .expect("score");
+    run
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn report_states_the_comparisons_and_writes_every_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = finished_run(dir.path());
+    let config = ReportConfig {
+        stand_in: true,
+        ..ReportConfig::default()
+    };
+    let written = write_report(run.root(), &config).expect("report");
+    let results = run.results();
+
+    let markdown = read(results.join(results_files::REPORT_MD));
+    assert!(
+        markdown.starts_with("> **Stand-in run:"),
+        "first line: {}",
+        markdown.lines().next().unwrap_or_default()
+    );
+    // C is right on 36 of 40 questions, B on 20: +40 points, far outside chance.
+    let c_minus_b = written
+        .comparisons
+        .iter()
+        .find(|s| s.starts_with("C − B = +40.0 F1"))
+        .expect("C − B stated");
+    assert!(c_minus_b.ends_with(": significant at 0.05"), "{c_minus_b}");
+    assert!(markdown.contains(c_minus_b));
+    assert!(markdown.contains("C > B (synthetic beats contaminated): holds"));
+    // C − A = +15 points (6 of 40 questions): its interval lies above 0; B − base = +50.
+    assert!(markdown.contains("C − A = +15.0 F1"));
+    assert!(markdown.contains(
+        "C ≈ A (synthetic as good as human): does not hold: the interval of C − A lies above 0"
+    ));
+    assert!(markdown.contains("B +50.0 F1"), "zero-shot gains");
+    // B's data: 2 of 8 generated answers agree with the human ones.
+    assert!(markdown.contains("score 25.0 EM"), "{markdown}");
+    assert!(markdown.contains("which river is number 0 in the old town?"));
+
+    let csv = read(results.join(results_files::METRICS_TABLE));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5, "{csv}");
+    assert!(lines[0].starts_with("model,training_source,n_train,seed,em,em_low,em_high,f1"));
+    assert!(
+        lines[4].starts_with("c,synthetic from human seed,8,,90.00,"),
+        "{csv}"
+    );
+
+    let html = read(results.join(results_files::REPORT_HTML));
+    assert_eq!(html.matches("<svg").count(), 4, "four inline plots");
+    for external in ["<img", "<link", "<script", "src=", "href="] {
+        assert!(!html.contains(external), "the page refers to {external}");
+    }
+    assert!(html.contains("Stand-in run:"));
+
+    // Each PNG decodes, has the plot's size, and shows the models in their colours.
+    for stem in ["scores", "loss_curves", "funnel", "ngram_overlap"] {
+        assert!(results.join(format!("{stem}.svg")).is_file(), "{stem}.svg");
+        let file = std::fs::File::open(results.join(format!("{stem}.png"))).expect("png");
+        let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+            .read_info()
+            .expect("png header");
+        let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut pixels).expect("png data");
+        assert_eq!((info.width, info.height), (960, 520), "{stem}");
+        let has = |rgb: [u8; 3]| pixels.chunks(3).any(|p| p == rgb);
+        let expected: &[[u8; 3]] = match stem {
+            "scores" | "loss_curves" => &[[31, 119, 180], [214, 39, 40], [44, 160, 44]],
+            _ => &[[44, 160, 44]],
+        };
+        for colour in expected {
+            assert!(has(*colour), "{stem}.png lacks {colour:?}");
+        }
+    }
+    assert_eq!(written.files.len(), 8 + 3);
+}
+
+#[test]
+fn a_run_without_scores_names_the_missing_file_and_the_stage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let error = write_report(dir.path(), &ReportConfig::default()).expect_err("no scores");
+    let message = error.to_string();
+    assert!(message.contains("results/metrics.json"), "{message}");
+    assert!(message.contains("run the score stage first"), "{message}");
+}
