@@ -127,8 +127,6 @@ pub struct Examples {
 /// Everything the report shows.
 #[derive(Debug, Clone)]
 pub struct Gathered {
-    /// The run directory.
-    pub run: RunLayout,
     /// `metrics.json`.
     pub metrics: MetricsReport,
     /// The systems, in the order they were scored.
@@ -185,7 +183,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         Ok(())
     };
     // The SQuAD files the human splits were drawn from, as prepare recorded them.
-    let manifest_path = run.processed().join("manifest.json");
+    let manifest_path = run.processed().join(qa_data::prepare::MANIFEST_FILE);
     let source_digests = match manifest_path.is_file() {
         true => Manifest::read(&manifest_path)?.inputs,
         false => Vec::new(),
@@ -304,7 +302,6 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         .collect();
     all_checksums.extend(checksums);
     Ok(Gathered {
-        run: run.clone(),
         metrics,
         rows,
         funnel,

@@ -42,9 +42,10 @@ fn predictions(path: &Path, right: usize) {
     write_jsonl_atomic(path, lines).expect("write predictions");
 }
 
-/// Lays out a finished run in `root`: A right on 30 questions, B on 20, C on 36, the base
-/// model on none.
-fn finished_run(root: &Path) -> RunLayout {
+/// Lays out a finished run in `root`, trained once per seed of `seeds` (`[None]`: the
+/// single-seed layout): A right on 30 questions, B on 20, C on 36 (one more per later seed), the
+/// base model on none.
+fn finished_run(root: &Path, seeds: &[Option<u64>]) -> RunLayout {
     let run = RunLayout::new(root);
     let test = (0..QUESTIONS).map(|i| {
         record(
@@ -109,19 +110,25 @@ fn finished_run(root: &Path) -> RunLayout {
 
     let mut systems = vec![("zero_shot".to_string(), run.zero_shot_dir(), 0)];
     for (model, right) in MODELS.iter().zip([30, 20, 36]) {
-        let dir = run.model_dir(model, None);
-        let log = (1..=6).map(|step| {
-            json!({"event": "step", "step": step, "epoch": (step - 1) / 3, "loss": 3.0 / step as f64,
-                   "lr": 1e-3, "grad_norm": 1.0, "target_tokens": 40, "seconds": 0.5,
-                   "tokens_per_second": 80.0})
-        });
-        let mut lines: Vec<_> = log.collect();
-        lines.push(
-            json!({"event": "evaluation", "step": 6, "epoch": 1, "loss": 0.9,
-                          "exact_match": 50.0, "f1": 60.0, "generated": 8, "best": true}),
-        );
-        write_jsonl_atomic(dir.join(model_files::TRAIN_LOG), lines).expect("log");
-        systems.push((model.name.to_string(), dir, right));
+        for (i, &seed) in seeds.iter().enumerate() {
+            let dir = run.model_dir(model, seed);
+            let log = (1..=6).map(|step| {
+                json!({"event": "step", "step": step, "epoch": (step - 1) / 3,
+                       "loss": 3.0 / step as f64, "lr": 1e-3, "grad_norm": 1.0,
+                       "target_tokens": 40, "seconds": 0.5, "tokens_per_second": 80.0})
+            });
+            let mut lines: Vec<_> = log.collect();
+            lines.push(
+                json!({"event": "evaluation", "step": 6, "epoch": 1, "loss": 0.9,
+                              "exact_match": 50.0, "f1": 60.0, "generated": 8, "best": true}),
+            );
+            write_jsonl_atomic(dir.join(model_files::TRAIN_LOG), lines).expect("log");
+            let name = match seed {
+                Some(seed) => format!("{}@{seed}", model.name),
+                None => model.name.to_string(),
+            };
+            systems.push((name, dir, right + i));
+        }
     }
     let named: Vec<(String, PathBuf)> = systems
         .iter()
@@ -148,7 +155,7 @@ fn read(path: PathBuf) -> String {
 #[test]
 fn report_states_the_comparisons_and_writes_every_file() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let run = finished_run(dir.path());
+    let run = finished_run(dir.path(), &[None]);
     let config = ReportConfig {
         stand_in: true,
         ..ReportConfig::default()
@@ -217,6 +224,34 @@ fn report_states_the_comparisons_and_writes_every_file() {
         }
     }
     assert_eq!(written.files.len(), 8 + 3);
+}
+
+#[test]
+fn with_several_seeds_each_seed_is_compared_and_summarised() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = finished_run(dir.path(), &[Some(1), Some(2)]);
+    let written = write_report(run.root(), &ReportConfig::default()).expect("report");
+    let markdown = read(run.results().join(results_files::REPORT_MD));
+    assert!(markdown.starts_with("# "), "no stand-in line on a real run");
+    // Seed 2's C is right on 37 questions, its B on 21: the same +40 points.
+    for seed in [1, 2] {
+        let stated = format!("C (seed {seed}) − B (seed {seed}) = +40.0 F1");
+        assert!(
+            written.comparisons.iter().any(|s| s.starts_with(&stated)),
+            "{stated}"
+        );
+    }
+    assert!(
+        !markdown.contains("C (seed 1) − B (seed 2)"),
+        "seeds are not crossed"
+    );
+    // Mean ± std over the seeds: C is right on 36 and 37 of 40 (91.25 ± 1.77).
+    assert!(markdown.contains("| C | 91.2 ± 1.8 |"), "{markdown}");
+    let csv = read(run.results().join(results_files::METRICS_TABLE));
+    assert!(
+        csv.contains("\nc@2,synthetic from human seed,8,2,92.50,"),
+        "{csv}"
+    );
 }
 
 #[test]
