@@ -45,6 +45,10 @@ enum Task {
         /// models), instead of the release build.
         #[arg(long)]
         dev: bool,
+        /// Build the stage binaries with GPU support (burn-wgpu), for configs that set
+        /// `device: wgpu` (training, prediction, the local generators).
+        #[arg(long)]
+        wgpu: bool,
     },
     /// Bring up a real single-node Slurm cluster here (installing Debian's slurm-wlm and munge
     /// if absent; needs root), run synthesis through deploy/slurm/ as a 3-task array plus merge
@@ -82,7 +86,8 @@ fn main() -> std::process::ExitCode {
             from,
             dry_run,
             dev,
-        } => run_experiment(configs, only, from, dry_run, dev),
+            wgpu,
+        } => run_experiment(configs, only, from, dry_run, dev, wgpu),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -140,11 +145,17 @@ fn run_experiment(
     from: Option<String>,
     dry_run: bool,
     dev: bool,
+    wgpu: bool,
 ) -> anyhow::Result<()> {
+    let features = "qa-synth-cli/wgpu,qa-train/wgpu,qa-eval/wgpu";
     let dir = if dev {
         // The binaries exactly as the test suite builds them: a plain `cargo build` resolves
         // features without the dev-dependencies and would rebuild nearly every crate again.
-        cargo(&["test", "--workspace", "--no-run"])?;
+        let mut build = vec!["test", "--workspace", "--no-run"];
+        if wgpu {
+            build.extend(["--features", features]);
+        }
+        cargo(&build)?;
         "debug"
     } else {
         let mut build = vec!["build", "--release"];
@@ -156,6 +167,9 @@ fn run_experiment(
             "qa-report-cli",
         ] {
             build.extend(["-p", package]);
+        }
+        if wgpu {
+            build.extend(["--features", features]);
         }
         cargo(&build)?;
         "release"
