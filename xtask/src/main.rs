@@ -1,6 +1,7 @@
 //! `cargo xtask`: project automation (the cargo-xtask convention). It holds no ML logic and
 //! runs everything through `$CARGO`, so that it uses the toolchain that invoked it.
 
+mod bench;
 mod experiment;
 
 use std::path::{Path, PathBuf};
@@ -55,11 +56,15 @@ enum Task {
     /// and check it equals an unsharded run byte for byte, then cancel a task mid-run, resubmit
     /// it alone and check again. Stops the daemons it started and removes its files.
     SlurmCheck,
-    /// Run benchmarks (optimised builds; figures belong in docs/performance.md).
+    /// Run benchmarks (optimised builds; figures belong in docs/performance.md), then the same
+    /// shapes on PyTorch when `.venv` has it, printed side by side with ratios.
     Bench {
         /// Which benchmark; all when omitted.
         #[arg(value_enum)]
         which: Option<Bench>,
+        /// Only this model shape (small or base) in the T5 benchmarks, here and in the peers.
+        #[arg(long, value_name = "SIZE")]
+        size: Option<String>,
     },
 }
 
@@ -68,7 +73,8 @@ enum Task {
 enum Bench {
     /// SQuAD scoring and the resampling tests (qa-metrics).
     Metrics,
-    /// T5 forward pass and cached / uncached generation (t5-lora).
+    /// T5 forward pass, greedy and beam generation, the cache's speed-up, and a large matmul
+    /// (t5-lora).
     T5,
     /// One LoRA training step on FLAN-T5-base shapes, and peak memory (t5-lora).
     Train,
@@ -77,7 +83,7 @@ enum Bench {
 fn main() -> std::process::ExitCode {
     let result = match Task::parse() {
         Task::Ci => ci(),
-        Task::Bench { which } => bench(which),
+        Task::Bench { which, size } => bench(which, size.as_deref()),
         Task::Golden => golden(),
         Task::SlurmCheck => slurm_check(),
         Task::RunExperiment {
@@ -127,14 +133,31 @@ fn ci() -> anyhow::Result<()> {
     cargo(&["test", "--workspace"])
 }
 
-fn bench(which: Option<Bench>) -> anyhow::Result<()> {
+fn bench(which: Option<Bench>, size: Option<&str>) -> anyhow::Result<()> {
+    if size.is_some_and(|s| s != "small" && s != "base") {
+        bail!("--size takes small or base");
+    }
     let all = [Bench::Metrics, Bench::T5, Bench::Train];
+    let (mut t5, mut train, mut peak) = (false, false, None);
     for bench in which.map_or(all.to_vec(), |one| vec![one]) {
         match bench {
-            Bench::Metrics => cargo(&["bench", "-p", "qa-metrics", "--bench", "metrics"])?,
-            Bench::T5 => cargo(&["bench", "-p", "t5-lora", "--bench", "t5"])?,
-            Bench::Train => cargo(&["bench", "-p", "t5-lora", "--bench", "train"])?,
+            Bench::Metrics => {
+                bench::cargo_bench("qa-metrics", "metrics", None)?;
+            }
+            Bench::T5 => {
+                // Criterion filters by regex over "group/shape/input"; the matmul always runs.
+                let filter = size.map(|s| format!("matmul|/{s}/"));
+                bench::cargo_bench("t5-lora", "t5", filter.as_deref())?;
+                t5 = true;
+            }
+            Bench::Train => {
+                peak = bench::cargo_bench("t5-lora", "train", None)?;
+                train = true;
+            }
         }
+    }
+    if t5 || train {
+        bench::compare(t5, train, size, peak)?;
     }
     Ok(())
 }

@@ -1,38 +1,66 @@
-//! T5 speed on FLAN-T5-small- and base-shaped random weights (burn-flex on the CPU): a
-//! teacher-forced forward pass, and greedy generation of 32 new tokens with and without the
-//! key/value cache. Run with `cargo xtask bench t5`; figures go to docs/performance.md.
+//! T5 speed on FLAN-T5-small- and base-shaped random weights (burn-flex on the CPU), on the
+//! shapes `cargo xtask bench` compares with PyTorch (`xtask/peers/torch_t5.py`):
+//!
+//! - `t5-forward/<size>`: teacher-forced encoder + decoder forward, batch 8, source 384, target 32;
+//! - `t5-generate/<size>`: cached greedy generation of 32 new tokens, batch 16, source 384;
+//! - `t5-beam/<size>`: the same with 4 beams;
+//! - `t5-cache/<size>`: greedy generation with and without the key/value cache (batch 4,
+//!   source 128), the cache's speed-up;
+//! - `matmul`: a 2048 x 2048 f32 matmul, the backend's own ceiling.
+//!
+//! Run with `cargo xtask bench t5`; figures go to docs/performance.md.
 
 use std::hint::black_box;
 
 mod common;
 
 use burn::prelude::*;
+use burn::tensor::Distribution;
 use common::{flan_t5, tokens};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use t5_lora::model::T5ForConditionalGeneration;
 use t5_lora::{GenerationConfig, generate};
 
-const BATCH: usize = 4;
-const SOURCE_LEN: usize = 128;
-const TARGET_LEN: usize = 16;
 const NEW_TOKENS: usize = 32;
+
+/// Generates exactly [`NEW_TOKENS`] per row (`</s>` is outside the vocabulary).
+fn generate_all(
+    model: &T5ForConditionalGeneration,
+    (ids, mask): &(Tensor<2, Int>, Tensor<2, Int>),
+    config: &GenerationConfig,
+) -> Vec<Vec<u32>> {
+    let out = generate(model, ids.clone(), mask.clone(), config, 0).expect("generates");
+    assert!(out.iter().all(|row| row.len() == NEW_TOKENS));
+    out
+}
+
+fn bench_matmul(c: &mut Criterion, device: &Device) {
+    let n: usize = 2048;
+    let a = Tensor::<2>::random([n, n], Distribution::Default, device);
+    let b = Tensor::<2>::random([n, n], Distribution::Default, device);
+    let mut group = c.benchmark_group("matmul");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements((2 * n * n * n) as u64));
+    group.bench_function(BenchmarkId::new("f32", format!("{n}x{n}")), |bench| {
+        bench.iter(|| black_box(a.clone().matmul(b.clone()).into_data()))
+    });
+    group.finish();
+}
 
 fn bench_t5(c: &mut Criterion) {
     let device = Device::default();
+    bench_matmul(c, &device);
     for size in ["small", "base"] {
         let model = flan_t5(size).init(&device);
-        let (input_ids, attention_mask) = tokens(BATCH, SOURCE_LEN, &device);
-        let (decoder_input_ids, _) = tokens(BATCH, TARGET_LEN, &device);
 
-        let mut forward = c.benchmark_group(format!("t5_forward_{size}"));
-        forward.sample_size(10);
-        forward.throughput(Throughput::Elements(
-            (BATCH * (SOURCE_LEN + TARGET_LEN)) as u64,
-        ));
-        forward.bench_function(
-            BenchmarkId::new(
-                "teacher_forced",
-                format!("{BATCH}x{SOURCE_LEN}+{TARGET_LEN}"),
-            ),
+        let (batch, source, target) = (8, 384, 32);
+        let (input_ids, attention_mask) = tokens(batch, source, &device);
+        let (decoder_input_ids, _) = tokens(batch, target, &device);
+        let mut group = c.benchmark_group("t5-forward");
+        group.sample_size(10);
+        group.throughput(Throughput::Elements((batch * (source + target)) as u64));
+        group.bench_function(
+            BenchmarkId::new(size, format!("{batch}x{source}+{target}")),
             |b| {
                 b.iter(|| {
                     let logits = model.forward(
@@ -44,11 +72,31 @@ fn bench_t5(c: &mut Criterion) {
                 })
             },
         );
-        forward.finish();
+        group.finish();
 
-        let mut generation = c.benchmark_group(format!("t5_generate_{size}"));
-        generation.sample_size(10);
-        generation.throughput(Throughput::Elements((BATCH * NEW_TOKENS) as u64));
+        let (batch, source) = (16, 384);
+        let inputs = tokens(batch, source, &device);
+        for (name, num_beams) in [("t5-generate", 1), ("t5-beam", 4)] {
+            let config = GenerationConfig {
+                max_new_tokens: NEW_TOKENS,
+                num_beams,
+                ..GenerationConfig::default()
+            };
+            let mut group = c.benchmark_group(name);
+            group.sample_size(10);
+            group.throughput(Throughput::Elements((batch * NEW_TOKENS) as u64));
+            group.bench_function(
+                BenchmarkId::new(size, format!("{batch}x{source}, {NEW_TOKENS} new")),
+                |b| b.iter(|| black_box(generate_all(&model, &inputs, &config))),
+            );
+            group.finish();
+        }
+
+        let (batch, source) = (4, 128);
+        let inputs = tokens(batch, source, &device);
+        let mut group = c.benchmark_group(format!("t5-cache/{size}"));
+        group.sample_size(10);
+        group.throughput(Throughput::Elements((batch * NEW_TOKENS) as u64));
         for use_cache in [true, false] {
             let config = GenerationConfig {
                 max_new_tokens: NEW_TOKENS,
@@ -56,25 +104,12 @@ fn bench_t5(c: &mut Criterion) {
                 ..GenerationConfig::default()
             };
             let name = if use_cache { "cached" } else { "uncached" };
-            generation.bench_function(
-                BenchmarkId::new(name, format!("{BATCH}x{SOURCE_LEN}, {NEW_TOKENS} new")),
-                |b| {
-                    b.iter(|| {
-                        let out = generate(
-                            &model,
-                            input_ids.clone(),
-                            attention_mask.clone(),
-                            &config,
-                            0,
-                        )
-                        .expect("generates");
-                        assert!(out.iter().all(|row| row.len() == NEW_TOKENS));
-                        black_box(out)
-                    })
-                },
+            group.bench_function(
+                BenchmarkId::new(name, format!("{batch}x{source}, {NEW_TOKENS} new")),
+                |b| b.iter(|| black_box(generate_all(&model, &inputs, &config))),
             );
         }
-        generation.finish();
+        group.finish();
     }
 }
 

@@ -48,16 +48,13 @@ fn bench_train(c: &mut Criterion) {
         .expect("attaches");
     let batch = examples(BATCH);
 
-    let mut group = c.benchmark_group("t5_train_base");
+    let mut group = c.benchmark_group("train");
     group.sample_size(10);
     group.throughput(Throughput::Elements(
         (BATCH * (SOURCE_LEN + TARGET_LEN)) as u64,
     ));
     group.bench_function(
-        BenchmarkId::new(
-            "lora_q_v_r8_step",
-            format!("{BATCH}x{SOURCE_LEN}+{TARGET_LEN}"),
-        ),
+        BenchmarkId::new("base", format!("{BATCH}x{SOURCE_LEN}+{TARGET_LEN}")),
         |b| {
             b.iter_batched(
                 // Clones share the weights: each iteration is one step from the same start.
