@@ -181,7 +181,7 @@ pub fn compare(t5: bool, train: bool, size: Option<&str>, peak: Option<f64>) -> 
     // Only what ran now: older results of other benchmarks stay in target/criterion.
     for bench in benches
         .into_iter()
-        .filter(|b| (*b == "train") == train || (*b != "train") == t5)
+        .filter(|b| if *b == "train" { train } else { t5 })
     {
         for size in ["small", "base"]
             .into_iter()
