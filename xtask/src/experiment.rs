@@ -327,7 +327,7 @@ fn stage_key(
 
 /// Where a stage's record and start marker are.
 fn record_paths(run_dir: &Path, stage: &Stage) -> (PathBuf, PathBuf) {
-    let dir = run_dir.join("stages");
+    let dir = RunLayout::new(run_dir).stages();
     (
         dir.join(format!("{}.json", stage.name)),
         dir.join(format!("{}.started.json", stage.name)),
