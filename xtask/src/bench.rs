@@ -102,7 +102,7 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// One line of `xtask/peers/torch_t5.py`.
+/// One line of a peer's output (`xtask/peers/torch_t5.py`, `candle-t5-peer`).
 #[derive(Deserialize)]
 struct PeerLine {
     bench: Option<String>,
@@ -112,30 +112,41 @@ struct PeerLine {
     peak_rss_bytes: Option<f64>,
 }
 
-/// The PyTorch peer's figures for `only` (a benchmark name, or all), or why it was skipped.
-fn pytorch(args: &[&str]) -> Result<Vec<PeerLine>, String> {
-    let python = project_root().join(".venv/bin/python");
-    if !python.is_file() {
-        return Err(
-            "no .venv (cargo xtask golden creates one with torch, transformers and peft)".into(),
-        );
+/// A peer's figures, or why it did not run.
+struct Peer {
+    name: &'static str,
+    lines: Result<Vec<PeerLine>, String>,
+}
+
+impl Peer {
+    fn line(&self, bench: &str, size: &str) -> Option<&PeerLine> {
+        self.lines
+            .as_ref()
+            .ok()?
+            .iter()
+            .find(|l| l.bench.as_deref() == Some(bench) && l.size.as_deref() == Some(size))
     }
-    eprintln!(
-        "xtask: PyTorch peer: xtask/peers/torch_t5.py {}",
-        args.join(" ")
-    );
-    let output = Command::new(&python)
-        .arg("xtask/peers/torch_t5.py")
-        .args(args)
+
+    fn matmul(&self) -> Option<f64> {
+        self.lines
+            .as_ref()
+            .ok()?
+            .iter()
+            .find(|l| l.bench.as_deref() == Some("matmul"))?
+            .gflops
+    }
+}
+
+/// Runs a peer program and collects the JSON lines it prints.
+fn run_peer(mut command: Command, what: &str) -> Result<Vec<PeerLine>, String> {
+    eprintln!("xtask: {what}");
+    let output = command
         .current_dir(project_root())
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("{}: {e}", python.display()))?;
+        .map_err(|e| format!("{what}: {e}"))?;
     if !output.status.success() {
-        return Err(format!(
-            "xtask/peers/torch_t5.py failed ({})",
-            output.status
-        ));
+        return Err(format!("{what} failed ({})", output.status));
     }
     Ok(String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -143,86 +154,218 @@ fn pytorch(args: &[&str]) -> Result<Vec<PeerLine>, String> {
         .collect())
 }
 
-/// Prints this crate's figures beside PyTorch's, with the ratio.
+/// PyTorch + transformers (+ PEFT) from `.venv`, when there is one.
+fn pytorch(args: &[&str]) -> Peer {
+    let python = project_root().join(".venv/bin/python");
+    let lines = if python.is_file() {
+        let mut command = Command::new(&python);
+        command.arg("xtask/peers/torch_t5.py").args(args);
+        run_peer(
+            command,
+            &format!("PyTorch peer: xtask/peers/torch_t5.py {}", args.join(" ")),
+        )
+    } else {
+        Err("no .venv (cargo xtask golden creates one with torch, transformers and peft)".into())
+    };
+    Peer {
+        name: "PyTorch",
+        lines,
+    }
+}
+
+/// candle-transformers' T5 (`xtask/peers/candle-t5`), built in release on first use.
+fn candle(args: &[&str]) -> Peer {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args(["run", "--release", "--quiet", "-p", "candle-t5-peer", "--"])
+        .args(args);
+    Peer {
+        name: "candle",
+        lines: run_peer(
+            command,
+            &format!(
+                "candle peer: cargo run -p candle-t5-peer -- {}",
+                args.join(" ")
+            ),
+        ),
+    }
+}
+
+/// `(d_model, d_ff, layers per stack, heads)` of the benchmarks' FLAN-T5 shapes.
+fn shape(size: &str) -> Option<(f64, f64, f64, f64)> {
+    match size {
+        "small" => Some((512.0, 1024.0, 8.0, 6.0)),
+        "base" => Some((768.0, 2048.0, 12.0, 12.0)),
+        _ => None,
+    }
+}
+
+/// Floating-point operations of one benchmark run per unit of its throughput (per position or
+/// per generated token), counting 2 per multiply-add of every matrix product; element-wise work
+/// is left out. A training step counts its forward pass, the input gradients of every frozen
+/// projection (2× forward in all) and both operand gradients of the attention products (3×).
+fn flops_per_unit(bench: &str, size: &str) -> Option<f64> {
+    let (d, ff, layers, heads) = shape(size)?;
+    let inner = heads * 64.0;
+    let vocab = 32128.0;
+    // (projections, attention products) of one decoder position attending `keys` earlier
+    // positions and `source` encoder positions, over every layer.
+    let decoder_position = |keys: f64, source: f64| {
+        let projections = 2.0 * (6.0 * d * inner + 3.0 * d * ff) * layers + 2.0 * d * vocab;
+        let attention = 4.0 * (keys + source) * inner * layers;
+        (projections, attention)
+    };
+    // The encoder over `rows × source` positions plus every layer's cross-attention keys and
+    // values of its output.
+    let encoder = |rows: f64, source: f64| {
+        let projections = rows * source * 2.0 * (6.0 * d * inner + 3.0 * d * ff) * layers;
+        let attention = rows * 4.0 * source * source * inner * layers;
+        (projections, attention)
+    };
+    let (rows, source, target) = match bench {
+        "t5-forward" | "train" => (8.0, 384.0, 32.0),
+        "t5-generate" => (16.0, 384.0, 32.0),
+        "t5-beam" => (16.0, 384.0, 32.0),
+        _ => return None,
+    };
+    let (enc_proj, enc_attn) = encoder(rows, source);
+    match bench {
+        "t5-forward" | "train" => {
+            let (dec_proj, dec_attn) = decoder_position(target, source);
+            let projections = enc_proj + rows * target * dec_proj;
+            let attention = enc_attn + rows * target * dec_attn;
+            let total = if bench == "train" {
+                2.0 * projections + 3.0 * attention
+            } else {
+                projections + attention
+            };
+            Some(total / (rows * (source + target)))
+        }
+        _ => {
+            // Cached decoding: step t attends t + 1 positions, for every beam.
+            let beams = if bench == "t5-beam" { 4.0 } else { 1.0 };
+            let decoding: f64 = (0..target as usize)
+                .map(|t| {
+                    let (p, a) = decoder_position(t as f64 + 1.0, source);
+                    p + a
+                })
+                .sum();
+            Some((enc_proj + enc_attn + rows * beams * decoding) / (rows * target))
+        }
+    }
+}
+
+/// Model FLOP utilisation: achieved FLOP/s over the same backend's 2048² matmul FLOP/s.
+fn mfu(
+    bench: &str,
+    size: &str,
+    tokens_per_second: Option<f64>,
+    matmul: Option<f64>,
+) -> Option<f64> {
+    Some(flops_per_unit(bench, size)? * tokens_per_second? / (matmul? * 1e9))
+}
+
+/// Prints this crate's figures beside candle's and PyTorch's, with ratios and each one's model
+/// FLOP utilisation.
 pub fn compare(t5: bool, train: bool, size: Option<&str>, peak: Option<f64>) -> anyhow::Result<()> {
     let ours = criterion_figures()?;
     let mut args = Vec::new();
     if let Some(size) = size {
         args.extend(["--sizes", size]);
     }
+    let mut torch_args = args.clone();
     if !train {
-        args.extend(["--skip", "train"]);
+        torch_args.extend(["--skip", "train"]);
     }
     if !t5 {
-        args.extend(["--only", "train"]);
+        // The matmul still runs: it is the denominator of the utilisation.
+        for skipped in ["t5-forward", "t5-generate", "t5-beam"] {
+            torch_args.extend(["--skip", skipped]);
+        }
     }
-    let peer = pytorch(&args);
-    if let Err(why) = &peer {
-        println!("\nPyTorch peer skipped: {why}");
-    }
-    let peer = peer.unwrap_or_default();
-    let theirs = |bench: &str, size: &str| {
-        peer.iter()
-            .find(|l| l.bench.as_deref() == Some(bench) && l.size.as_deref() == Some(size))
+    // candle has no LoRA training: it runs with the T5 benchmarks only.
+    let peers = if t5 {
+        vec![candle(&args), pytorch(&torch_args)]
+    } else {
+        vec![pytorch(&torch_args)]
     };
-    println!(
-        "\n{:<12} {:<6} {:>16} {:>16} {:>7}",
-        "benchmark", "size", "this crate", "PyTorch", "ratio"
-    );
-    let matmul_ours = ours.get(&("matmul".into(), "f32".into())).map(|f| f / 1e9);
-    let matmul_theirs = peer
-        .iter()
-        .find(|l| l.bench.as_deref() == Some("matmul"))
-        .and_then(|l| l.gflops);
-    if t5 {
-        row("matmul", "2048²", matmul_ours, matmul_theirs, "GFLOP/s");
+    for peer in &peers {
+        if let Err(why) = &peer.lines {
+            println!("\n{} peer skipped: {why}", peer.name);
+        }
     }
+    print!("\n{:<12} {:<6} {:>18}", "benchmark", "size", "this crate");
+    for peer in &peers {
+        print!(" {:>18} {:>9}", peer.name, format!("×{}", peer.name));
+    }
+    println!();
+    let matmul_ours = ours.get(&("matmul".into(), "f32".into())).map(|f| f / 1e9);
+    let theirs: Vec<_> = peers.iter().map(|p| p.matmul()).collect();
+    row("matmul", "2048²", matmul_ours, &theirs, "GFLOP/s");
     let benches = ["t5-forward", "t5-generate", "t5-beam", "train"];
+    let sizes = ["small", "base"];
+    let ran = |bench: &&&str| if **bench == "train" { train } else { t5 };
+    let sized = |s: &&&str| size.is_none_or(|only| only == **s);
+    let mut utilisation = Vec::new();
     // Only what ran now: older results of other benchmarks stay in target/criterion.
-    for bench in benches
-        .into_iter()
-        .filter(|b| if *b == "train" { train } else { t5 })
-    {
-        for size in ["small", "base"]
-            .into_iter()
-            .filter(|s| size.is_none_or(|only| only == *s))
-        {
+    for bench in benches.iter().filter(ran) {
+        for size in sizes.iter().filter(sized) {
             let mine = ours.get(&(bench.to_string(), size.to_string())).copied();
-            let peer = theirs(bench, size);
-            if mine.is_none() && peer.is_none() {
+            let theirs: Vec<_> = peers.iter().map(|p| p.line(bench, size)).collect();
+            if mine.is_none() && theirs.iter().all(Option::is_none) {
                 continue;
             }
-            row(
-                bench,
-                size,
-                mine,
-                peer.and_then(|p| p.tokens_per_second),
-                "tokens/s",
-            );
-            if bench == "train" {
+            let rates: Vec<_> = theirs
+                .iter()
+                .map(|l| l.and_then(|l| l.tokens_per_second))
+                .collect();
+            row(bench, size, mine, &rates, "tokens/s");
+            if *bench == "train" {
                 let gib = |b: f64| b / (1u64 << 30) as f64;
-                row(
-                    "peak memory",
-                    size,
-                    peak.map(gib),
-                    peer.and_then(|p| p.peak_rss_bytes).map(gib),
-                    "GiB",
+                let peaks: Vec<_> = theirs
+                    .iter()
+                    .map(|l| l.and_then(|l| l.peak_rss_bytes).map(gib))
+                    .collect();
+                row("peak memory", size, peak.map(gib), &peaks, "GiB");
+            }
+            let mut shares = vec![mfu(bench, size, mine, matmul_ours)];
+            for (peer, rate) in peers.iter().zip(&rates) {
+                shares.push(mfu(bench, size, *rate, peer.matmul()));
+            }
+            utilisation.push((*bench, *size, shares));
+        }
+    }
+    if !utilisation.is_empty() {
+        print!("\nmodel FLOP utilisation (achieved FLOP/s over the same backend's matmul)\n");
+        print!("{:<12} {:<6} {:>12}", "benchmark", "size", "this crate");
+        for peer in &peers {
+            print!(" {:>12}", peer.name);
+        }
+        println!();
+        for (bench, size, shares) in utilisation {
+            print!("{bench:<12} {size:<6}");
+            for share in shares {
+                print!(
+                    " {:>12}",
+                    share.map_or("—".into(), |s| format!("{:.0}%", s * 100.0))
                 );
             }
+            println!();
         }
     }
     Ok(())
 }
 
-fn row(bench: &str, size: &str, ours: Option<f64>, theirs: Option<f64>, unit: &str) {
+fn row(bench: &str, size: &str, ours: Option<f64>, theirs: &[Option<f64>], unit: &str) {
     let show = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1} {unit}"));
-    let ratio = match (ours, theirs) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
-        _ => "—".to_string(),
-    };
-    println!(
-        "{bench:<12} {size:<6} {:>16} {:>16} {ratio:>7}",
-        show(ours),
-        show(theirs)
-    );
+    print!("{bench:<12} {size:<6} {:>18}", show(ours));
+    for other in theirs {
+        let ratio = match (ours, other) {
+            (Some(a), Some(b)) if *b > 0.0 => format!("{:.2}×", a / b),
+            _ => "—".to_string(),
+        };
+        print!(" {:>18} {ratio:>9}", show(*other));
+    }
+    println!();
 }

@@ -122,15 +122,8 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
-    cargo(&["test", "--workspace"])
+    cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&["test"])
 }
 
 fn bench(which: Option<Bench>, size: Option<&str>) -> anyhow::Result<()> {
@@ -151,6 +144,10 @@ fn bench(which: Option<Bench>, size: Option<&str>) -> anyhow::Result<()> {
                 t5 = true;
             }
             Bench::Train => {
+                if !t5 {
+                    // The denominator of the training step's FLOP utilisation.
+                    bench::cargo_bench("t5-lora", "t5", Some("matmul"))?;
+                }
                 peak = bench::cargo_bench("t5-lora", "train", None)?;
                 train = true;
             }
@@ -174,7 +171,7 @@ fn run_experiment(
     let dir = if dev {
         // The binaries exactly as the test suite builds them: a plain `cargo build` resolves
         // features without the dev-dependencies and would rebuild nearly every crate again.
-        let mut build = vec!["test", "--workspace", "--no-run"];
+        let mut build = vec!["test", "--no-run"];
         if wgpu {
             build.extend(["--features", features]);
         }

@@ -15,6 +15,8 @@ use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::lora::LoraLinear;
@@ -201,7 +203,7 @@ impl T5LayerNorm {
     /// # Shapes
     /// - hidden: `[batch, len, d_model]` → `[batch, len, d_model]`
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        let variance = hidden.clone().powf_scalar(2.0).mean_dim(2); // [batch, len, 1]
+        let variance = hidden.clone().square().mean_dim(2); // [batch, len, 1]
         let normed = hidden / (variance + self.epsilon).sqrt();
         normed * self.weight.val().unsqueeze::<3>()
     }
@@ -359,9 +361,24 @@ impl T5Attention {
     ) -> Tensor<3> {
         let [batch, q_len, _] = hidden.dims();
         let query = self.split_heads(self.q.forward(hidden)); // [batch, heads, q_len, d_kv]
-        let scores = query.matmul(key.swap_dims(2, 3)) + bias; // [batch, heads, q_len, k_len]
-        let weights = softmax(scores, 3);
-        let context = weights.matmul(value); // [batch, heads, q_len, d_kv]
+        // softmax(Q Kᵀ + bias) V with scale 1: T5 folds 1/√d_kv into its initialisation.
+        let context = if q_len > 1 {
+            // One fused operation: on the CPU a tiled kernel with an online softmax that never
+            // holds more than a tile of the [q_len, k_len] scores; under autodiff Burn computes
+            // it from the plain matmul-softmax-matmul, whose gradients it knows.
+            let options = AttentionModuleOptions {
+                scale: Some(1.0),
+                softcap: None,
+                is_causal: false,
+            };
+            attention(query, key, value, None, Some(bias), options)
+        } else {
+            // A decoding step's single query gains nothing from tiling, and the fused kernel
+            // would first copy the cached (head-split, strided) encoder keys and values into
+            // its own layout at every step.
+            let scores = query.matmul(key.swap_dims(2, 3)) + bias; // [batch, heads, 1, k_len]
+            softmax(scores, 3).matmul(value)
+        }; // [batch, heads, q_len, d_kv]
         let context = context
             .swap_dims(1, 2)
             .reshape([batch, q_len, self.heads * self.d_kv]);
