@@ -362,10 +362,10 @@ impl T5Attention {
         let [batch, q_len, _] = hidden.dims();
         let query = self.split_heads(self.q.forward(hidden)); // [batch, heads, q_len, d_kv]
         // softmax(Q Kᵀ + bias) V with scale 1: T5 folds 1/√d_kv into its initialisation.
-        let context = if q_len > 1 {
+        let context = if q_len > 1 && !query.is_require_grad() {
             // One fused operation: on the CPU a tiled kernel with an online softmax that never
-            // holds more than a tile of the [q_len, k_len] scores; under autodiff Burn computes
-            // it from the plain matmul-softmax-matmul, whose gradients it knows.
+            // holds more than a tile of the [q_len, k_len] scores. Not in training: there Burn
+            // would decompose it with extra scaling and masking passes, each a saved activation.
             let options = AttentionModuleOptions {
                 scale: Some(1.0),
                 softcap: None,
@@ -373,9 +373,9 @@ impl T5Attention {
             };
             attention(query, key, value, None, Some(bias), options)
         } else {
-            // A decoding step's single query gains nothing from tiling, and the fused kernel
-            // would first copy the cached (head-split, strided) encoder keys and values into
-            // its own layout at every step.
+            // Training, or a decoding step: a single query gains nothing from tiling, and the
+            // fused kernel would first copy the cached (head-split, strided) encoder keys and
+            // values into its own layout at every step.
             let scores = query.matmul(key.swap_dims(2, 3)) + bias; // [batch, heads, 1, k_len]
             softmax(scores, 3).matmul(value)
         }; // [batch, heads, q_len, d_kv]
