@@ -376,7 +376,7 @@ impl T5Attention {
             // Training, or a decoding step: a single query gains nothing from tiling, and the
             // fused kernel would first copy the cached (head-split, strided) encoder keys and
             // values into its own layout at every step.
-            let scores = query.matmul(key.swap_dims(2, 3)) + bias; // [batch, heads, 1, k_len]
+            let scores = query.matmul(key.swap_dims(2, 3)) + bias; // [batch, heads, q_len, k_len]
             softmax(scores, 3).matmul(value)
         }; // [batch, heads, q_len, d_kv]
         let context = context
