@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::project_root;
+use crate::{cargo_program, project_root};
 
 /// One criterion result: `(group, function)` → positions or tokens per second.
 type Figures = BTreeMap<(String, String), f64>;
@@ -36,12 +36,11 @@ struct Estimate {
 /// Runs `cargo bench -p <package> --bench <name> [-- <filter>]`, echoing its output; returns the
 /// peak resident memory the benchmark printed, if it printed one (bytes).
 pub fn cargo_bench(package: &str, name: &str, filter: Option<&str>) -> anyhow::Result<Option<f64>> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!(
         "xtask: cargo bench -p {package} --bench {name} {}",
         filter.unwrap_or_default()
     );
-    let mut child = Command::new(cargo)
+    let mut child = Command::new(cargo_program())
         .args(["bench", "-p", package, "--bench", name])
         .args(filter.map(|f| ["--", f]).into_iter().flatten())
         .current_dir(project_root())
@@ -175,8 +174,7 @@ fn pytorch(args: &[&str]) -> Peer {
 
 /// candle-transformers' T5 (`xtask/peers/candle-t5`), built in release on first use.
 fn candle(args: &[&str]) -> Peer {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = Command::new(cargo_program());
     command
         .args(["run", "--release", "--quiet", "-p", "candle-t5-peer", "--"])
         .args(args);
@@ -225,8 +223,7 @@ fn flops_per_unit(bench: &str, size: &str) -> Option<f64> {
     };
     let (rows, source, target) = match bench {
         "t5-forward" | "train" => (8.0, 384.0, 32.0),
-        "t5-generate" => (16.0, 384.0, 32.0),
-        "t5-beam" => (16.0, 384.0, 32.0),
+        "t5-generate" | "t5-beam" => (16.0, 384.0, 32.0),
         _ => return None,
     };
     let (enc_proj, enc_attn) = encoder(rows, source);
@@ -301,8 +298,8 @@ pub fn compare(t5: bool, train: bool, size: Option<&str>, peak: Option<f64>) -> 
     }
     println!();
     let matmul_ours = ours.get(&("matmul".into(), "f32".into())).map(|f| f / 1e9);
-    let theirs: Vec<_> = peers.iter().map(|p| p.matmul()).collect();
-    row("matmul", "2048²", matmul_ours, &theirs, "GFLOP/s");
+    let matmuls: Vec<_> = peers.iter().map(Peer::matmul).collect();
+    row("matmul", "2048²", matmul_ours, &matmuls, "GFLOP/s");
     let benches = ["t5-forward", "t5-generate", "t5-beam", "train"];
     let sizes = ["small", "base"];
     let ran = |bench: &&&str| if **bench == "train" { train } else { t5 };
@@ -331,8 +328,8 @@ pub fn compare(t5: bool, train: bool, size: Option<&str>, peak: Option<f64>) -> 
                 row("peak memory", size, mine.and(peak).map(gib), &peaks, "GiB");
             }
             let mut shares = vec![mfu(bench, size, mine, matmul_ours)];
-            for (peer, rate) in peers.iter().zip(&rates) {
-                shares.push(mfu(bench, size, *rate, peer.matmul()));
+            for (rate, matmul) in rates.iter().zip(&matmuls) {
+                shares.push(mfu(bench, size, *rate, *matmul));
             }
             utilisation.push((*bench, *size, shares));
         }

@@ -112,12 +112,14 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The cargo of the toolchain that invoked xtask.
+fn cargo_program() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
 /// Runs `cargo <args>` (the toolchain that invoked xtask) in the repository root.
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
-    run(
-        std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
-        args,
-    )
+    run(cargo_program(), args)
 }
 
 fn ci() -> anyhow::Result<()> {
