@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::{cargo_program, project_root};
+use crate::{cargo_command, project_root};
 
 /// One criterion result: `(group, function)` → positions or tokens per second.
 type Figures = BTreeMap<(String, String), f64>;
@@ -33,15 +33,111 @@ struct Estimate {
     point_estimate: f64,
 }
 
-/// Runs `cargo bench -p <package> --bench <name> [-- <filter>]`, echoing its output; returns the
-/// peak resident memory the benchmark printed, if it printed one (bytes).
-pub fn cargo_bench(package: &str, name: &str, filter: Option<&str>) -> anyhow::Result<Option<f64>> {
+/// The backend the T5 benchmarks run on, by the names of t5-lora's `DeviceChoice` for the CPU
+/// (spelled again here: depending on t5-lora would compile Burn into xtask).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Backend {
+    /// burn-flex, the default build.
+    Cpu,
+    /// burn-ndarray with Debian's OpenBLAS (libopenblas-dev) for matrix products.
+    Ndarray,
+    /// libtorch 2.9: `LIBTORCH`, or the torch inside `.venv` when it is that version.
+    Tch,
+}
+
+impl Backend {
+    /// The name `BENCH_DEVICE` and the table use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Ndarray => "ndarray",
+            Backend::Tch => "tch",
+        }
+    }
+
+    /// Adds the cargo feature and the environment this backend needs to a `cargo bench` of
+    /// t5-lora.
+    fn configure(self, command: &mut Command) -> anyhow::Result<()> {
+        command.env("BENCH_DEVICE", self.name());
+        match self {
+            Backend::Cpu => {}
+            Backend::Ndarray => {
+                command.args(["--features", "t5-lora/openblas"]);
+                if std::env::var_os("OPENBLAS_CORETYPE").is_none() {
+                    // Measured here: a virtualised Sapphire Rapids got the generic Prescott
+                    // kernels, 63 GFLOP/s instead of 282 with COOPERLAKE.
+                    eprintln!(
+                        "xtask: note: OpenBLAS falls back to generic kernels on CPUs it does not \
+                         recognise; OPENBLAS_VERBOSE=2 prints the kernel it picks and \
+                         OPENBLAS_CORETYPE (e.g. SKYLAKEX, COOPERLAKE) sets it"
+                    );
+                }
+            }
+            Backend::Tch => {
+                let libtorch = libtorch()?;
+                command
+                    .args(["--features", "t5-lora/tch"])
+                    .env("LIBTORCH", &libtorch)
+                    .env("LD_LIBRARY_PATH", libtorch.join("lib"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The version of libtorch that tch 0.22 (burn-tch's) is written against.
+const LIBTORCH_VERSION: &str = "2.9.";
+
+/// Where libtorch is: `LIBTORCH` when set, else the torch package inside `.venv` when it is the
+/// version tch needs (torch's own headers and libraries are a libtorch).
+fn libtorch() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("LIBTORCH") {
+        return Ok(dir.into());
+    }
+    let python = project_root().join(".venv/bin/python");
+    let probe =
+        "import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))";
+    let output = Command::new(&python)
+        .args(["-c", probe])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .context("--device tch needs libtorch: no torch in .venv and LIBTORCH is not set")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (version, dir) = text
+        .trim()
+        .split_once('\n')
+        .context("reading torch's version and directory")?;
+    if !version.starts_with(LIBTORCH_VERSION) {
+        bail!(
+            "--device tch: burn-tch's tch 0.22 compiles only against libtorch {LIBTORCH_VERSION}x, \
+             and .venv has torch {version}; install torch==2.9.0 into another virtualenv and set \
+             LIBTORCH=<that venv>/lib/python3.11/site-packages/torch"
+        );
+    }
+    Ok(dir.into())
+}
+
+/// Runs `cargo bench -p <package> --bench <name> [-- <filter>]` (on `backend`, for t5-lora),
+/// echoing its output; returns the peak resident memory the benchmark printed, if it printed one
+/// (bytes).
+pub fn cargo_bench(
+    package: &str,
+    name: &str,
+    filter: Option<&str>,
+    backend: Option<Backend>,
+) -> anyhow::Result<Option<f64>> {
     eprintln!(
-        "xtask: cargo bench -p {package} --bench {name} {}",
-        filter.unwrap_or_default()
+        "xtask: cargo bench -p {package} --bench {name} {}{}",
+        filter.unwrap_or_default(),
+        backend.map_or(String::new(), |b| format!(" (BENCH_DEVICE={})", b.name()))
     );
-    let mut child = Command::new(cargo_program())
-        .args(["bench", "-p", package, "--bench", name])
+    let mut command = cargo_command();
+    command.args(["bench", "-p", package, "--bench", name]);
+    if let Some(backend) = backend {
+        backend.configure(&mut command)?;
+    }
+    let mut child = command
         .args(filter.map(|f| ["--", f]).into_iter().flatten())
         .current_dir(project_root())
         .stdout(Stdio::piped())
@@ -174,7 +270,7 @@ fn pytorch(args: &[&str]) -> Peer {
 
 /// candle-transformers' T5 (`xtask/peers/candle-t5`), built in release on first use.
 fn candle(args: &[&str]) -> Peer {
-    let mut command = Command::new(cargo_program());
+    let mut command = cargo_command();
     command
         .args(["run", "--release", "--quiet", "-p", "candle-t5-peer", "--"])
         .args(args);
@@ -265,7 +361,13 @@ fn mfu(
 
 /// Prints this crate's figures beside candle's and PyTorch's, with ratios and each one's model
 /// FLOP utilisation.
-pub fn compare(t5: bool, train: bool, size: Option<&str>, peak: Option<f64>) -> anyhow::Result<()> {
+pub fn compare(
+    t5: bool,
+    train: bool,
+    size: Option<&str>,
+    peak: Option<f64>,
+    backend: Backend,
+) -> anyhow::Result<()> {
     let ours = criterion_figures()?;
     let mut args = Vec::new();
     if let Some(size) = size {
@@ -292,7 +394,11 @@ pub fn compare(t5: bool, train: bool, size: Option<&str>, peak: Option<f64>) -> 
             println!("\n{} peer skipped: {why}", peer.name);
         }
     }
-    print!("\n{:<12} {:<6} {:>18}", "benchmark", "size", "this crate");
+    let ours_name = match backend {
+        Backend::Cpu => "this crate".to_string(),
+        other => format!("this crate, {}", other.name()),
+    };
+    print!("\n{:<12} {:<6} {:>18}", "benchmark", "size", ours_name);
     for peer in &peers {
         print!(" {:>18} {:>9}", peer.name, format!("×{}", peer.name));
     }
@@ -336,7 +442,7 @@ pub fn compare(t5: bool, train: bool, size: Option<&str>, peak: Option<f64>) -> 
     }
     if !utilisation.is_empty() {
         print!("\nmodel FLOP utilisation (achieved FLOP/s over the same backend's matmul)\n");
-        print!("{:<12} {:<6} {:>12}", "benchmark", "size", "this crate");
+        print!("{:<12} {:<6} {:>12}", "benchmark", "size", ours_name);
         for peer in &peers {
             print!(" {:>12}", peer.name);
         }

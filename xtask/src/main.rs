@@ -57,7 +57,7 @@ enum Task {
     /// it alone and check again. Stops the daemons it started and removes its files.
     SlurmCheck,
     /// Run benchmarks (optimised builds; figures belong in docs/performance.md), then the same
-    /// shapes on PyTorch when `.venv` has it, printed side by side with ratios.
+    /// shapes on the peers (candle, and PyTorch when `.venv` has it), side by side with ratios.
     Bench {
         /// Which benchmark; all when omitted.
         #[arg(value_enum)]
@@ -65,6 +65,11 @@ enum Task {
         /// Only this model shape (small or base) in the T5 benchmarks, here and in the peers.
         #[arg(long, value_name = "SIZE")]
         size: Option<String>,
+        /// The backend of this crate's T5 and training benchmarks (the binaries' `--device`):
+        /// cpu is burn-flex, ndarray is burn-ndarray with OpenBLAS, tch is libtorch 2.9
+        /// (`LIBTORCH`, or `.venv`'s torch when it is that version).
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: bench::Backend,
     },
 }
 
@@ -83,7 +88,11 @@ enum Bench {
 fn main() -> std::process::ExitCode {
     let result = match Task::parse() {
         Task::Ci => ci(),
-        Task::Bench { which, size } => bench(which, size.as_deref()),
+        Task::Bench {
+            which,
+            size,
+            device,
+        } => bench(which, size.as_deref(), device),
         Task::Golden => golden(),
         Task::SlurmCheck => slurm_check(),
         Task::RunExperiment {
@@ -112,14 +121,33 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The cargo of the toolchain that invoked xtask.
-fn cargo_program() -> std::ffi::OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+/// A command running the cargo of the toolchain that invoked xtask, without the package
+/// variables `cargo run` gave xtask: build scripts that watch them (ring's) would see a changed
+/// environment and rebuild everything above them, once for xtask's cargo and again for the
+/// user's own.
+fn cargo_command() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let set_by_cargo_run = key.starts_with("CARGO_PKG_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_run {
+            command.env_remove(key);
+        }
+    }
+    command
 }
 
 /// Runs `cargo <args>` (the toolchain that invoked xtask) in the repository root.
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
-    run(cargo_program(), args)
+    run(cargo_command(), args)
 }
 
 fn ci() -> anyhow::Result<()> {
@@ -128,7 +156,7 @@ fn ci() -> anyhow::Result<()> {
     cargo(&["test"])
 }
 
-fn bench(which: Option<Bench>, size: Option<&str>) -> anyhow::Result<()> {
+fn bench(which: Option<Bench>, size: Option<&str>, device: bench::Backend) -> anyhow::Result<()> {
     if size.is_some_and(|s| s != "small" && s != "base") {
         bail!("--size takes small or base");
     }
@@ -137,26 +165,26 @@ fn bench(which: Option<Bench>, size: Option<&str>) -> anyhow::Result<()> {
     for bench in which.map_or(all.to_vec(), |one| vec![one]) {
         match bench {
             Bench::Metrics => {
-                bench::cargo_bench("qa-metrics", "metrics", None)?;
+                bench::cargo_bench("qa-metrics", "metrics", None, None)?;
             }
             Bench::T5 => {
                 // Criterion filters by regex over "group/shape/input"; the matmul always runs.
                 let filter = size.map(|s| format!("matmul|/{s}/"));
-                bench::cargo_bench("t5-lora", "t5", filter.as_deref())?;
+                bench::cargo_bench("t5-lora", "t5", filter.as_deref(), Some(device))?;
                 t5 = true;
             }
             Bench::Train => {
                 if !t5 {
                     // The denominator of the training step's FLOP utilisation.
-                    bench::cargo_bench("t5-lora", "t5", Some("matmul"))?;
+                    bench::cargo_bench("t5-lora", "t5", Some("matmul"), Some(device))?;
                 }
-                peak = bench::cargo_bench("t5-lora", "train", None)?;
+                peak = bench::cargo_bench("t5-lora", "train", None, Some(device))?;
                 train = true;
             }
         }
     }
     if t5 || train {
-        bench::compare(t5, train, size, peak)?;
+        bench::compare(t5, train, size, peak, device)?;
     }
     Ok(())
 }
@@ -211,7 +239,10 @@ fn slurm_check() -> anyhow::Result<()> {
     // The debug build: the tiny model needs no optimised code of ours, and the test suite has
     // usually built it already.
     cargo(&["build", "-p", "qa-synth-cli", "--bin", "qa-synth"])?;
-    run("bash", &["xtask/slurm-check.sh", "target/debug"])
+    run(
+        Command::new("bash"),
+        &["xtask/slurm-check.sh", "target/debug"],
+    )
 }
 
 /// Python packages of the golden scripts; `transformers` 5 rewrites every T5 config to tied
@@ -224,21 +255,17 @@ const GOLDEN_PACKAGES: [&str; 5] = [
     "tokenizers",
 ];
 
-/// Runs `program <args>` in the repository root and fails if it fails.
-fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> anyhow::Result<()> {
-    let program = program.as_ref();
-    eprintln!("xtask: {} {}", program.to_string_lossy(), args.join(" "));
-    let status = Command::new(program)
+/// Runs `command <args>` in the repository root and fails if it fails.
+fn run(mut command: Command, args: &[&str]) -> anyhow::Result<()> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    eprintln!("xtask: {program} {}", args.join(" "));
+    let status = command
         .args(args)
         .current_dir(project_root())
         .status()
-        .with_context(|| format!("starting {}", program.to_string_lossy()))?;
+        .with_context(|| format!("starting {program}"))?;
     if !status.success() {
-        bail!(
-            "{} {} failed ({status})",
-            program.to_string_lossy(),
-            args.join(" ")
-        );
+        bail!("{program} {} failed ({status})", args.join(" "));
     }
     Ok(())
 }
@@ -247,13 +274,16 @@ fn golden() -> anyhow::Result<()> {
     let venv = project_root().join(".venv");
     let python = venv.join("bin/python");
     if !python.is_file() {
-        run("python3", &["-m", "venv", ".venv"])?;
+        run(Command::new("python3"), &["-m", "venv", ".venv"])?;
         let mut args = vec!["-m", "pip", "install", "--quiet"];
         args.extend(GOLDEN_PACKAGES);
-        run(&python, &args)?;
+        run(Command::new(&python), &args)?;
     }
-    run(&python, &["xtask/golden/squad_metrics_reference.py"])?;
-    run(&python, &["xtask/golden/t5_golden.py"])?;
+    run(
+        Command::new(&python),
+        &["xtask/golden/squad_metrics_reference.py"],
+    )?;
+    run(Command::new(&python), &["xtask/golden/t5_golden.py"])?;
     // The other direction of adapter compatibility: an adapter written by t5-lora must load in
     // PEFT and reproduce t5-lora's logits.
     let export = project_root().join("target/peft-export");
@@ -269,7 +299,7 @@ fn golden() -> anyhow::Result<()> {
         export,
     ])?;
     run(
-        &python,
+        Command::new(&python),
         &["xtask/golden/t5_golden.py", "--verify-adapter", export],
     )
 }

@@ -1,5 +1,5 @@
-//! T5 speed on FLAN-T5-small- and base-shaped random weights (burn-flex on the CPU), on the
-//! shapes `cargo xtask bench` compares with PyTorch (`xtask/peers/torch_t5.py`):
+//! T5 speed on FLAN-T5-small- and base-shaped random weights (burn-flex on the CPU unless
+//! `BENCH_DEVICE` says otherwise), on the shapes `cargo xtask bench` compares with its peers:
 //!
 //! - `t5-forward/<size>`: teacher-forced encoder + decoder forward, batch 8, source 384, target 32;
 //! - `t5-generate/<size>`: cached greedy generation of 32 new tokens, batch 16, source 384;
@@ -16,7 +16,7 @@ mod common;
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use common::{flan_t5, tokens};
+use common::{bench_device, flan_t5, tokens};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use t5_lora::model::T5ForConditionalGeneration;
 use t5_lora::{GenerationConfig, generate};
@@ -48,7 +48,7 @@ fn bench_matmul(c: &mut Criterion, device: &Device) {
 }
 
 fn bench_t5(c: &mut Criterion) {
-    let device = Device::default();
+    let device = bench_device();
     bench_matmul(c, &device);
     for size in ["small", "base"] {
         let model = flan_t5(size).init(&device);

@@ -1,14 +1,14 @@
-//! LoRA training on FLAN-T5-base-shaped random weights (burn-flex on the CPU, autodiff): one
-//! optimiser step on a batch of 8 prompts of 384 tokens with 32-token answers, LoRA r = 8 on
-//! q and v (the study's settings), and the peak resident memory of the process afterwards.
+//! LoRA training on FLAN-T5-base-shaped random weights (burn-flex on the CPU unless
+//! `BENCH_DEVICE` says otherwise, autodiff): one optimiser step on a batch of 8 prompts of 384
+//! tokens with 32-token answers, LoRA r = 8 on q and v (the study's settings), and the peak
+//! resident memory of the process afterwards.
 //! Run with `cargo xtask bench train`; figures go to docs/performance.md.
 
 mod common;
 
 use std::ops::ControlFlow;
 
-use burn::prelude::*;
-use common::{flan_t5, peak_rss_bytes};
+use common::{bench_device, flan_t5, peak_rss_bytes};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use t5_lora::train::{Example, TrainConfig, train};
 
@@ -33,7 +33,7 @@ fn examples(rows: usize) -> Vec<Example> {
 }
 
 fn bench_train(c: &mut Criterion) {
-    let device = Device::default().autodiff();
+    let device = bench_device().autodiff();
     device.seed(42);
     let config = TrainConfig {
         batch_size: BATCH,

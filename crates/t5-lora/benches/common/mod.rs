@@ -3,7 +3,21 @@
 
 use burn::prelude::*;
 use t5_lora::T5Config;
+use t5_lora::device::DeviceChoice;
 use t5_lora::model::FeedForwardProj;
+
+/// The backend to measure: `BENCH_DEVICE` (a `--device` name; `cargo xtask bench --device`
+/// sets it and the matching cargo feature), burn-flex on the CPU by default.
+pub fn bench_device() -> Device {
+    let choice: DeviceChoice = std::env::var("BENCH_DEVICE")
+        .map_or(Ok(DeviceChoice::Cpu), |name| name.parse())
+        .expect("BENCH_DEVICE names a device");
+    let device = choice
+        .device()
+        .expect("BENCH_DEVICE's backend is compiled in");
+    eprintln!("benchmarking on {choice} ({device:?})");
+    device
+}
 
 /// Hugging Face's `google/flan-t5-small` and `google/flan-t5-base` shapes. `</s>` is set
 /// outside the vocabulary so that every generation runs the full 32 tokens.
