@@ -97,15 +97,19 @@ mod tests {
     #[test]
     fn every_name_parses_back_and_serialises_the_same() {
         for choice in DeviceChoice::ALL {
-            assert_eq!(choice.name().parse::<DeviceChoice>().unwrap(), choice);
-            let json = serde_json::to_string(&choice).unwrap();
+            let parsed: DeviceChoice = choice.name().parse().expect("a known name");
+            assert_eq!(parsed, choice);
+            let json = serde_json::to_string(&choice).expect("serialises");
             assert_eq!(json, format!("\"{}\"", choice.name()));
         }
     }
 
     #[test]
     fn an_unknown_name_lists_the_choices() {
-        let message = "cuda".parse::<DeviceChoice>().unwrap_err().to_string();
+        let message = "cuda"
+            .parse::<DeviceChoice>()
+            .expect_err("unknown")
+            .to_string();
         assert!(message.contains("\"cuda\""), "{message}");
         assert!(message.contains("cpu, wgpu, ndarray or tch"), "{message}");
     }
@@ -113,7 +117,10 @@ mod tests {
     #[cfg(not(feature = "tch"))]
     #[test]
     fn a_backend_left_out_of_the_build_names_its_feature() {
-        let message = DeviceChoice::Tch.device().unwrap_err().to_string();
+        let message = DeviceChoice::Tch
+            .device()
+            .expect_err("not compiled in")
+            .to_string();
         assert!(message.contains("`--features tch`"), "{message}");
     }
 }
