@@ -14,7 +14,7 @@
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax};
+use burn::tensor::activation::{gelu, relu, sigmoid, softmax};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -468,6 +468,18 @@ pub struct T5DenseActDense {
     activation: Activation,
 }
 
+/// Hugging Face's `gelu_new`, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, written as
+/// `x · sigmoid(2√(2/π) x (1 + 0.044715 x²))` (the same function, since
+/// `(1 + tanh u) / 2 = sigmoid(2u)`): Burn's `gelu_approximate` takes `x³` through a scalar
+/// `powf` and `tanh` through a scalar `tanhf` per element on burn-flex, about a quarter of a
+/// FLAN-T5 forward pass in a profile; here the only transcendental is the `exp` of `sigmoid`.
+fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const TWO_SQRT_2_OVER_PI: f64 =
+        2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
+    let scale = x.clone().square() * (0.044715 * TWO_SQRT_2_OVER_PI) + TWO_SQRT_2_OVER_PI;
+    sigmoid(x.clone() * scale) * x
+}
+
 impl T5DenseActDense {
     fn new(config: &T5Config, device: &Device) -> Self {
         let proj = config.feed_forward_proj;
@@ -485,7 +497,7 @@ impl T5DenseActDense {
         match self.activation {
             Activation::Relu => relu(x),
             Activation::Gelu => gelu(x),
-            Activation::GeluNew => gelu_approximate(x),
+            Activation::GeluNew => gelu_new(x),
         }
     }
 
