@@ -25,8 +25,8 @@ pub enum DeviceChoice {
     /// The CPU through `burn-ndarray`, with the system's OpenBLAS for matrix products when built
     /// with the `openblas` feature. Needs the `ndarray` feature.
     Ndarray,
-    /// libtorch (the one inside a pip-installed torch, or `LIBTORCH`) on the CPU. Needs the
-    /// `tch` feature.
+    /// libtorch 2.9 on the CPU (found through `LIBTORCH`; a pip-installed torch 2.9 carries one).
+    /// Needs the `tch` feature.
     Tch,
 }
 
@@ -45,7 +45,7 @@ impl DeviceChoice {
             DeviceChoice::Cpu => Ok(Device::flex()),
             #[cfg(feature = "wgpu")]
             DeviceChoice::Wgpu => Ok(Device::wgpu(Default::default())),
-            // Deprecated upstream in favour of flex; kept for comparison, as the issue asks.
+            // Deprecated upstream in favour of flex; kept for the comparison of backends.
             #[cfg(feature = "ndarray")]
             #[allow(deprecated)]
             DeviceChoice::Ndarray => Ok(Device::ndarray()),
