@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::{cargo_command, project_root};
+use crate::{cargo_command, project_root, venv_python};
 
 /// One criterion result: `(group, function)` → positions or tokens per second.
 type Figures = BTreeMap<(String, String), f64>;
@@ -94,7 +94,7 @@ fn libtorch() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("LIBTORCH") {
         return Ok(dir.into());
     }
-    let python = project_root().join(".venv/bin/python");
+    let python = venv_python();
     let probe =
         "import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))";
     let output = Command::new(&python)
@@ -251,7 +251,7 @@ fn run_peer(mut command: Command, what: &str) -> Result<Vec<PeerLine>, String> {
 
 /// PyTorch + transformers (+ PEFT) from `.venv`, when there is one.
 fn pytorch(args: &[&str]) -> Peer {
-    let python = project_root().join(".venv/bin/python");
+    let python = venv_python();
     let lines = if python.is_file() {
         let mut command = Command::new(&python);
         command.arg("xtask/peers/torch_t5.py").args(args);

@@ -121,6 +121,11 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The python of the project's virtualenv (`.venv`, made by `cargo xtask golden`).
+fn venv_python() -> PathBuf {
+    project_root().join(".venv/bin/python")
+}
+
 /// A command running the cargo of the toolchain that invoked xtask, without the package
 /// variables `cargo run` gave xtask: build scripts that watch them (ring's) would see a changed
 /// environment and rebuild everything above them, once for xtask's cargo and again for the
@@ -271,8 +276,7 @@ fn run(mut command: Command, args: &[&str]) -> anyhow::Result<()> {
 }
 
 fn golden() -> anyhow::Result<()> {
-    let venv = project_root().join(".venv");
-    let python = venv.join("bin/python");
+    let python = venv_python();
     if !python.is_file() {
         run(Command::new("python3"), &["-m", "venv", ".venv"])?;
         let mut args = vec!["-m", "pip", "install", "--quiet"];
