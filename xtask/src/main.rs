@@ -2,7 +2,6 @@
 //! runs everything through `$CARGO`, so that it uses the toolchain that invoked it.
 
 mod bench;
-mod experiment;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,35 +20,24 @@ enum Task {
     /// first use); then checks that an adapter saved by t5-lora loads in PEFT with the same
     /// logits.
     Golden,
-    /// Run the A/B/C experiment: prepare, contaminate (B's data), synthesize (C's), train A, B
-    /// and C, predict (with the zero-shot row), score and report, each stage skipped when its record
-    /// in <run_dir>/stages says it is up to date, and continued when it was interrupted.
+    /// Run the A/B/C experiment: build the stage binaries (release unless --dev) and run
+    /// `qa-experiment` from the repository root with the other arguments: `--config FILE`
+    /// (repeat to layer; default configs/experiment.yaml), `--only STAGE`, `--from STAGE`,
+    /// `--dry-run` (see `qa-experiment --help`). Stages are skipped when their record in
+    /// <run_dir>/stages says they are up to date, and continued when they were interrupted.
+    ///
+    /// xtask's own flags, anywhere among them: `--dev` uses the stage binaries as the test suite
+    /// builds them (quicker to build, nothing to build after the tests; fine for the smoke
+    /// profile's tiny models); `--wgpu` builds them with GPU support (burn-wgpu), for configs
+    /// that set `device: wgpu`.
     RunExperiment {
-        /// YAML config file; repeat to layer several (later files win).
+        /// Arguments of qa-experiment, and --dev, --wgpu.
         #[arg(
-            long = "config",
-            value_name = "FILE",
-            default_value = "configs/experiment.yaml"
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
         )]
-        configs: Vec<PathBuf>,
-        /// Run only this stage (prepare, contaminate, synthesize, train, predict, score, report).
-        #[arg(long, value_name = "STAGE")]
-        only: Option<String>,
-        /// Run from this stage on, re-running it and everything after it.
-        #[arg(long, value_name = "STAGE")]
-        from: Option<String>,
-        /// Print what would run and what is up to date, and stop.
-        #[arg(long)]
-        dry_run: bool,
-        /// Use the dev build of the stage binaries, as the test suite builds them (quicker to
-        /// build, and nothing to build after the tests; fine for the smoke profile's tiny
-        /// models), instead of the release build.
-        #[arg(long)]
-        dev: bool,
-        /// Build the stage binaries with GPU support (burn-wgpu), for configs that set
-        /// `device: wgpu` (training, prediction, the local generators).
-        #[arg(long)]
-        wgpu: bool,
+        args: Vec<String>,
     },
     /// Bring up a real single-node Slurm cluster here (installing Debian's slurm-wlm and munge
     /// if absent; needs root), run synthesis through deploy/slurm/ as a 3-task array plus merge
@@ -95,14 +83,7 @@ fn main() -> std::process::ExitCode {
         } => bench(which, size.as_deref(), device),
         Task::Golden => golden(),
         Task::SlurmCheck => slurm_check(),
-        Task::RunExperiment {
-            configs,
-            only,
-            from,
-            dry_run,
-            dev,
-            wgpu,
-        } => run_experiment(configs, only, from, dry_run, dev, wgpu),
+        Task::RunExperiment { args } => run_experiment(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -194,50 +175,46 @@ fn bench(which: Option<Bench>, size: Option<&str>, device: bench::Backend) -> an
     Ok(())
 }
 
-fn run_experiment(
-    configs: Vec<PathBuf>,
-    only: Option<String>,
-    from: Option<String>,
-    dry_run: bool,
-    dev: bool,
-    wgpu: bool,
-) -> anyhow::Result<()> {
-    let features = "qa-synth-cli/wgpu,qa-train/wgpu,qa-eval/wgpu";
-    let dir = if dev {
-        // The binaries exactly as the test suite builds them: a plain `cargo build` resolves
-        // features without the dev-dependencies and would rebuild nearly every crate again.
-        let mut build = vec!["test", "--no-run"];
-        if wgpu {
-            build.extend(["--features", features]);
-        }
-        cargo(&build)?;
-        "debug"
-    } else {
-        let mut build = vec!["build", "--release"];
-        for package in [
-            "qa-prepare",
-            "qa-synth-cli",
-            "qa-train",
-            "qa-eval",
-            "qa-report-cli",
-        ] {
-            build.extend(["-p", package]);
-        }
-        if wgpu {
-            build.extend(["--features", features]);
-        }
-        cargo(&build)?;
-        "release"
-    };
-    // Stages run from the repository root, where the configs' relative paths point.
-    std::env::set_current_dir(project_root())?;
-    experiment::run_experiment(&experiment::Options {
-        configs,
-        only,
-        from,
-        dry_run,
-        bin_dir: project_root().join("target").join(dir),
-    })
+/// Removes `flag` from `args`, saying whether it was there.
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let before = args.len();
+    args.retain(|arg| arg != flag);
+    args.len() != before
+}
+
+fn run_experiment(mut args: Vec<String>) -> anyhow::Result<()> {
+    let dev = take_flag(&mut args, "--dev");
+    let wgpu = take_flag(&mut args, "--wgpu");
+    let stages = [
+        "qa-prepare",
+        "qa-synth-cli",
+        "qa-train",
+        "qa-eval",
+        "qa-report-cli",
+        "qa-experiment-cli",
+    ];
+    let mut build = vec!["build", "--release"];
+    for package in stages {
+        build.extend(["-p", package]);
+    }
+    if dev {
+        // The binaries exactly as the test suite builds them (each stage package has
+        // integration tests, so its binaries are built): `cargo build`, or naming packages,
+        // would resolve other features and rebuild nearly every crate again.
+        build = vec!["test", "--no-run"];
+    }
+    if wgpu {
+        build.extend(["--features", "qa-synth-cli/wgpu,qa-train/wgpu,qa-eval/wgpu"]);
+    }
+    cargo(&build)?;
+    let dir = if dev { "debug" } else { "release" };
+    let driver = project_root()
+        .join("target")
+        .join(dir)
+        .join("qa-experiment");
+    // Run from the repository root, where the configs' relative paths point.
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(Command::new(driver), &args)
 }
 
 fn slurm_check() -> anyhow::Result<()> {

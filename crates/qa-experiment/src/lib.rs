@@ -1,0 +1,373 @@
+//! The A/B/C experiment's driver: the stages in order, each through its own binary (found in
+//! one directory, as `cargo build` or an install leaves them), each skipped when its record
+//! says it is up to date. `qa-experiment` and `cargo xtask run-experiment` call it.
+//!
+//! A stage is up to date when `<run_dir>/stages/<stage>.json` records the same key (the SHA-256
+//! of its inputs, its config sections as resolved from the files and `QA_` variables, and its
+//! binary) and its outputs still have the recorded checksums. A stage that was started with
+//! the same key but not finished (the run was killed) is continued with the stage's own resume;
+//! one started with another key is cleared and run again. Changing an input or a setting
+//! therefore re-runs that stage and, through the checksums of its outputs, everything that
+//! reads them, and nothing upstream.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use qa_data::files::{read_json, sha256_file, write_json_atomic};
+use qa_data::layout::RunLayout;
+use serde::{Deserialize, Serialize};
+
+mod error;
+mod plan;
+
+pub use error::{Error, Result};
+use plan::{Stage, path_arg, plan};
+
+/// The `experiment:` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Where everything goes.
+    pub run_dir: PathBuf,
+    /// Training seeds: each model is trained once per seed.
+    pub train_seeds: Vec<u64>,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig {
+            run_dir: PathBuf::from("runs/experiment"),
+            train_seeds: vec![42],
+        }
+    }
+}
+
+/// The stage groups, in order, as `--only` and `--from` name them.
+pub const GROUPS: [&str; 7] = [
+    "prepare",
+    "contaminate",
+    "synthesize",
+    "train",
+    "predict",
+    "score",
+    "report",
+];
+/// What `stages/<stage>.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StageRecord {
+    key: String,
+    outputs: BTreeMap<String, String>,
+}
+
+/// What to run, and where the stage binaries are.
+pub struct Options {
+    /// The config files, layered.
+    pub configs: Vec<PathBuf>,
+    /// Only this group.
+    pub only: Option<String>,
+    /// This group and all after it, re-run even if up to date.
+    pub from: Option<String>,
+    /// Print the plan and stop.
+    pub dry_run: bool,
+    /// Directory of the stage binaries.
+    pub bin_dir: PathBuf,
+}
+
+/// A config section as the layered files and `QA_` variables resolve it (absent: null).
+fn section(name: &str, configs: &[PathBuf]) -> Result<serde_json::Value> {
+    Ok(qa_data::config::load_section(
+        name,
+        &serde_json::Value::Null,
+        configs,
+        &(),
+    )?)
+}
+
+/// The stage's key: its inputs', sections' and binary's digests (`programs`: each binary's).
+fn stage_key(
+    stage: &Stage,
+    configs: &[PathBuf],
+    programs: &BTreeMap<&str, String>,
+) -> Result<Option<String>> {
+    let mut lines = Vec::new();
+    for input in &stage.inputs {
+        if !input.is_file() {
+            return Ok(None);
+        }
+        lines.push(format!("input {} {}", input.display(), sha256_file(input)?));
+    }
+    for name in &stage.sections {
+        lines.push(format!("section {name} {}", section(name, configs)?));
+    }
+    let program = programs.get(stage.program).map_or("", String::as_str);
+    lines.push(format!("program {} {program}", stage.program));
+    lines.push(format!("args {}", stage.args.join(" ")));
+    let text = lines.join("\n") + "\n";
+    Ok(Some(qa_data::files::sha256_bytes(text.as_bytes())))
+}
+
+/// Where a stage's record and start marker are.
+fn record_paths(run_dir: &Path, stage: &Stage) -> (PathBuf, PathBuf) {
+    let dir = RunLayout::new(run_dir).stages();
+    (
+        dir.join(format!("{}.json", stage.name)),
+        dir.join(format!("{}.started.json", stage.name)),
+    )
+}
+
+/// Whether the outputs recorded in `record` are still there, unchanged.
+fn outputs_intact(record: &StageRecord) -> bool {
+    record.outputs.iter().all(|(path, sha)| {
+        sha256_file(Path::new(path))
+            .map(|actual| &actual == sha)
+            .unwrap_or(false)
+    })
+}
+
+/// What a stage will do.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    UpToDate,
+    Run(&'static str),
+    Resume,
+}
+
+fn verdict(stage: &Stage, key: Option<&str>, run_dir: &Path, forced: bool) -> Result<Verdict> {
+    let (record_path, started_path) = record_paths(run_dir, stage);
+    let Some(key) = key else {
+        return Ok(Verdict::Run("after the stages it reads from"));
+    };
+    if started_path.is_file() {
+        let started: String = read_json(&started_path)?;
+        if started == key && !forced {
+            return Ok(Verdict::Resume);
+        }
+    }
+    if forced {
+        return Ok(Verdict::Run("forced by --from"));
+    }
+    if !record_path.is_file() {
+        return Ok(Verdict::Run("never run"));
+    }
+    let record: StageRecord = read_json(&record_path)?;
+    if record.key != key {
+        return Ok(Verdict::Run("its inputs, settings or binary changed"));
+    }
+    if !outputs_intact(&record) {
+        return Ok(Verdict::Run("an output is missing or was changed"));
+    }
+    Ok(Verdict::UpToDate)
+}
+
+fn group_index(group: &str) -> Result<usize> {
+    GROUPS
+        .iter()
+        .position(|g| *g == group)
+        .ok_or_else(|| Error::UnknownStage { name: group.into() })
+}
+
+/// Runs the experiment as `options` say, printing the plan (in a dry run) or each stage's verdict
+/// and command on stdout; the stage binaries inherit stdout and stderr.
+pub fn run_experiment(options: &Options) -> Result<()> {
+    let experiment: ExperimentConfig = qa_data::config::load_section(
+        "experiment",
+        &ExperimentConfig::default(),
+        &options.configs,
+        &(),
+    )?;
+    let prepare = section("prepare", &options.configs)?;
+    // The SQuAD files prepare reads (an unset one shows as missing, and prepare names it).
+    let squad_files = ["train_file", "test_file"].map(|key| {
+        PathBuf::from(
+            prepare
+                .get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default(),
+        )
+    });
+    let only = options.only.as_deref().map(group_index).transpose()?;
+    let from = options.from.as_deref().map(group_index).transpose()?;
+    // SQuAD files not on disk are fetched on first use, by prepare itself.
+    let missing: Vec<&PathBuf> = squad_files.iter().filter(|f| !f.is_file()).collect();
+    if !missing.is_empty() && only.is_none_or(|i| i == 0) && from.is_none_or(|i| i == 0) {
+        let list = missing
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>();
+        if options.dry_run {
+            println!("{:<24} will download {} first", "prepare", list.join(", "));
+        } else {
+            println!("{:<24} fetching {}", "prepare", list.join(", "));
+            let program = options.bin_dir.join("qa-prepare");
+            let mut fetch = Command::new(&program);
+            fetch.arg("--fetch-only");
+            for config in &options.configs {
+                fetch.arg("--config").arg(config);
+            }
+            let status = fetch.status().map_err(|source| Error::Start {
+                program: program.clone(),
+                source,
+            })?;
+            if !status.success() {
+                return Err(Error::Fetch { status });
+            }
+        }
+    }
+    let stages = plan(&experiment, &options.configs, squad_files);
+    // Each binary is hashed once (several stages run the same one).
+    let mut programs = BTreeMap::new();
+    for stage in &stages {
+        if !programs.contains_key(stage.program) {
+            let program = options.bin_dir.join(stage.program);
+            if !program.is_file() {
+                return Err(Error::MissingBinary { program });
+            }
+            let digest = sha256_file(program)?;
+            programs.insert(stage.program, digest);
+        }
+    }
+    let run_dir = &experiment.run_dir;
+    let mut ran = 0;
+    // In a dry run: the outputs of stages that will run, and which stage writes each.
+    let mut pending: BTreeMap<&Path, &str> = BTreeMap::new();
+    for stage in &stages {
+        let index = group_index(stage.group)?;
+        if only.is_some_and(|only| only != index) || from.is_some_and(|from| index < from) {
+            continue;
+        }
+        let key = stage_key(stage, &options.configs, &programs)?;
+        let forced = from.is_some_and(|from| index >= from) && !options.dry_run;
+        let verdict = verdict(stage, key.as_deref(), run_dir, forced)?;
+        let upstream: Option<&str> = stage
+            .inputs
+            .iter()
+            .find_map(|i| pending.get(i.as_path()).copied());
+        if options.dry_run && (verdict != Verdict::UpToDate || upstream.is_some()) {
+            pending.extend(
+                stage
+                    .outputs
+                    .iter()
+                    .map(|o| (o.as_path(), stage.name.as_str())),
+            );
+        }
+        match (&verdict, options.dry_run) {
+            (Verdict::UpToDate, true) if upstream.is_some() => {
+                let upstream = upstream.unwrap_or_default();
+                println!(
+                    "{:<24} will run if {upstream} changes its output",
+                    stage.name
+                );
+                continue;
+            }
+            (Verdict::UpToDate, _) => {
+                println!("{:<24} up to date", stage.name);
+                continue;
+            }
+            (Verdict::Run(why), true) => {
+                println!("{:<24} will run ({why})", stage.name);
+                continue;
+            }
+            (Verdict::Resume, true) => {
+                println!("{:<24} will resume its interrupted run", stage.name);
+                continue;
+            }
+            _ => {}
+        }
+        let Some(key) = key else {
+            return Err(Error::MissingInput {
+                stage: stage.name.clone(),
+                missing: stage
+                    .inputs
+                    .iter()
+                    .filter(|i| !i.is_file())
+                    .map(|i| i.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        run_stage(stage, &key, &verdict, run_dir, &options.bin_dir)?;
+        ran += 1;
+    }
+    if !options.dry_run {
+        match ran {
+            0 => println!("every stage is up to date"),
+            n => println!(
+                "ran {n} stage(s); results in {}",
+                run_dir.join("results").display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn run_stage(
+    stage: &Stage,
+    key: &str,
+    verdict: &Verdict,
+    run_dir: &Path,
+    bin_dir: &Path,
+) -> Result<()> {
+    let (record_path, started_path) = record_paths(run_dir, stage);
+    // Killed before it saved anything to continue from: start over.
+    let resume = *verdict == Verdict::Resume
+        && stage
+            .resume
+            .as_ref()
+            .is_none_or(|(_, saved)| saved.exists());
+    if !resume {
+        for path in &stage.clear {
+            let removed = match path.is_dir() {
+                true => std::fs::remove_dir_all(path),
+                false if path.exists() => std::fs::remove_file(path),
+                false => Ok(()),
+            };
+            removed.map_err(|e| qa_data::Error::io(path, e))?;
+        }
+        write_json_atomic(&started_path, &key)?;
+    }
+    let mut args = stage.args.clone();
+    if resume && let Some((flag, _)) = &stage.resume {
+        args.push(flag.to_string());
+    }
+    println!(
+        "{:<24} {} {}",
+        stage.name,
+        if resume { "resuming:" } else { "running:" },
+        args.join(" ")
+    );
+    let program = bin_dir.join(stage.program);
+    let status = Command::new(&program)
+        .args(&args)
+        .status()
+        .map_err(|source| Error::Start {
+            program: program.clone(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(Error::StageFailed {
+            stage: stage.name.clone(),
+            status,
+        });
+    }
+    for (from, to) in &stage.publish {
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| qa_data::Error::io(dir, e))?;
+        }
+        let bytes = std::fs::read(from).map_err(|e| qa_data::Error::io(from, e))?;
+        qa_data::files::write_bytes_atomic(to, &bytes)?;
+    }
+    let mut outputs = BTreeMap::new();
+    for output in &stage.outputs {
+        outputs.insert(path_arg(output), sha256_file(output)?);
+    }
+    write_json_atomic(
+        &record_path,
+        &StageRecord {
+            key: key.to_string(),
+            outputs,
+        },
+    )?;
+    std::fs::remove_file(&started_path).map_err(|e| qa_data::Error::io(&started_path, e))?;
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! The plan: every stage of the experiment with its command, the config sections that decide
+//! its output, the files it reads and writes, and what it leaves behind.
+
+use std::path::{Path, PathBuf};
+
+use qa_data::layout::{MODELS, RunLayout, ZERO_SHOT, model_files, results_files};
+
+use crate::ExperimentConfig;
+
+/// One step of the plan.
+pub(crate) struct Stage {
+    /// `group` or `group-detail` (e.g. `train-a`).
+    pub name: String,
+    pub group: &'static str,
+    /// The binary (a file name in the build's directory) and its arguments.
+    pub program: &'static str,
+    pub args: Vec<String>,
+    /// The flag that continues an interrupted run, and the file or directory that shows
+    /// there is something to continue (without it, the stage starts over).
+    pub resume: Option<(&'static str, PathBuf)>,
+    /// Config sections that decide the output.
+    pub sections: Vec<&'static str>,
+    /// Files read.
+    pub inputs: Vec<PathBuf>,
+    /// Files written (checked and recorded after the run).
+    pub outputs: Vec<PathBuf>,
+    /// What the stage leaves behind, removed when it must start over.
+    pub clear: Vec<PathBuf>,
+    /// Files copied into the run directory's layout after the run: (from, to).
+    pub publish: Vec<(PathBuf, PathBuf)>,
+}
+
+pub(crate) fn path_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The plan for `config`: every stage with its command, inputs and outputs.
+pub(crate) fn plan(
+    experiment: &ExperimentConfig,
+    configs: &[PathBuf],
+    squad_files: [PathBuf; 2],
+) -> Vec<Stage> {
+    let run = RunLayout::new(&experiment.run_dir);
+    let config_args: Vec<String> = configs
+        .iter()
+        .flat_map(|c| ["--config".to_string(), path_arg(c)])
+        .collect();
+    let with_config = |mut args: Vec<String>| {
+        args.extend(config_args.iter().cloned());
+        args
+    };
+    let mut stages = vec![Stage {
+        name: "prepare".into(),
+        group: "prepare",
+        program: "qa-prepare",
+        args: with_config(vec!["--out-dir".into(), path_arg(&run.processed())]),
+        resume: None,
+        sections: vec!["prepare"],
+        inputs: squad_files.to_vec(),
+        outputs: ["train", "val", "test"].map(|s| run.human(s)).to_vec(),
+        clear: vec![],
+        publish: vec![],
+    }];
+    for (group, program, section, work, published) in [
+        (
+            "contaminate",
+            "qa-contaminate",
+            "contaminate",
+            "contaminate",
+            ("contaminated.jsonl", run.contaminated_train()),
+        ),
+        (
+            "synthesize",
+            "qa-synth",
+            "synth",
+            "synth",
+            ("synthetic.jsonl", run.synthetic_train()),
+        ),
+    ] {
+        let work_dir = run.work(work);
+        let mut sections = vec![section];
+        if group == "synthesize" {
+            sections.push("filters");
+        }
+        stages.push(Stage {
+            name: group.into(),
+            group,
+            program,
+            args: with_config(vec![
+                "run".into(),
+                "--input".into(),
+                path_arg(&run.human("train")),
+                "--out-dir".into(),
+                path_arg(&work_dir),
+            ]),
+            resume: Some(("--resume", work_dir.join("ledger.jsonl"))),
+            sections,
+            inputs: vec![run.human("train")],
+            outputs: vec![published.1.clone()],
+            publish: vec![(work_dir.join(published.0), published.1)],
+            clear: vec![work_dir],
+        });
+    }
+    let several = experiment.train_seeds.len() > 1;
+    let mut systems: Vec<(String, PathBuf, Option<PathBuf>)> =
+        vec![(ZERO_SHOT.into(), run.zero_shot_dir(), None)];
+    let mut train_logs = Vec::new();
+    for model in &MODELS {
+        let train = run.training_data(model);
+        for &seed in &experiment.train_seeds {
+            let out = run.model_dir(model, several.then_some(seed));
+            let system = match several {
+                true => format!("{}@{seed}", model.name),
+                false => model.name.to_string(),
+            };
+            let adapter = out.join(model_files::ADAPTER);
+            train_logs.push(out.join(model_files::TRAIN_LOG));
+            stages.push(Stage {
+                name: format!("train-{}", system.replace('@', "-")),
+                group: "train",
+                program: "qa-train",
+                args: with_config(vec![
+                    "--train".into(),
+                    path_arg(&train),
+                    "--validation".into(),
+                    path_arg(&run.human("val")),
+                    "--out-dir".into(),
+                    path_arg(&out),
+                    "--seed".into(),
+                    seed.to_string(),
+                ]),
+                resume: Some(("--resume", out.join(model_files::CHECKPOINT))),
+                sections: vec!["train"],
+                inputs: vec![train.clone(), run.human("val")],
+                outputs: vec![
+                    adapter.join("adapter_model.safetensors"),
+                    adapter.join("adapter_config.json"),
+                    out.join(model_files::TRAIN_LOG),
+                ],
+                // Not the whole directory: the model's predictions live there too.
+                clear: [
+                    model_files::ADAPTER,
+                    model_files::BEST_ADAPTER,
+                    model_files::CHECKPOINT,
+                    model_files::TRAIN_LOG,
+                ]
+                .map(|name| out.join(name))
+                .to_vec(),
+                publish: vec![],
+            });
+            systems.push((system, out, Some(adapter)));
+        }
+    }
+    for (system, dir, adapter) in &systems {
+        let predictions = dir.join(model_files::PREDICTIONS);
+        let mut args = vec![
+            "predict".into(),
+            "--input".into(),
+            path_arg(&run.human("test")),
+            "--out".into(),
+            path_arg(&predictions),
+        ];
+        let mut inputs = vec![run.human("test")];
+        if let Some(adapter) = adapter {
+            args.extend(["--adapter".into(), path_arg(adapter)]);
+            inputs.push(adapter.join("adapter_model.safetensors"));
+        }
+        stages.push(Stage {
+            name: format!("predict-{}", system.replace('@', "-")),
+            group: "predict",
+            program: "qa-eval",
+            args: with_config(args),
+            // A prediction run continues from its `.partial` file by itself.
+            resume: None,
+            sections: vec!["predict"],
+            inputs,
+            outputs: vec![predictions],
+            clear: vec![],
+            publish: vec![],
+        });
+    }
+    let results = run.results();
+    let metrics = results.join(results_files::METRICS);
+    let mut args = vec![
+        "score".into(),
+        "--gold".into(),
+        path_arg(&run.human("test")),
+    ];
+    let mut inputs = vec![run.human("test")];
+    for (system, dir, _) in &systems {
+        let predictions = dir.join(model_files::PREDICTIONS);
+        args.extend([
+            "--pred".into(),
+            format!("{system}={}", path_arg(&predictions)),
+        ]);
+        inputs.push(predictions);
+    }
+    args.extend(["--out-dir".into(), path_arg(&results)]);
+    stages.push(Stage {
+        name: "score".into(),
+        group: "score",
+        program: "qa-eval",
+        args: with_config(args),
+        resume: None,
+        sections: vec!["eval"],
+        inputs,
+        outputs: vec![metrics.clone(), results.join(results_files::PER_QUESTION)],
+        clear: vec![],
+        publish: vec![],
+    });
+    // Besides the scores, the report reads the training sets and logs, so it is rebuilt when
+    // any of them changes.
+    let mut inputs = vec![metrics];
+    inputs.extend(MODELS.iter().map(|model| run.training_data(model)));
+    inputs.extend(train_logs);
+    stages.push(Stage {
+        name: "report".into(),
+        group: "report",
+        program: "qa-report",
+        args: with_config(vec!["--run-dir".into(), path_arg(run.root())]),
+        resume: None,
+        sections: vec!["report"],
+        inputs,
+        outputs: results_files::REPORT
+            .map(|name| results.join(name))
+            .to_vec(),
+        clear: vec![],
+        publish: vec![],
+    });
+    stages
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::group_index;
+
+    #[test]
+    fn every_stage_reads_only_what_an_earlier_stage_wrote() {
+        let experiment = ExperimentConfig {
+            run_dir: PathBuf::from("run"),
+            train_seeds: vec![1, 2],
+        };
+        let squad = [PathBuf::from("train.json"), PathBuf::from("dev.json")];
+        let stages = plan(&experiment, &[PathBuf::from("c.yaml")], squad.clone());
+        let mut written: HashSet<PathBuf> = squad.into_iter().collect();
+        let mut names = HashSet::new();
+        let mut last_group = 0;
+        for stage in &stages {
+            assert!(names.insert(&stage.name), "{} twice", stage.name);
+            let group = group_index(stage.group).expect("a known group");
+            assert!(group >= last_group, "{} out of order", stage.name);
+            last_group = group;
+            for input in &stage.inputs {
+                assert!(
+                    written.contains(input),
+                    "{} reads {}",
+                    stage.name,
+                    input.display()
+                );
+            }
+            written.extend(stage.outputs.iter().cloned());
+            assert!(stage.args.ends_with(&["--config".into(), "c.yaml".into()]));
+        }
+        let count = |group: &str| stages.iter().filter(|s| s.group == group).count();
+        // Three models × two seeds, and the zero-shot row besides them.
+        assert_eq!(
+            (
+                count("train"),
+                count("predict"),
+                count("score"),
+                count("report")
+            ),
+            (6, 7, 1, 1)
+        );
+        let score = stages.iter().find(|s| s.name == "score").expect("score");
+        assert!(
+            score
+                .args
+                .contains(&"a@2=run/runs/model_a_human/seed-2/predictions.jsonl".into())
+        );
+        // The report is rebuilt when any training log changes, each seed's included.
+        let report = stages.last().expect("stages");
+        assert_eq!(report.name, "report");
+        assert!(report.inputs.contains(&PathBuf::from(
+            "run/runs/model_c_synthetic/seed-2/train_log.jsonl"
+        )));
+    }
+}
