@@ -53,6 +53,7 @@ pub const GROUPS: [&str; 7] = [
     "score",
     "report",
 ];
+
 /// What `stages/<stage>.json` records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct StageRecord {

@@ -12,7 +12,7 @@ pub(crate) struct Stage {
     /// `group` or `group-detail` (e.g. `train-a`).
     pub name: String,
     pub group: &'static str,
-    /// The binary (a file name in the build's directory) and its arguments.
+    /// The binary (a file name in the binaries' directory) and its arguments.
     pub program: &'static str,
     pub args: Vec<String>,
     /// The flag that continues an interrupted run, and the file or directory that shows
@@ -30,6 +30,7 @@ pub(crate) struct Stage {
     pub publish: Vec<(PathBuf, PathBuf)>,
 }
 
+/// A path as a stage binary's argument.
 pub(crate) fn path_arg(path: &Path) -> String {
     path.display().to_string()
 }

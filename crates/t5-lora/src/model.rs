@@ -363,9 +363,11 @@ impl T5Attention {
         let query = self.split_heads(self.q.forward(hidden)); // [batch, heads, q_len, d_kv]
         // softmax(Q Kᵀ + bias) V with scale 1: T5 folds 1/√d_kv into its initialisation.
         let context = if q_len > 1 && !query.is_require_grad() {
-            // One fused operation: on the CPU a tiled kernel with an online softmax that never
-            // holds more than a tile of the [q_len, k_len] scores. Not in training: there Burn
-            // would decompose it with extra scaling and masking passes, each a saved activation.
+            // One fused operation: on the CPU, per (batch, head), one [q_len, k_len] scratch
+            // for the scores, bias and softmax (a tiled online softmax for long sequences), so
+            // the whole score tensor and its bias-add and softmax passes never exist. Not in
+            // training: there Burn would decompose it with extra scaling and masking passes,
+            // each a saved activation.
             let options = AttentionModuleOptions {
                 scale: Some(1.0),
                 softcap: None,
