@@ -189,6 +189,19 @@ pub fn run_experiment(options: &Options) -> Result<()> {
     });
     let only = options.only.as_deref().map(group_index).transpose()?;
     let from = options.from.as_deref().map(group_index).transpose()?;
+    let stages = plan(&experiment, &options.configs, squad_files.clone());
+    // Each binary is hashed once (several stages run the same one).
+    let mut programs = BTreeMap::new();
+    for stage in &stages {
+        if !programs.contains_key(stage.program) {
+            let program = options.bin_dir.join(stage.program);
+            if !program.is_file() {
+                return Err(Error::MissingBinary { program });
+            }
+            let digest = sha256_file(program)?;
+            programs.insert(stage.program, digest);
+        }
+    }
     // SQuAD files not on disk are fetched on first use, by prepare itself.
     let missing: Vec<&PathBuf> = squad_files.iter().filter(|f| !f.is_file()).collect();
     if !missing.is_empty() && only.is_none_or(|i| i == 0) && from.is_none_or(|i| i == 0) {
@@ -213,19 +226,6 @@ pub fn run_experiment(options: &Options) -> Result<()> {
             if !status.success() {
                 return Err(Error::Fetch { status });
             }
-        }
-    }
-    let stages = plan(&experiment, &options.configs, squad_files);
-    // Each binary is hashed once (several stages run the same one).
-    let mut programs = BTreeMap::new();
-    for stage in &stages {
-        if !programs.contains_key(stage.program) {
-            let program = options.bin_dir.join(stage.program);
-            if !program.is_file() {
-                return Err(Error::MissingBinary { program });
-            }
-            let digest = sha256_file(program)?;
-            programs.insert(stage.program, digest);
         }
     }
     let run_dir = &experiment.run_dir;
