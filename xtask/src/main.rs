@@ -193,16 +193,18 @@ fn run_experiment(mut args: Vec<String>) -> anyhow::Result<()> {
         "qa-report-cli",
         "qa-experiment-cli",
     ];
-    let mut build = vec!["build", "--release"];
-    for package in stages {
-        build.extend(["-p", package]);
-    }
-    if dev {
+    let mut build = if dev {
         // The binaries exactly as the test suite builds them (each stage package has
         // integration tests, so its binaries are built): `cargo build`, or naming packages,
         // would resolve other features and rebuild nearly every crate again.
-        build = vec!["test", "--no-run"];
-    }
+        vec!["test", "--no-run"]
+    } else {
+        let mut build = vec!["build", "--release"];
+        for package in stages {
+            build.extend(["-p", package]);
+        }
+        build
+    };
     if wgpu {
         build.extend(["--features", "qa-synth-cli/wgpu,qa-train/wgpu,qa-eval/wgpu"]);
     }

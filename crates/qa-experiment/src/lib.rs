@@ -85,10 +85,11 @@ fn section(name: &str, configs: &[PathBuf]) -> Result<serde_json::Value> {
     )?)
 }
 
-/// The stage's key: its inputs', sections' and binary's digests (`programs`: each binary's).
+/// The stage's key: its inputs', sections' and binary's digests (`sections`: each config
+/// section as resolved; `programs`: each binary's digest).
 fn stage_key(
     stage: &Stage,
-    configs: &[PathBuf],
+    sections: &BTreeMap<&str, serde_json::Value>,
     programs: &BTreeMap<&str, String>,
 ) -> Result<Option<String>> {
     let mut lines = Vec::new();
@@ -99,7 +100,7 @@ fn stage_key(
         lines.push(format!("input {} {}", input.display(), sha256_file(input)?));
     }
     for name in &stage.sections {
-        lines.push(format!("section {name} {}", section(name, configs)?));
+        lines.push(format!("section {name} {}", sections[name]));
     }
     let program = programs.get(stage.program).map_or("", String::as_str);
     lines.push(format!("program {} {program}", stage.program));
@@ -177,7 +178,8 @@ pub fn run_experiment(options: &Options) -> Result<()> {
         &options.configs,
         &(),
     )?;
-    let prepare = section("prepare", &options.configs)?;
+    let mut sections = BTreeMap::from([("prepare", section("prepare", &options.configs)?)]);
+    let prepare = &sections["prepare"];
     // The SQuAD files prepare reads (an unset one shows as missing, and prepare names it).
     let squad_files = ["train_file", "test_file"].map(|key| {
         PathBuf::from(
@@ -190,9 +192,15 @@ pub fn run_experiment(options: &Options) -> Result<()> {
     let only = options.only.as_deref().map(group_index).transpose()?;
     let from = options.from.as_deref().map(group_index).transpose()?;
     let stages = plan(&experiment, &options.configs, squad_files.clone());
-    // Each binary is hashed once (several stages run the same one).
+    // Each binary is hashed once (several stages run the same one), and each section resolved
+    // once.
     let mut programs = BTreeMap::new();
     for stage in &stages {
+        for name in &stage.sections {
+            if !sections.contains_key(name) {
+                sections.insert(name, section(name, &options.configs)?);
+            }
+        }
         if !programs.contains_key(stage.program) {
             let program = options.bin_dir.join(stage.program);
             if !program.is_file() {
@@ -237,7 +245,7 @@ pub fn run_experiment(options: &Options) -> Result<()> {
         if only.is_some_and(|only| only != index) || from.is_some_and(|from| index < from) {
             continue;
         }
-        let key = stage_key(stage, &options.configs, &programs)?;
+        let key = stage_key(stage, &sections, &programs)?;
         let forced = from.is_some_and(|from| index >= from) && !options.dry_run;
         let verdict = verdict(stage, key.as_deref(), run_dir, forced)?;
         let upstream: Option<&str> = stage
