@@ -2,6 +2,7 @@
 //! runs everything through `$CARGO`, so that it uses the toolchain that invoked it.
 
 mod bench;
+mod gpu;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,16 +29,44 @@ enum Task {
     ///
     /// xtask's own flags, anywhere among them: `--dev` uses the stage binaries as the test suite
     /// builds them (quicker to build, nothing to build after the tests; fine for the smoke
-    /// profile's tiny models); `--wgpu` builds them with GPU support (burn-wgpu), for configs
-    /// that set `device: wgpu`.
+    /// profile's tiny models). The GPU backends compiled in follow the machine: CUDA where an
+    /// NVIDIA driver is present, wgpu (Metal) on a Mac, the CPU alone elsewhere;
+    /// `--features wgpu,cuda` (either or both) or `--cpu-only` choose instead. `device: auto`
+    /// then takes the GPU.
     RunExperiment {
-        /// Arguments of qa-experiment, and --dev, --wgpu.
+        /// Arguments of qa-experiment, and --dev, --features, --cpu-only.
         #[arg(
             trailing_var_arg = true,
             allow_hyphen_values = true,
             value_name = "ARGS"
         )]
         args: Vec<String>,
+    },
+    /// Run the test suite (`cargo test` with the other arguments) with GPU backends compiled in:
+    /// `--features wgpu,cuda` as for run-experiment, which then reuses what it built.
+    Test {
+        /// Arguments of cargo test, and --features, --cpu-only.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// Print the cargo `--features` value that compiles the named GPU backends (`wgpu`, `cuda`,
+    /// comma-separated) into every stage package, e.g. for `cargo clippy --features "$(…)"`.
+    Features {
+        /// wgpu, cuda or wgpu,cuda.
+        list: String,
+    },
+    /// Run the `gpu` group on a wgpu adapter (a real GPU, or Mesa's software lavapipe): the
+    /// t5-lora parity, generation, LoRA and training tests on wgpu, and the smoke experiment
+    /// with prediction there, whose zero-shot answers must equal the CPU's. With no adapter it
+    /// says so and succeeds, unless `--require`.
+    GpuTests {
+        /// Fail when no wgpu adapter exists (CI, which installs lavapipe).
+        #[arg(long)]
+        require: bool,
     },
     /// Bring up a real single-node Slurm cluster here (installing Debian's slurm-wlm and munge
     /// if absent; needs root), run synthesis through deploy/slurm/ as a 3-task array plus merge
@@ -84,6 +113,14 @@ fn main() -> std::process::ExitCode {
         Task::Golden => golden(),
         Task::SlurmCheck => slurm_check(),
         Task::RunExperiment { args } => run_experiment(args),
+        Task::Test { args } => test(args),
+        Task::GpuTests { require } => gpu::gpu_tests(require),
+        Task::Features { list } => {
+            let mut args = vec!["--features".to_string(), list];
+            gpu::take_features(&mut args).map(|features| {
+                println!("{}", gpu::cargo_features(&features));
+            })
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -182,17 +219,19 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
     args.len() != before
 }
 
+fn test(mut args: Vec<String>) -> anyhow::Result<()> {
+    let features = gpu::cargo_features(&gpu::take_features(&mut args)?);
+    let mut test = vec!["test"];
+    if !features.is_empty() {
+        test.extend(["--features", &features]);
+    }
+    test.extend(args.iter().map(String::as_str));
+    cargo(&test)
+}
+
 fn run_experiment(mut args: Vec<String>) -> anyhow::Result<()> {
     let dev = take_flag(&mut args, "--dev");
-    let wgpu = take_flag(&mut args, "--wgpu");
-    let stages = [
-        "qa-prepare",
-        "qa-synth-cli",
-        "qa-train",
-        "qa-eval",
-        "qa-report-cli",
-        "qa-experiment-cli",
-    ];
+    let features = gpu::cargo_features(&gpu::take_features(&mut args)?);
     let mut build = if dev {
         // The binaries exactly as the test suite builds them (each stage package has
         // integration tests, so its binaries are built): `cargo build`, or naming packages,
@@ -200,13 +239,13 @@ fn run_experiment(mut args: Vec<String>) -> anyhow::Result<()> {
         vec!["test", "--no-run"]
     } else {
         let mut build = vec!["build", "--release"];
-        for package in stages {
+        for package in gpu::STAGE_PACKAGES {
             build.extend(["-p", package]);
         }
         build
     };
-    if wgpu {
-        build.extend(["--features", "qa-synth-cli/wgpu,qa-train/wgpu,qa-eval/wgpu"]);
+    if !features.is_empty() {
+        build.extend(["--features", &features]);
     }
     cargo(&build)?;
     let dir = if dev { "debug" } else { "release" };

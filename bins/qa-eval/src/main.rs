@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use t5_lora::device::DeviceChoice;
 
 /// Evaluate question-answering models and predictions.
 #[derive(Parser)]
@@ -43,6 +44,11 @@ enum Command {
     /// Refuses, naming the part, unless every shard is there once, made from --input with the
     /// same settings, and complete (exactly the questions its shard owns).
     Merge(MergeArgs),
+    /// List the backends this build has, the GPUs they find, and what `--device auto` takes.
+    ///
+    /// One line per GPU found (`wgpu:0 (llvmpipe …)`); software rasterisers are marked: auto
+    /// passes over them, `--device wgpu` uses them.
+    Devices,
 }
 
 #[derive(clap::Args)]
@@ -64,10 +70,28 @@ fn merge(args: MergeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn devices() -> anyhow::Result<()> {
+    let compiled: Vec<&str> = DeviceChoice::compiled_in()
+        .into_iter()
+        .map(DeviceChoice::name)
+        .collect();
+    println!("compiled in: {}", compiled.join(", "));
+    for (found, _) in t5_lora::device::probe() {
+        let note = match found.software {
+            true => "  (software rasteriser: only with --device wgpu)",
+            false => "",
+        };
+        println!("{}{note}", found.label());
+    }
+    println!("auto: {}", DeviceChoice::Auto.resolve()?.name);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     qa_data::cli::run_main("qa-eval", || match Args::parse().command {
         Command::Predict(args) => predict::run(args),
         Command::Score(args) => score::run(args),
         Command::Merge(args) => merge(args),
+        Command::Devices => devices(),
     })
 }

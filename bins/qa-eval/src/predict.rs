@@ -44,7 +44,7 @@ struct PredictOverrides {
     /// PEFT LoRA adapter directory applied to the model, merged on load [predict.adapter].
     #[arg(long, value_name = "DIR")]
     adapter: Option<PathBuf>,
-    /// cpu, wgpu, ndarray or tch [predict.device, default cpu].
+    /// auto (default), cpu, cuda, wgpu, ndarray or tch [predict.device].
     #[arg(long, value_name = "DEVICE")]
     device: Option<DeviceChoice>,
     /// Questions per batch [predict.batch_size, default 16].

@@ -50,7 +50,7 @@ struct Overrides {
     /// Base model: Hugging Face id or checkpoint directory [train.model].
     #[arg(long, value_name = "ID|DIR")]
     model: Option<String>,
-    /// cpu, wgpu, ndarray or tch [train.device].
+    /// auto (default), cpu, cuda, wgpu, ndarray or tch [train.device].
     #[arg(long, value_name = "DEVICE")]
     device: Option<DeviceChoice>,
     /// Passes over the data [train.epochs, default 3].

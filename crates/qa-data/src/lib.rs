@@ -37,6 +37,7 @@ pub mod predictions;
 pub mod prepare;
 mod record;
 pub mod rejection;
+pub mod run_place;
 pub mod shard;
 pub mod split;
 pub mod squad;

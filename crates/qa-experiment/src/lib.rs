@@ -4,7 +4,9 @@
 //!
 //! A stage is up to date when `<run_dir>/stages/<stage>.json` records the same key (the SHA-256
 //! of its inputs, its config sections as resolved from the files and `QA_` variables, and its
-//! binary) and its outputs still have the recorded checksums. A stage that was started with
+//! binary) and its outputs still have the recorded checksums. Where and how fast a stage runs
+//! (device, batch size, concurrency, timeouts: [`qa_data::run_place`]) is recorded there too,
+//! but is not part of the key: a finished run stays up to date on another device. A stage that was started with
 //! the same key but not finished (the run was killed) is continued with the stage's own resume;
 //! one started with another key is cleared and run again. Changing an input or a setting
 //! therefore re-runs that stage and, through the checksums of its outputs, everything that
@@ -59,6 +61,9 @@ pub const GROUPS: [&str; 7] = [
 struct StageRecord {
     key: String,
     outputs: BTreeMap<String, String>,
+    /// The stage's config sections as it ran, run-place settings included.
+    #[serde(default)]
+    settings: BTreeMap<String, serde_json::Value>,
 }
 
 /// What to run, and where the stage binaries are.
@@ -100,7 +105,8 @@ fn stage_key(
         lines.push(format!("input {} {}", input.display(), sha256_file(input)?));
     }
     for name in &stage.sections {
-        lines.push(format!("section {name} {}", sections[name]));
+        let deciding = qa_data::run_place::section_without_run_place(name, &sections[name]);
+        lines.push(format!("section {name} {deciding}"));
     }
     let program = programs.get(stage.program).map_or("", String::as_str);
     lines.push(format!("program {} {program}", stage.program));
@@ -295,7 +301,12 @@ pub fn run_experiment(options: &Options) -> Result<()> {
                     .join(", "),
             });
         };
-        run_stage(stage, &key, &verdict, run_dir, &options.bin_dir)?;
+        let settings = stage
+            .sections
+            .iter()
+            .map(|name| (name.to_string(), sections[name].clone()))
+            .collect();
+        run_stage(stage, &key, settings, &verdict, run_dir, &options.bin_dir)?;
         ran += 1;
     }
     if !options.dry_run {
@@ -313,6 +324,7 @@ pub fn run_experiment(options: &Options) -> Result<()> {
 fn run_stage(
     stage: &Stage,
     key: &str,
+    settings: BTreeMap<String, serde_json::Value>,
     verdict: &Verdict,
     run_dir: &Path,
     bin_dir: &Path,
@@ -375,6 +387,7 @@ fn run_stage(
         &StageRecord {
             key: key.to_string(),
             outputs,
+            settings,
         },
     )?;
     std::fs::remove_file(&started_path).map_err(|e| qa_data::Error::io(&started_path, e))?;

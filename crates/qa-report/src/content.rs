@@ -190,6 +190,7 @@ pub fn blocks(
         [
             "model",
             "optimiser steps",
+            "device",
             "wall time",
             "target tokens/s",
             "best epoch",
@@ -206,6 +207,10 @@ pub fn blocks(
                 Some(vec![
                     row.label(),
                     t.steps.len().to_string(),
+                    match t.devices.is_empty() {
+                        true => "—".into(),
+                        false => t.devices.join(", "),
+                    },
                     minutes(t.seconds),
                     format!("{:.0}", t.tokens_per_second()),
                     best.map_or("—".into(), |b| (b.epoch + 1).to_string()),

@@ -60,6 +60,8 @@ pub struct Training {
     pub seconds: f64,
     /// Target tokens trained on.
     pub target_tokens: usize,
+    /// The devices the steps ran on, in the order first seen (a resumed run may have moved).
+    pub devices: Vec<String>,
 }
 
 impl Training {
@@ -100,6 +102,9 @@ enum LogLine {
         loss: f64,
         seconds: f64,
         target_tokens: usize,
+        /// Absent in logs written before t5-lora recorded it.
+        #[serde(default)]
+        device: Option<String>,
     },
     Evaluation(Evaluation),
 }
@@ -159,10 +164,14 @@ fn read_training(path: &Path) -> Result<Training> {
                 loss,
                 seconds,
                 target_tokens,
+                device,
             } => {
                 training.steps.push((step, loss));
                 training.seconds += seconds;
                 training.target_tokens += target_tokens;
+                if let Some(device) = device.filter(|d| !training.devices.contains(d)) {
+                    training.devices.push(device);
+                }
             }
             LogLine::Evaluation(evaluation) => training.evaluations.push(evaluation),
         }

@@ -64,8 +64,7 @@ impl ContaminateConfig {
     fn output_settings(&self) -> ContaminateConfig {
         ContaminateConfig {
             generator: self.generator.output_settings(),
-            records_per_batch: 0,
-            ..self.clone()
+            ..qa_data::run_place::without(self, qa_data::run_place::CONTAMINATE)
         }
     }
 }

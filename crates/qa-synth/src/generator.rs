@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use qa_data::run_place;
 use serde::{Deserialize, Serialize};
 use t5_lora::device::DeviceChoice;
 use t5_lora::predict::load_model;
@@ -71,28 +72,17 @@ impl GeneratorConfig {
     }
 
     /// The settings that decide what is generated, which a resumed run must share; where and
-    /// how fast (device, batch size, concurrency, timeouts, retries) may change in between,
-    /// and the backend not chosen does not matter.
+    /// how fast ([`qa_data::run_place`]: device, batch size, concurrency, timeouts, retries)
+    /// may change in between, and the backend not chosen does not matter.
     pub fn output_settings(&self) -> GeneratorConfig {
         let mut kept = GeneratorConfig {
             backend: self.backend,
             ..GeneratorConfig::default()
         };
         match self.backend {
-            Backend::T5 => {
-                kept.t5.model.clone_from(&self.t5.model);
-                kept.t5.max_source_len = self.t5.max_source_len;
-                kept.t5.generation = self.t5.generation.clone();
-            }
+            Backend::T5 => kept.t5 = run_place::without(&self.t5, run_place::T5_GENERATOR),
             Backend::Openai => {
-                let (from, to) = (&self.openai, &mut kept.openai);
-                to.base_url.clone_from(&from.base_url);
-                to.model.clone_from(&from.model);
-                to.system_prompt.clone_from(&from.system_prompt);
-                to.temperature = from.temperature;
-                to.top_p = from.top_p;
-                to.max_tokens = from.max_tokens;
-                to.seed = from.seed;
+                kept.openai = run_place::without(&self.openai, run_place::OPENAI_GENERATOR)
             }
         }
         kept
@@ -127,7 +117,7 @@ impl Default for T5GeneratorConfig {
     fn default() -> Self {
         T5GeneratorConfig {
             model: "google/flan-t5-xl".to_string(),
-            device: DeviceChoice::Cpu,
+            device: DeviceChoice::Auto,
             batch_size: 8,
             max_source_len: 512,
             // Greedy; each stage's defaults set its own decoding.

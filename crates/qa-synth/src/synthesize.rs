@@ -78,12 +78,11 @@ impl SynthConfig {
     fn output_settings(&self) -> SynthConfig {
         SynthConfig {
             generator: self.generator.output_settings(),
-            seeds_per_batch: 0,
             round_trip: self.round_trip.as_ref().map(|round_trip| RoundTripConfig {
                 qa_model: t5_lora::predict::resume_settings(&round_trip.qa_model),
                 ..round_trip.clone()
             }),
-            ..self.clone()
+            ..qa_data::run_place::without(self, qa_data::run_place::SYNTH)
         }
     }
 }

@@ -1,19 +1,20 @@
 //! Loading Hugging Face T5 checkpoints: `config.json` plus `model.safetensors` or a sharded
 //! `model.safetensors.index.json`, in f32, f16 or bf16 (computed in f32).
 //!
-//! Tensors are read by `burn-store`'s `SafetensorsStore`, with `PyTorchToBurnAdapter`
-//! transposing linear weights (PyTorch stores `[out, in]`, Burn `[in, out]`) and the remap table
-//! below renaming the few checkpoint segments Rust cannot mirror.
+//! Tensors are read by `burn-store`'s `SafetensorsStore` ([`safetensors_reader`]), with
+//! `PyTorchToBurnAdapter` transposing linear weights (PyTorch stores `[out, in]`, Burn
+//! `[in, out]`), f16 and bf16 widened to f32 on the host, and the remap table below renaming the
+//! few checkpoint segments Rust cannot mirror.
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 use burn::store::{
-    ApplyError, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+    ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
+    SafetensorsStore,
 };
 
 use crate::error::{Error, Result};
@@ -165,8 +166,7 @@ pub fn load_pretrained(dir: &Path, device: &Device) -> Result<T5ForConditionalGe
         verify_weights(&file)?;
         // Partial and unvalidated: missing tensors and shape errors come back in the result,
         // to be reported under checkpoint names once every shard has been read.
-        let mut store = SafetensorsStore::from_file(&file)
-            .with_from_adapter(PyTorchToBurnAdapter)
+        let mut store = safetensors_reader(&file)
             .remap(remapper())
             .allow_partial(true)
             .validate(false);
@@ -225,7 +225,19 @@ pub fn load_pretrained(dir: &Path, device: &Device) -> Result<T5ForConditionalGe
             unexpected,
         });
     }
-    Ok(model.map(&mut ToF32))
+    Ok(model)
+}
+
+/// A reader of a Hugging Face safetensors file (a checkpoint or a PEFT adapter): linear
+/// weights transposed to Burn's layout, and float tensors widened to f32 on the host.
+///
+/// T5 is computed in f32 (it overflows in f16, and mixing dtypes in one operation is an
+/// error). Widening on the host, before a tensor reaches the device, is exact and works on
+/// every backend: wgpu has no bf16 (WGSL lacks the type; cubecl-wgpu panics on it).
+pub(crate) fn safetensors_reader(file: &Path) -> SafetensorsStore {
+    SafetensorsStore::from_file(file).with_from_adapter(
+        PyTorchToBurnAdapter.chain(FloatCastAdapter::to(burn::tensor::DType::F32)),
+    )
 }
 
 /// Largest safetensors header accepted, as in the `safetensors` crate.
@@ -273,21 +285,5 @@ fn corrupt(path: &Path, message: String) -> Error {
         path: path.to_path_buf(),
         delete: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
         message,
-    }
-}
-
-/// Loaded parameters keep the checkpoint's dtype; T5 is computed in f32 (it overflows in f16,
-/// and mixing dtypes in one operation is an error), so f16 and bf16 weights are widened.
-struct ToF32;
-
-impl ModuleMapper for ToF32 {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        param.map(|tensor| {
-            if tensor.dtype() == burn::tensor::DType::F32 {
-                tensor
-            } else {
-                tensor.cast(burn::tensor::DType::F32)
-            }
-        })
     }
 }

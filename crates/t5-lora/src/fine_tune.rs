@@ -115,7 +115,9 @@ pub fn fine_tune(
     let validation_records: Option<Vec<QaRecord>> =
         files.validation.as_ref().map(read_jsonl).transpose()?;
 
-    let device = config.device.device()?.autodiff();
+    let resolved = config.device.resolve()?;
+    tracing::info!(device = %resolved.name, "training");
+    let device = resolved.device.autodiff();
     device.seed(config.seed);
     let dir = resolve_model(&config.model, &HubOptions::from_env())?;
     let model = load_pretrained(&dir, &device)?.with_lora(&config.lora)?;
@@ -128,7 +130,7 @@ pub fn fine_tune(
 
     let log_path = files.out_dir.join(LOG_FILE);
     let done = resumed.as_ref().map_or(0, |state| state.step);
-    let mut log = TrainLog::open(&log_path, done)?;
+    let mut log = TrainLog::open(&log_path, done, &resolved.name)?;
     on_progress(Progress::Started {
         done,
         total: total_steps(examples.len(), config),

@@ -13,9 +13,7 @@ use std::sync::LazyLock;
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::store::{
-    BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
-};
+use burn::store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint;
@@ -354,8 +352,7 @@ pub fn load_adapter(
     let mut model = model.with_lora(&config)?;
     let file = dir.join(ADAPTER_WEIGHTS_FILE);
     checkpoint::verify_weights(&file)?;
-    let mut store = SafetensorsStore::from_file(&file)
-        .with_from_adapter(PyTorchToBurnAdapter)
+    let mut store = checkpoint::safetensors_reader(&file)
         .remap(peft_to_module())
         .allow_partial(true)
         .validate(false);

@@ -52,7 +52,7 @@ impl Default for PredictConfig {
         PredictConfig {
             model: "google/flan-t5-base".to_string(),
             adapter: None,
-            device: DeviceChoice::Cpu,
+            device: DeviceChoice::Auto,
             batch_size: 16,
             max_source_len: 512,
             prompt_template: DEFAULT_TEMPLATE.to_string(),
@@ -72,8 +72,9 @@ pub fn load_model(
     device: &DeviceChoice,
 ) -> Result<(T5ForConditionalGeneration, T5Tokenizer)> {
     let dir = resolve_model(model, &HubOptions::from_env())?;
-    tracing::info!(model, dir = %dir.display(), %device, "loading");
-    let mut loaded = load_pretrained(&dir, &device.device()?)?;
+    let device = device.resolve()?;
+    tracing::info!(model, dir = %dir.display(), device = %device.name, "loading");
+    let mut loaded = load_pretrained(&dir, &device.device)?;
     if let Some(adapter) = adapter {
         let (adapted, lora) = load_adapter(loaded, adapter)?;
         tracing::info!(adapter = %adapter.display(), r = lora.r, targets = ?lora.target_modules, "merging");
@@ -108,14 +109,11 @@ fn settings_path(partial: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// What a partial file records of the settings: all but batch size and device, which do not
-/// change what is generated.
+/// What a partial file records of the settings: all but where and how fast they run
+/// ([`qa_data::run_place::PREDICT`]: batch size and device), which do not change what is
+/// generated.
 pub fn resume_settings(config: &PredictConfig) -> PredictConfig {
-    PredictConfig {
-        batch_size: 0,
-        device: DeviceChoice::Cpu,
-        ..config.clone()
-    }
+    qa_data::run_place::without(config, qa_data::run_place::PREDICT)
 }
 
 /// The file beside a partial predictions file that records [`resume_settings`].

@@ -69,7 +69,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             model: "google/flan-t5-base".to_string(),
-            device: DeviceChoice::Cpu,
+            device: DeviceChoice::Auto,
             checkpoint_every: 200,
             prompt_template: DEFAULT_TEMPLATE.to_string(),
             max_source_len: 512,
@@ -346,10 +346,11 @@ pub struct TrainOutcome {
 }
 
 /// `train_log.jsonl`: one JSON line per optimiser step (`"event": "step"`, [`StepLog`] plus
-/// the step's wall time and target tokens/s) and per evaluation (`"event": "evaluation"`, [`EvalLog`]), appended and flushed as
-/// the run goes.
+/// the step's wall time, target tokens/s and the device it ran on) and per evaluation
+/// (`"event": "evaluation"`, [`EvalLog`]), appended and flushed as the run goes.
 pub struct TrainLog {
     appender: JsonlAppender,
+    device: String,
 }
 
 #[derive(Serialize)]
@@ -360,21 +361,27 @@ enum LogLine<'a> {
         step: &'a StepLog,
         seconds: f64,
         tokens_per_second: f64,
+        /// A resumed run may continue on another device.
+        device: &'a str,
     },
     Evaluation(&'a EvalLog),
 }
 
 impl TrainLog {
-    /// Opens the log of a run that starts (or resumes) after step `start`: lines of later steps,
-    /// which a resumed run redoes, are dropped; a fresh run (`start` 0) starts an empty log.
-    pub fn open(path: &Path, start: usize) -> Result<Self> {
+    /// Opens the log of a run that starts (or resumes) after step `start` on `device` (its name,
+    /// as [`crate::device::ResolvedDevice`] gives it): lines of later steps, which a resumed run
+    /// redoes, are dropped; a fresh run (`start` 0) starts an empty log.
+    pub fn open(path: &Path, start: usize, device: &str) -> Result<Self> {
         let lines: Vec<serde_json::Value> = qa_data::files::read_appended(path)?;
         let kept = lines
             .into_iter()
             .filter(|line| line["step"].as_u64().is_some_and(|s| s as usize <= start));
         qa_data::files::write_jsonl_atomic(path, kept)?;
         let (appender, _) = JsonlAppender::open(path)?;
-        Ok(TrainLog { appender })
+        Ok(TrainLog {
+            appender,
+            device: device.to_string(),
+        })
     }
 
     /// Appends one step that took `seconds` of wall time.
@@ -383,6 +390,7 @@ impl TrainLog {
             step,
             seconds,
             tokens_per_second: step.tokens_per_second(seconds),
+            device: &self.device,
         })?;
         Ok(())
     }

@@ -5,7 +5,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use burn::prelude::*;
 use common::fixtures;
 use safetensors::SafeTensors;
 use safetensors::tensor::TensorView;
@@ -74,7 +73,7 @@ fn model_ids_resolve_in_the_hugging_face_cache() {
     );
     let dir = resolve_model("google/tiny-flan-sharded@main", &options).expect("found");
     assert_eq!(dir, sharded);
-    let model = load_pretrained(&dir, &Device::default()).expect("sharded checkpoint loads");
+    let model = load_pretrained(&dir, &common::device()).expect("sharded checkpoint loads");
     assert_eq!(model.config().decoder_layers(), 3);
 
     // A local directory is used as it is.
@@ -113,7 +112,7 @@ fn a_truncated_download_is_reported_with_the_blob_to_delete() {
     let blob = std::fs::canonicalize(&weights).expect("blob");
     let bytes = std::fs::read(&blob).expect("read");
     std::fs::write(&blob, &bytes[..bytes.len() - 1000]).expect("truncate");
-    let error = load_pretrained(&snapshot, &Device::default()).expect_err("damaged");
+    let error = load_pretrained(&snapshot, &common::device()).expect_err("damaged");
     match &error {
         Error::CorruptWeights { path, delete, .. } => {
             assert_eq!(path, &weights);
@@ -126,7 +125,7 @@ fn a_truncated_download_is_reported_with_the_blob_to_delete() {
     // A header cut in the middle, and a file that is not safetensors at all.
     for damaged in [&bytes[..200], &b"<html>rate limited</html>"[..]] {
         std::fs::write(&blob, damaged).expect("write");
-        let error = load_pretrained(&snapshot, &Device::default()).expect_err("damaged");
+        let error = load_pretrained(&snapshot, &common::device()).expect_err("damaged");
         assert!(matches!(error, Error::CorruptWeights { .. }), "{error}");
     }
 }
@@ -170,7 +169,7 @@ fn edited_checkpoint(target: &str, edit: Edit) -> tempfile::TempDir {
 fn missing_unexpected_and_misshaped_tensors_are_named() {
     const Q: &str = "encoder.block.1.layer.0.SelfAttention.q.weight";
     let load = |dir: tempfile::TempDir| {
-        load_pretrained(dir.path(), &Device::default())
+        load_pretrained(dir.path(), &common::device())
             .expect_err("refused")
             .to_string()
     };

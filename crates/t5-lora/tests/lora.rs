@@ -6,7 +6,6 @@ mod common;
 
 use std::path::Path;
 
-use burn::prelude::*;
 use common::{Reference, fixtures, hf_sequences, largest_difference, to_vec};
 use safetensors::SafeTensors;
 use t5_lora::checkpoint::load_pretrained;
@@ -16,11 +15,11 @@ use t5_lora::lora::{
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, generate};
 
 fn base() -> T5ForConditionalGeneration {
-    load_pretrained(&fixtures().join("flan-t5-tiny"), &Device::default()).expect("base loads")
+    load_pretrained(&fixtures().join("flan-t5-tiny"), &common::device()).expect("base loads")
 }
 
 fn logits(model: &T5ForConditionalGeneration, reference: &Reference) -> Vec<f32> {
-    let device = Device::default();
+    let device = common::device();
     to_vec(model.forward(
         reference.int_tensor("input_ids", &device),
         reference.int_tensor("attention_mask", &device),
@@ -51,7 +50,13 @@ fn a_new_adapter_leaves_the_model_unchanged() {
         ..LoraConfig::default()
     };
     let adapted = base().with_lora(&config).expect("attaches");
-    assert_eq!(logits(&adapted, &reference), before);
+    // lora_B starts at zero, so the adapters add exactly nothing: bit for bit on the CPU.
+    let diff = largest_difference(&logits(&adapted, &reference), &before);
+    let tolerance = common::tolerance(0.0);
+    assert!(
+        diff <= tolerance,
+        "a new adapter changed the logits by {diff} (> {tolerance})"
+    );
 }
 
 #[test]
@@ -74,7 +79,7 @@ fn a_peft_adapter_reproduces_hugging_face_with_and_without_merging() {
         "the fixture adapter changes little ({base_diff})"
     );
 
-    let device = Device::default();
+    let device = common::device();
     let greedy = generate(
         &adapted,
         reference.int_tensor("input_ids", &device),

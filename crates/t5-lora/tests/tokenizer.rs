@@ -56,7 +56,7 @@ fn truncation_keeps_the_end_of_sequence_token_and_is_counted() {
 
 #[test]
 fn batches_are_padded_on_the_right_with_a_mask() {
-    let device = Device::default();
+    let device = common::device();
     let (ids, mask) = pad_batch(&[vec![5, 6, 1], vec![7, 1]], 0, &device);
     let values = |t: Tensor<2, Int>| {
         t.into_data()

@@ -17,7 +17,7 @@ use qa_data::{QaRecord, Source};
 use t5_lora::checkpoint::{load_pretrained, read_config};
 use t5_lora::fine_tune::{Progress, RunFiles, fine_tune};
 use t5_lora::lora::LoraConfig;
-use t5_lora::lora::load_adapter;
+use t5_lora::lora::{load_adapter, save_adapter};
 use t5_lora::predict::{PredictConfig, predict_records};
 use t5_lora::train::{
     Checkpointing, EvalLog, Example, Seq2SeqBatch, TrainConfig, TrainEvent, encode_examples,
@@ -56,7 +56,7 @@ fn seeded() -> MutexGuard<'static, ()> {
 
 /// The fixture model on an autodiff device seeded with `seed`, with new adapters.
 fn trainable(seed: u64, lora: &LoraConfig) -> T5ForConditionalGeneration {
-    let device = Device::default().autodiff();
+    let device = common::device().autodiff();
     device.seed(seed);
     load_pretrained(&fixtures().join("flan-t5-tiny"), &device)
         .expect("loads")
@@ -100,7 +100,7 @@ fn perturbed(
 #[test]
 fn lora_gradients_match_finite_differences() {
     let _turn = seeded();
-    let device = Device::default().autodiff();
+    let device = common::device().autodiff();
     device.seed(9);
     // Freshly initialised weights (milder than the fixture's, whose loss curves sharply) and an
     // adapter of scale 1.
@@ -262,6 +262,7 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
             generate_examples: 16,
             ..ValidationConfig::default()
         },
+        device: common::test_backend(),
         ..TrainConfig::default()
     };
     let files = RunFiles {
@@ -312,7 +313,7 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
     );
 
     // The same answers again, outside training, from the adapter written to disk.
-    let base = load_pretrained(&model_dir, &Device::default()).expect("loads");
+    let base = load_pretrained(&model_dir, &common::device()).expect("loads");
     let (adapted, _) = load_adapter(base, &summary.adapter_dir).expect("the adapter");
     let tokenizer = T5Tokenizer::from_file(&model_dir.join("tokenizer.json")).expect("tokenizer");
     let predictions_file = dir.path().join("predictions.jsonl");
@@ -369,6 +370,7 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
             best_metric: BestMetric::Loss,
             patience: 0,
         },
+        device: common::test_backend(),
         ..TrainConfig::default()
     };
     let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
@@ -446,6 +448,86 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
     );
 }
 
+/// Relative difference of two losses.
+fn relative(a: f64, b: f64) -> f64 {
+    (a - b).abs() / a.abs().max(b.abs()).max(1e-12)
+}
+
+#[test]
+fn training_on_the_test_device_follows_the_same_run_on_the_cpu() {
+    let _turn = seeded();
+    let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
+    // No dropout: each backend draws its masks from its own generator.
+    let lora = LoraConfig {
+        lora_dropout: 0.0,
+        ..LoraConfig::default()
+    };
+    let config = TrainConfig {
+        batch_size: 2,
+        epochs: 1,
+        learning_rate: 1e-2,
+        lora: lora.clone(),
+        ..TrainConfig::default()
+    };
+    let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
+    // One start for both: adapters initialised on the CPU and saved as PEFT files, then loaded
+    // onto each device.
+    let base_dir = fixtures().join("flan-t5-tiny");
+    let cpu = Device::flex().autodiff();
+    cpu.seed(config.seed);
+    let start = load_pretrained(&base_dir, &cpu)
+        .expect("loads")
+        .with_lora(&lora)
+        .expect("attaches");
+    let adapter_dir = tempfile::tempdir().expect("tempdir");
+    save_adapter(&start, &lora, "flan-t5-tiny", adapter_dir.path()).expect("saves");
+    let on = |device: Device| {
+        let base = load_pretrained(&base_dir, &device.autodiff()).expect("loads");
+        load_adapter(base, adapter_dir.path())
+            .expect("the adapter")
+            .0
+    };
+    let losses = |model: T5ForConditionalGeneration| {
+        let mut losses = Vec::new();
+        train(model, &examples, None, &config, None, |event| {
+            if let TrainEvent::Step(log) = event {
+                losses.push(log.loss);
+            }
+            ControlFlow::Continue(())
+        })
+        .expect("trains");
+        losses
+    };
+    let on_cpu = losses(on(Device::flex()));
+    let on_test_device = losses(on(common::device()));
+    assert_eq!(on_cpu.len(), 8);
+    // Bit for bit on the CPU. On a GPU each step's f32 rounding (GPU_RERUN_TOLERANCE) carries
+    // into the next step's weights through the update; over eight AdamW steps at a learning
+    // rate of 1e-2 that stays below 1e-3 of the loss, while a wrong gradient or update moves
+    // the loss by far more (the first step's update alone changes it by several percent).
+    let tolerance = match common::tolerance(0.0) {
+        0.0 => 0.0,
+        _ => 1e-3,
+    };
+    let worst = on_cpu
+        .iter()
+        .zip(&on_test_device)
+        .map(|(cpu, device)| relative(*cpu, *device))
+        .fold(0.0, f64::max);
+    eprintln!("largest relative difference of a loss from the CPU's: {worst:e}");
+    for (step, (cpu, device)) in on_cpu.iter().zip(&on_test_device).enumerate() {
+        assert!(
+            relative(*cpu, *device) <= tolerance,
+            "step {}: loss {device} on the test device, {cpu} on the CPU",
+            step + 1
+        );
+    }
+    assert!(
+        relative(on_cpu[0], on_cpu[7]) > 1e-2,
+        "training moved the loss: {on_cpu:?}"
+    );
+}
+
 /// Logits of `model` for the first four training examples.
 fn logits(model: &T5ForConditionalGeneration, examples: &[Example]) -> Vec<f32> {
     let chosen: Vec<&Example> = examples.iter().take(4).collect();
@@ -476,6 +558,7 @@ fn early_stopping_ends_a_run_that_stops_improving_and_keeps_the_best_epoch() {
             best_metric: BestMetric::F1,
             patience: 2,
         },
+        device: common::test_backend(),
         ..TrainConfig::default()
     };
     let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
@@ -568,6 +651,7 @@ fn a_diverging_run_stops_with_the_step_and_keeps_the_last_checkpoint() {
         learning_rate: 1e30,
         warmup_ratio: 0.0,
         max_grad_norm: 0.0,
+        device: common::test_backend(),
         ..TrainConfig::default()
     };
     let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");

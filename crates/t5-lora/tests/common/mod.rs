@@ -6,10 +6,52 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use safetensors::SafeTensors;
+use t5_lora::device::DeviceChoice;
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
 }
+
+/// The variable naming the backend the tests run on (a `--device` name; the CPU when unset).
+/// One test build with wgpu compiled in serves both the CPU suite and CI's `gpu` group, which
+/// `cargo xtask gpu-tests` runs with it set to `wgpu` (xtask spells the name too).
+pub const TEST_DEVICE_VARIABLE: &str = "T5_LORA_TEST_DEVICE";
+
+/// The backend the tests run on.
+pub fn test_backend() -> DeviceChoice {
+    match std::env::var(TEST_DEVICE_VARIABLE) {
+        Ok(name) => name
+            .parse()
+            .unwrap_or_else(|e| panic!("{TEST_DEVICE_VARIABLE}: {e}")),
+        Err(_) => DeviceChoice::Cpu,
+    }
+}
+
+/// Burn's device for [`test_backend`].
+pub fn device() -> Device {
+    let resolved = test_backend()
+        .resolve()
+        .unwrap_or_else(|e| panic!("the test device ({TEST_DEVICE_VARIABLE}): {e}"));
+    eprintln!("test device: {}", resolved.name);
+    resolved.device
+}
+
+/// How far two of our own computations that should agree may differ: `cpu` on the CPU
+/// backends (0 where burn-flex runs the same kernels in the same order), and at least
+/// [`GPU_RERUN_TOLERANCE`] on a GPU.
+pub fn tolerance(cpu: f32) -> f32 {
+    match test_backend() {
+        DeviceChoice::Cpu | DeviceChoice::Ndarray | DeviceChoice::Tch => cpu,
+        _ => cpu.max(GPU_RERUN_TOLERANCE),
+    }
+}
+
+/// On a GPU, cubecl autotunes its matrix and reduction kernels per shape and launch, so the
+/// same logits computed twice (or at another batch shape) are summed in another order: f32
+/// rounding over sums of a few hundred terms, about 1e-6 relative per operation. The bound is
+/// the one the HF parity tests hold (PyTorch's order against ours), well below any change a
+/// bug would make (the LoRA and padding tests' failures are 1e-2 and larger).
+pub const GPU_RERUN_TOLERANCE: f32 = 1e-4;
 
 /// The little-endian i64 values of tensor `name`.
 pub fn i64s(tensors: &SafeTensors<'_>, name: &str) -> Vec<i64> {

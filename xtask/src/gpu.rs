@@ -1,0 +1,401 @@
+//! The GPU backends of a build: which to compile in on this machine (`run-experiment`,
+//! `test`), and the `gpu` test group (`gpu-tests`) that proves the wgpu path on whatever
+//! adapter exists, Mesa's software Vulkan device (lavapipe) included.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::{cargo_command, project_root, run};
+
+/// A GPU backend, by its cargo feature (the same name in t5-lora, qa-synth and the stage
+/// binaries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuFeature {
+    Wgpu,
+    Cuda,
+}
+
+impl GpuFeature {
+    fn name(self) -> &'static str {
+        match self {
+            GpuFeature::Wgpu => "wgpu",
+            GpuFeature::Cuda => "cuda",
+        }
+    }
+
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "wgpu" => Ok(GpuFeature::Wgpu),
+            "cuda" => Ok(GpuFeature::Cuda),
+            other => bail!("unknown feature {other:?}: --features takes wgpu, cuda or both"),
+        }
+    }
+}
+
+/// The stage packages, whose features switch the backends on through t5-lora.
+pub const STAGE_PACKAGES: [&str; 6] = [
+    "qa-prepare",
+    "qa-synth-cli",
+    "qa-train",
+    "qa-eval",
+    "qa-report-cli",
+    "qa-experiment-cli",
+];
+
+/// The packages that have the GPU features.
+const GPU_PACKAGES: [&str; 3] = ["qa-synth-cli", "qa-train", "qa-eval"];
+
+/// `--features` for cargo: each backend on every stage package that has it (empty for none).
+/// The same string serves `cargo test` and `cargo build -p <stages>`, so that both resolve
+/// the same features and share what they compiled.
+pub fn cargo_features(features: &[GpuFeature]) -> String {
+    let mut list = Vec::new();
+    for feature in features {
+        for package in GPU_PACKAGES {
+            list.push(format!("{package}/{}", feature.name()));
+        }
+    }
+    list.join(",")
+}
+
+/// Takes xtask's backend flags out of `args`: `--features wgpu,cuda` and `--cpu-only`. Without
+/// either, the machine decides: CUDA where an NVIDIA driver is present, and nothing extra
+/// elsewhere (on a Mac t5-lora always has wgpu, which reaches Metal). Says what it picked.
+pub fn take_features(args: &mut Vec<String>) -> anyhow::Result<Vec<GpuFeature>> {
+    let mut named = None;
+    if let Some(at) = args.iter().position(|arg| arg == "--features") {
+        let Some(value) = args.get(at + 1).cloned() else {
+            bail!("--features needs a value: wgpu, cuda or wgpu,cuda");
+        };
+        args.drain(at..at + 2);
+        named = Some(
+            value
+                .split(',')
+                .filter(|name| !name.is_empty())
+                .map(GpuFeature::parse)
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+    }
+    let cpu_only = crate::take_flag(args, "--cpu-only");
+    let (features, why) = match (named, cpu_only) {
+        (Some(_), true) => bail!("--features and --cpu-only exclude each other"),
+        (Some(features), false) => (features, "as asked".to_string()),
+        (None, true) => (Vec::new(), "as asked".to_string()),
+        (None, false) => match nvidia_driver() {
+            Some(sign) => (
+                vec![GpuFeature::Cuda],
+                format!("an NVIDIA driver is here ({sign})"),
+            ),
+            None if cfg!(target_os = "macos") => (
+                Vec::new(),
+                "a Mac: wgpu (Metal) is always built in".to_string(),
+            ),
+            None => (Vec::new(), "no NVIDIA driver found".to_string()),
+        },
+    };
+    let names: Vec<&str> = features.iter().map(|f| f.name()).collect();
+    eprintln!(
+        "xtask: GPU backends: {} ({why}; --features wgpu,cuda or --cpu-only to choose)",
+        match names.is_empty() {
+            true => "none".to_string(),
+            false => names.join(", "),
+        }
+    );
+    Ok(features)
+}
+
+/// A sign of an NVIDIA driver: its device node, its kernel module's version file, `nvidia-smi`
+/// on the PATH, or its user-space library where the loader looks.
+fn nvidia_driver() -> Option<String> {
+    let files = [
+        "/dev/nvidia0",
+        "/proc/driver/nvidia/version",
+        "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+        "/usr/lib/aarch64-linux-gnu/libcuda.so.1",
+        "/usr/lib64/libcuda.so.1",
+        "/usr/lib/wsl/lib/libcuda.so.1",
+    ];
+    if let Some(file) = files.iter().find(|file| Path::new(file).exists()) {
+        return Some(file.to_string());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nvidia-smi"))
+        .find(|smi| smi.is_file())
+        .map(|smi| smi.display().to_string())
+}
+
+/// The t5-lora test binaries and tests of the `gpu` group: Hugging Face parity of the encoder
+/// output and logits, greedy and beam strings, the cache, LoRA against PEFT, and eight
+/// training steps whose losses follow the same run on the CPU. The other training tests
+/// (finite differences, exact resume, early stopping, memorising sixteen pairs) and the
+/// sampling tests pass on lavapipe too, but take over ten minutes there on 2 cores; they stay
+/// in the CPU suite, which CI runs on the same build.
+const GPU_GROUP: [(&str, &[&str]); 4] = [
+    ("parity", &[]),
+    (
+        "generation",
+        &[
+            "t5_v1_0_generates_what_hugging_face_generates",
+            "flan_t5_generates_what_hugging_face_generates",
+            "bf16_flan_t5_generates_what_hugging_face_generates",
+            "f16_flan_t5_generates_what_hugging_face_generates",
+            "cached_decoding_gives_the_logits_of_full_recomputation",
+        ],
+    ),
+    ("lora", &[]),
+    (
+        "train",
+        &["training_on_the_test_device_follows_the_same_run_on_the_cpu"],
+    ),
+];
+
+/// The variable that t5-lora's tests read for their backend (tests/common/mod.rs).
+const TEST_DEVICE_VARIABLE: &str = "T5_LORA_TEST_DEVICE";
+
+#[derive(Deserialize)]
+struct Artifact {
+    reason: String,
+    #[serde(default)]
+    package_id: String,
+    #[serde(default)]
+    target: Option<Target>,
+    #[serde(default)]
+    executable: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    name: String,
+    kind: Vec<String>,
+}
+
+/// Builds the test suite with wgpu (as `cargo xtask test --features wgpu` does) and returns
+/// t5-lora's integration-test binaries by name.
+fn test_binaries() -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let features = cargo_features(&[GpuFeature::Wgpu]);
+    let output = cargo_command()
+        .args([
+            "test",
+            "--locked",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+            "--features",
+            &features,
+        ])
+        .current_dir(project_root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("building the tests")?;
+    if !output.status.success() {
+        bail!("building the tests with wgpu failed ({})", output.status);
+    }
+    let mut binaries = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(artifact) = serde_json::from_str::<Artifact>(line) else {
+            continue;
+        };
+        if let (Some(target), Some(executable)) = (artifact.target, artifact.executable)
+            && artifact.reason == "compiler-artifact"
+            && artifact.package_id.contains("/crates/t5-lora#")
+            && target.kind.iter().any(|kind| kind == "test")
+        {
+            binaries.push((target.name, executable));
+        }
+    }
+    Ok(binaries)
+}
+
+/// The wgpu adapter `qa-eval devices` reports, if any (software ones included).
+fn wgpu_adapter(qa_eval: &Path) -> anyhow::Result<Option<String>> {
+    let output = Command::new(qa_eval)
+        .arg("devices")
+        .output()
+        .with_context(|| format!("starting {}", qa_eval.display()))?;
+    let listing = String::from_utf8_lossy(&output.stdout);
+    print!("{listing}");
+    if !output.status.success() {
+        bail!("qa-eval devices failed ({})", output.status);
+    }
+    Ok(listing
+        .lines()
+        .find(|line| line.starts_with("wgpu:"))
+        .map(str::to_string))
+}
+
+/// Runs the `gpu` group on wgpu: the t5-lora tests above, then the smoke experiment with
+/// prediction on the GPU, whose zero-shot answers must equal the CPU's byte for byte. With no wgpu adapter it says so and stops; `require` makes that an error (CI, which
+/// installs lavapipe, must run the group).
+pub fn gpu_tests(require: bool) -> anyhow::Result<()> {
+    let binaries = test_binaries()?;
+    let root = project_root();
+    let target = root.join("target/debug");
+    let Some(adapter) = wgpu_adapter(&target.join("qa-eval"))? else {
+        let message = "gpu group: no wgpu adapter on this machine (none listed by `qa-eval \
+                       devices`); the group did not run. Mesa's lavapipe (Debian: \
+                       mesa-vulkan-drivers) gives one in software";
+        if require {
+            bail!("{message}");
+        }
+        println!("{message}");
+        return Ok(());
+    };
+    println!("gpu group: on {adapter}");
+    for (name, filters) in GPU_GROUP {
+        let Some((_, binary)) = binaries.iter().find(|(binary, _)| binary == name) else {
+            bail!("t5-lora has no test binary {name}");
+        };
+        let mut command = Command::new(binary);
+        command.env(TEST_DEVICE_VARIABLE, "wgpu");
+        let mut args: Vec<&str> = filters.to_vec();
+        if !filters.is_empty() {
+            args.push("--exact");
+        }
+        println!("gpu group: t5-lora --test {name} on wgpu");
+        run(command, &args)?;
+    }
+    smoke_on_wgpu(&target, &adapter)
+}
+
+/// Runs `command`, printing its output as it comes, and returns its status with the output
+/// (stdout, then stderr, each in order).
+fn run_teed(mut command: Command) -> anyhow::Result<(std::process::ExitStatus, String)> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", command.get_program().to_string_lossy()))?;
+    let stderr = child.stderr.take().context("the child's stderr")?;
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let mut log = String::new();
+    let stdout = child.stdout.take().context("the child's stdout")?;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = child.wait().context("waiting for the child")?;
+    log.push_str(&errors.join().unwrap_or_default());
+    Ok((status, log))
+}
+
+/// The smoke profile with every prediction stage on wgpu, in its own run directory. Training
+/// stays on the CPU here: on lavapipe the first step at the smoke profile's shapes (batches of
+/// 8 up to 512 tokens) took 472 s, kernel compilation and autotuning included, so the training
+/// loop is proven on wgpu by the t5-lora test above instead (eight steps against the CPU).
+fn smoke_on_wgpu(target: &Path, adapter: &str) -> anyhow::Result<()> {
+    let root = project_root();
+    let run_dir = "runs/smoke-wgpu";
+    let _ = std::fs::remove_dir_all(root.join(run_dir));
+    println!("gpu group: the smoke experiment with predict on wgpu");
+    let mut experiment = Command::new(target.join("qa-experiment"));
+    experiment
+        .args(["--config", "configs/smoke.yaml"])
+        .env("QA_EXPERIMENT__RUN_DIR", run_dir)
+        .env("QA_TRAIN__DEVICE", "cpu")
+        .env("QA_PREDICT__DEVICE", "wgpu")
+        .current_dir(&root);
+    let (status, log) = run_teed(experiment)?;
+    if !status.success() {
+        bail!("the smoke experiment on wgpu failed ({status})");
+    }
+    // Every prediction stage said where it ran.
+    let predicted = log
+        .lines()
+        .filter(|line| line.contains("loading") && line.contains("device=wgpu"))
+        .count();
+    println!("gpu group: {predicted} prediction runs on {adapter}");
+    if predicted != 4 {
+        bail!("expected 4 prediction runs on wgpu (zero-shot, A, B, C), saw {predicted}");
+    }
+    // The zero-shot answers again on the CPU: the same bytes.
+    let dir = root.join(run_dir);
+    let on_cpu = dir.join("zero_shot_on_cpu.jsonl");
+    let status = Command::new(target.join("qa-eval"))
+        .args([
+            "predict",
+            "--config",
+            "configs/smoke.yaml",
+            "--device",
+            "cpu",
+        ])
+        .arg("--input")
+        .arg(dir.join("data/processed/human_test.jsonl"))
+        .arg("--out")
+        .arg(&on_cpu)
+        .current_dir(&root)
+        .status()
+        .context("starting qa-eval")?;
+    if !status.success() {
+        bail!("qa-eval predict on the CPU failed ({status})");
+    }
+    let on_wgpu = dir.join("runs/zero_shot/predictions.jsonl");
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("{}", path.display()));
+    if read(&on_cpu)? != read(&on_wgpu)? {
+        bail!(
+            "qa-eval predict on wgpu ({}) differs from the CPU ({})",
+            on_wgpu.display(),
+            on_cpu.display()
+        );
+    }
+    println!(
+        "gpu group: zero-shot predictions on wgpu equal the CPU's ({} bytes); passed",
+        read(&on_cpu)?.len()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|arg| arg.to_string()).collect()
+    }
+
+    #[test]
+    fn features_land_on_every_stage_package_that_has_them() {
+        assert_eq!(cargo_features(&[]), "");
+        assert_eq!(
+            cargo_features(&[GpuFeature::Wgpu, GpuFeature::Cuda]),
+            "qa-synth-cli/wgpu,qa-train/wgpu,qa-eval/wgpu,qa-synth-cli/cuda,qa-train/cuda,qa-eval/cuda"
+        );
+        for package in GPU_PACKAGES {
+            assert!(STAGE_PACKAGES.contains(&package), "{package}");
+        }
+    }
+
+    #[test]
+    fn backend_flags_are_taken_out_of_the_forwarded_arguments() {
+        let mut forwarded = args(&["--config", "a.yaml", "--features", "wgpu,cuda", "--dry-run"]);
+        let features = take_features(&mut forwarded).expect("parses");
+        assert_eq!(features, [GpuFeature::Wgpu, GpuFeature::Cuda]);
+        assert_eq!(forwarded, args(&["--config", "a.yaml", "--dry-run"]));
+
+        let mut forwarded = args(&["--cpu-only", "--only", "train"]);
+        assert_eq!(take_features(&mut forwarded).expect("parses"), []);
+        assert_eq!(forwarded, args(&["--only", "train"]));
+
+        for wrong in [
+            &["--features", "metal"][..],
+            &["--features"],
+            &["--features", "wgpu", "--cpu-only"],
+        ] {
+            assert!(take_features(&mut args(wrong)).is_err(), "{wrong:?}");
+        }
+    }
+}
