@@ -90,9 +90,9 @@ impl DeviceChoice {
             }
             DeviceChoice::Cpu => Ok(cpu()),
             #[cfg(feature = "cuda")]
-            DeviceChoice::Cuda => Ok(opened(self, Device::cuda(0), "cuda:0")),
+            DeviceChoice::Cuda => named(self, probe()),
             #[cfg(wgpu_backend)]
-            DeviceChoice::Wgpu => Ok(opened(self, Device::wgpu(Default::default()), "wgpu")),
+            DeviceChoice::Wgpu => named(self, probe()),
             // Deprecated upstream in favour of flex; kept for the comparison of backends.
             #[cfg(feature = "ndarray")]
             #[allow(deprecated)]
@@ -158,18 +158,33 @@ fn cpu() -> ResolvedDevice {
     }
 }
 
-/// A cubecl device, named as it names itself (opening it to ask).
+/// The device of `backend` asked for by name among those probed: its first real GPU, else
+/// its first software one (lavapipe, for tests without a GPU).
 #[cfg(any(feature = "cuda", wgpu_backend))]
-fn opened(backend: DeviceChoice, device: Device, label: &str) -> ResolvedDevice {
-    let name = match device.identity() {
-        Some(identity) => format!("{label} ({})", identity.name),
-        None => label.to_string(),
-    };
-    ResolvedDevice {
+fn named(backend: DeviceChoice, probed: Vec<(Found, Device)>) -> Result<ResolvedDevice> {
+    let (found, mut devices): (Vec<Found>, Vec<Device>) = probed
+        .into_iter()
+        .filter(|(found, _)| found.backend == backend)
+        .unzip();
+    let pick = found
+        .iter()
+        .position(|found| !found.software)
+        .or((!found.is_empty()).then_some(0))
+        .ok_or_else(|| {
+            Error::Device(match backend {
+                DeviceChoice::Cuda => "--device cuda: no CUDA device answers (is the NVIDIA \
+                                       driver installed and libcuda on the loader's path?)"
+                    .to_string(),
+                _ => "--device wgpu: no wgpu adapter found (a GPU driver with Vulkan or Metal; \
+                      Mesa's lavapipe gives a software one)"
+                    .to_string(),
+            })
+        })?;
+    Ok(ResolvedDevice {
         backend,
-        device,
-        name,
-    }
+        name: found[pick].label(),
+        device: devices.swap_remove(pick),
+    })
 }
 
 /// A GPU the probe behind `auto` found.
@@ -364,6 +379,15 @@ mod tests {
             "{}",
             resolved.name
         );
+    }
+
+    #[cfg(any(feature = "cuda", wgpu_backend))]
+    #[test]
+    fn a_gpu_backend_asked_for_where_none_answers_says_so() {
+        let message = named(DeviceChoice::Wgpu, Vec::new())
+            .expect_err("nothing found")
+            .to_string();
+        assert!(message.contains("no wgpu adapter found"), "{message}");
     }
 
     #[cfg(not(feature = "tch"))]
