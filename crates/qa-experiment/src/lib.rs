@@ -6,8 +6,9 @@
 //! of its inputs, its config sections as resolved from the files and `QA_` variables, and its
 //! binary) and its outputs still have the recorded checksums. Where and how fast a stage runs
 //! (device, batch size, concurrency, timeouts: [`qa_data::run_place`]) is recorded there too,
-//! but is not part of the key: a finished run stays up to date on another device. A stage that was started with
-//! the same key but not finished (the run was killed) is continued with the stage's own resume;
+//! but is not part of the key: a finished run stays up to date on another device. A stage that
+//! was started with the same key but not finished (the run was killed) is continued with the
+//! stage's own resume;
 //! one started with another key is cleared and run again. Changing an input or a setting
 //! therefore re-runs that stage and, through the checksums of its outputs, everything that
 //! reads them, and nothing upstream.
