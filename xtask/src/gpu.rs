@@ -33,6 +33,14 @@ impl GpuFeature {
             other => bail!("unknown feature {other:?}: --features takes wgpu, cuda or both"),
         }
     }
+
+    /// A comma-separated list: `wgpu`, `cuda` or `wgpu,cuda`.
+    pub fn parse_list(list: &str) -> anyhow::Result<Vec<Self>> {
+        list.split(',')
+            .filter(|name| !name.is_empty())
+            .map(GpuFeature::parse)
+            .collect()
+    }
 }
 
 /// The stage packages, whose features switch the backends on through t5-lora.
@@ -71,13 +79,7 @@ pub fn take_features(args: &mut Vec<String>) -> anyhow::Result<Vec<GpuFeature>> 
             bail!("--features needs a value: wgpu, cuda or wgpu,cuda");
         };
         args.drain(at..at + 2);
-        named = Some(
-            value
-                .split(',')
-                .filter(|name| !name.is_empty())
-                .map(GpuFeature::parse)
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        );
+        named = Some(GpuFeature::parse_list(&value)?);
     }
     let cpu_only = crate::take_flag(args, "--cpu-only");
     let (features, why) = match (named, cpu_only) {

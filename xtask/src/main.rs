@@ -115,12 +115,9 @@ fn main() -> std::process::ExitCode {
         Task::RunExperiment { args } => run_experiment(args),
         Task::Test { args } => test(args),
         Task::GpuTests { require } => gpu::gpu_tests(require),
-        Task::Features { list } => {
-            let mut args = vec!["--features".to_string(), list];
-            gpu::take_features(&mut args).map(|features| {
-                println!("{}", gpu::cargo_features(&features));
-            })
-        }
+        Task::Features { list } => gpu::GpuFeature::parse_list(&list).map(|features| {
+            println!("{}", gpu::cargo_features(&features));
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

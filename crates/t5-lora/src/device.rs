@@ -80,11 +80,7 @@ impl DeviceChoice {
                     );
                 }
                 Ok(match auto_choice(&found) {
-                    Some(pick) => ResolvedDevice {
-                        backend: found[pick].backend,
-                        device: devices.swap_remove(pick),
-                        name: found[pick].label(),
-                    },
+                    Some(pick) => found[pick].resolved(devices.swap_remove(pick)),
                     None => cpu(),
                 })
             }
@@ -180,11 +176,7 @@ fn named(backend: DeviceChoice, probed: Vec<(Found, Device)>) -> Result<Resolved
                     .to_string(),
             })
         })?;
-    Ok(ResolvedDevice {
-        backend,
-        name: found[pick].label(),
-        device: devices.swap_remove(pick),
-    })
+    Ok(found[pick].resolved(devices.swap_remove(pick)))
 }
 
 /// A GPU the probe behind `auto` found.
@@ -204,6 +196,15 @@ impl Found {
     /// `cuda:0 (NVIDIA H100 80GB HBM3)`.
     pub fn label(&self) -> String {
         format!("{}:{} ({})", self.backend, self.index, self.name)
+    }
+
+    /// This device, opened as `device`.
+    fn resolved(&self, device: Device) -> ResolvedDevice {
+        ResolvedDevice {
+            backend: self.backend,
+            device,
+            name: self.label(),
+        }
     }
 }
 
