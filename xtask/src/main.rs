@@ -2,6 +2,7 @@
 //! runs everything through `$CARGO`, so that it uses the toolchain that invoked it.
 
 mod bench;
+mod browser;
 mod gpu;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,21 @@ enum Task {
         #[arg(long)]
         require: bool,
     },
+    /// Open a run's report.html in headless Chromium and check its per-question explorer: one
+    /// row per question of per_question.jsonl, each preset (from the URL hash) showing the rows
+    /// the scores say, and nothing logged to the console. Without a browser it says so and
+    /// succeeds, unless `--require`.
+    BrowserCheck {
+        /// The run directory whose results/ holds the report.
+        #[arg(long, value_name = "DIR", default_value = "runs/smoke")]
+        run_dir: PathBuf,
+        /// Fail when no browser is installed (CI, which installs chromium).
+        #[arg(long)]
+        require: bool,
+        /// Also save a screenshot of the explorer (PNG).
+        #[arg(long, value_name = "FILE")]
+        screenshot: Option<PathBuf>,
+    },
     /// Bring up a real single-node Slurm cluster here (installing Debian's slurm-wlm and munge
     /// if absent; needs root), run synthesis through deploy/slurm/ as a 3-task array plus merge
     /// and check it equals an unsharded run byte for byte, then cancel a task mid-run, resubmit
@@ -115,6 +131,11 @@ fn main() -> std::process::ExitCode {
         Task::RunExperiment { args } => run_experiment(args),
         Task::Test { args } => test(args),
         Task::GpuTests { require } => gpu::gpu_tests(require),
+        Task::BrowserCheck {
+            run_dir,
+            require,
+            screenshot,
+        } => browser::browser_check(&run_dir, require, screenshot),
         Task::Features { list } => gpu::GpuFeature::parse_list(&list).map(|features| {
             println!("{}", gpu::cargo_features(&features));
         }),

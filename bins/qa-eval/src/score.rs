@@ -41,6 +41,13 @@ struct ResamplingOverrides {
     /// Seed of the resampling [eval.seed].
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Significance level of the tests, the Holm adjustment and the detectable effects
+    /// [eval.alpha, default 0.05].
+    #[arg(long, value_name = "LEVEL")]
+    alpha: Option<f64>,
+    /// Power at which the minimum detectable effects are stated [eval.power, default 0.8].
+    #[arg(long, value_name = "LEVEL")]
+    power: Option<f64>,
 }
 
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {

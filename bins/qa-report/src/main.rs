@@ -34,9 +34,6 @@ struct Overrides {
     /// Example records shown from each training set [report.examples, default 3].
     #[arg(long, value_name = "N")]
     examples: Option<usize>,
-    /// Significance level of the conclusions [report.alpha, default 0.05].
-    #[arg(long, value_name = "LEVEL")]
-    alpha: Option<f64>,
 }
 
 fn main() -> ExitCode {

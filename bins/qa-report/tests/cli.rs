@@ -34,9 +34,9 @@ fn a_run_without_scores_names_the_file_and_the_stage_to_run() {
 #[test]
 fn bad_settings_are_refused_by_name() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let message = refused(&qa_report(dir.path(), "report: {alpha: 2.0}\n"));
+    let message = refused(&qa_report(dir.path(), "report: {overlap_n: 0}\n"));
     assert!(
-        message.contains("alpha must lie strictly between 0 and 1"),
+        message.contains("overlap_n must be at least 1"),
         "{message}"
     );
     let message = refused(&qa_report(dir.path(), "report: {colour: blue}\n"));

@@ -1,6 +1,7 @@
 //! Uncertainty: percentile-bootstrap confidence intervals for a system's mean score, and paired
 //! tests (bootstrap and approximate randomisation) for the difference between two systems scored
-//! on the same questions.
+//! on the same questions, each with what it could detect ([`crate::power`]), and the
+//! Holm–Bonferroni adjustment of a family of such tests.
 //!
 //! Every resample draws from its own ChaCha8 stream (the seed, stream = resample index), and the
 //! resamples are combined in index order, so results are identical for a given seed whatever the
@@ -12,8 +13,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::power::Power;
 
-/// Settings of the resampling procedures (the `eval:` config section holds them).
+/// Settings of the resampling procedures and of the tests they feed (the `eval:` config
+/// section holds them).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResamplingConfig {
@@ -25,6 +28,21 @@ pub struct ResamplingConfig {
     pub confidence: f64,
     /// Seed of every random draw.
     pub seed: u64,
+    /// Significance level of the tests: the verdicts, the Holm adjustment and the minimum
+    /// detectable effect.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// The power at which the minimum detectable effect is stated.
+    #[serde(default = "default_power")]
+    pub power: f64,
+}
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
+fn default_power() -> f64 {
+    0.8
 }
 
 impl Default for ResamplingConfig {
@@ -34,6 +52,8 @@ impl Default for ResamplingConfig {
             permutation_trials: 10_000,
             confidence: 0.95,
             seed: 20_240_607,
+            alpha: default_alpha(),
+            power: default_power(),
         }
     }
 }
@@ -45,11 +65,16 @@ impl ResamplingConfig {
                 "bootstrap_resamples and permutation_trials must be at least 1".into(),
             ));
         }
-        if !(self.confidence > 0.0 && self.confidence < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "confidence must lie strictly between 0 and 1, got {}",
-                self.confidence
-            )));
+        for (name, value) in [
+            ("confidence", self.confidence),
+            ("alpha", self.alpha),
+            ("power", self.power),
+        ] {
+            if !(value > 0.0 && value < 1.0) {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} must lie strictly between 0 and 1, got {value}"
+                )));
+            }
         }
         Ok(())
     }
@@ -75,6 +100,8 @@ pub struct PairedComparison {
     pub p_bootstrap: f64,
     /// Two-sided p-value of the paired approximate-randomisation (sign-flip) test.
     pub p_permutation: f64,
+    /// What this test could detect, at the configured `alpha` and `power`.
+    pub power: Power,
 }
 
 fn mean(values: &[f64]) -> f64 {
@@ -188,11 +215,20 @@ pub fn paired_bootstrap(
     };
     let trials = resampled.len() as f64;
     let p_bootstrap = (2.0 * (far_side as f64 + 1.0) / (trials + 1.0)).min(1.0);
+    let power = Power::of(
+        sample_std(&differences),
+        sample_std(&resampled),
+        differences.len(),
+        observed,
+        config.alpha,
+        config.power,
+    );
 
     Ok(PairedComparison {
         difference: percentile_interval(observed, resampled, config.confidence),
         p_bootstrap,
         p_permutation: sign_flip_p_value(&differences, observed, config),
+        power,
     })
 }
 
@@ -221,6 +257,38 @@ fn sign_flip_p_value(differences: &[f64], observed: f64, config: &ResamplingConf
     (at_least_as_extreme as f64 + 1.0) / (config.permutation_trials as f64 + 1.0)
 }
 
+/// Holm–Bonferroni adjusted p-values of one family of tests, in the order given: the `i`-th
+/// smallest of `m` p-values becomes the running maximum of `(m − i + 1)·p`, capped at 1.
+/// Rejecting where an adjusted p-value is below `α` keeps the chance of any false rejection in
+/// the family at most `α`.
+///
+/// ```
+/// let adjusted = qa_metrics::compare::holm(&[0.01, 0.04, 0.03, 0.2]);
+/// assert_eq!(adjusted, vec![0.04, 0.09, 0.09, 0.2]);
+/// ```
+pub fn holm(p_values: &[f64]) -> Vec<f64> {
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&i, &j| p_values[i].total_cmp(&p_values[j]));
+    let mut adjusted = vec![0.0; m];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p_values[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
+/// Sample standard deviation (n − 1 in the denominator); 0 for fewer than two values.
+fn sample_std(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(values);
+    let squares: f64 = values.iter().map(|v| (v - m).powi(2)).sum();
+    (squares / (values.len() - 1) as f64).sqrt()
+}
+
 /// Mean and sample standard deviation of one figure across runs (e.g. training seeds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanStd {
@@ -242,16 +310,9 @@ pub fn mean_std(values: &[f64]) -> Option<MeanStd> {
     if values.is_empty() {
         return None;
     }
-    let m = mean(values);
-    let std = if values.len() > 1 {
-        let squares: f64 = values.iter().map(|v| (v - m).powi(2)).sum();
-        (squares / (values.len() - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
     Some(MeanStd {
-        mean: m,
-        std,
+        mean: mean(values),
+        std: sample_std(values),
         runs: values.len(),
     })
 }
@@ -266,6 +327,7 @@ mod tests {
             permutation_trials: 2_000,
             confidence: 0.95,
             seed,
+            ..ResamplingConfig::default()
         }
     }
 
@@ -373,6 +435,50 @@ mod tests {
         assert_eq!(quantile(&sorted, 1.0), 4.0);
         assert!((quantile(&sorted, 0.5) - 2.5).abs() < 1e-12);
         assert!((quantile(&sorted, 0.025) - 1.075).abs() < 1e-12);
+    }
+
+    #[test]
+    fn holm_adjusts_like_the_textbook_and_holds_the_familywise_error() {
+        // Holm (1979)'s procedure by hand: sorted 0.005, 0.011, 0.02, 0.04, 0.13 times 5..1.
+        let adjusted = holm(&[0.04, 0.005, 0.13, 0.011, 0.02]);
+        let expected = [0.08, 0.025, 0.13, 0.044, 0.06];
+        for (got, want) in adjusted.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{adjusted:?}");
+        }
+        assert_eq!(holm(&[0.9, 0.8]), vec![1.0, 1.0]);
+        assert!(holm(&[]).is_empty());
+        // Ten true null hypotheses per family: raw p < 0.05 somewhere in 1 − 0.95¹⁰ ≈ 40% of
+        // the families, Holm-adjusted in at most 5%.
+        let mut rng = stream(99, 0);
+        let families = 4_000;
+        let (mut raw, mut adjusted) = (0, 0);
+        for _ in 0..families {
+            let p: Vec<f64> = (0..10).map(|_| rng.random::<f64>()).collect();
+            raw += usize::from(p.iter().any(|&p| p < 0.05));
+            adjusted += usize::from(holm(&p).iter().any(|&p| p < 0.05));
+        }
+        let (raw, adjusted) = (
+            raw as f64 / families as f64,
+            adjusted as f64 / families as f64,
+        );
+        assert!((raw - 0.401).abs() < 0.03, "raw familywise error {raw}");
+        assert!(adjusted < 0.06, "adjusted familywise error {adjusted}");
+    }
+
+    #[test]
+    fn the_bootstrap_check_of_the_mde_agrees_with_the_normal_approximation() {
+        let b = scores(2_000, 0.5, 2);
+        let a = scores(2_000, 0.55, 3);
+        let cmp = paired_bootstrap(&a, &b, &config(5)).expect("compares");
+        let power = cmp.power;
+        let expected =
+            crate::power::minimum_detectable_effect(power.sd_difference, 2_000, 0.05, 0.8);
+        assert_eq!(power.mde, expected);
+        assert!(
+            (power.mde_bootstrap / power.mde - 1.0).abs() < 0.05,
+            "{power:?}"
+        );
+        assert!(power.observed_power > 0.0 && power.observed_power < 1.0);
     }
 
     #[test]

@@ -171,6 +171,56 @@ pub struct Comparison {
     pub f1: PairedComparison,
     /// ROUGE-L difference.
     pub rouge_l: PairedComparison,
+    /// Holm-adjusted paired-bootstrap p-values, for a comparison in the family (see
+    /// [`in_family`]); none for one outside it.
+    #[serde(default)]
+    pub adjusted: Option<AdjustedP>,
+}
+
+/// The Holm–Bonferroni adjusted p-values of one comparison's EM and F1 tests.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdjustedP {
+    /// Exact Match.
+    pub exact_match: f64,
+    /// F1.
+    pub f1: f64,
+}
+
+/// Whether the comparison of systems `a` and `b` belongs to the family whose p-values are
+/// adjusted together: the pairs trained with the same seed, and each trained system against an
+/// unseeded one (the zero-shot row). Comparisons across seeds are computed but not conclusions
+/// the report draws, so they stay out; EM and F1 of each pair are both in, ROUGE-L is not.
+pub fn in_family(a: &SystemMetrics, b: &SystemMetrics) -> bool {
+    a.seed.is_none() || b.seed.is_none() || a.seed == b.seed
+}
+
+/// Sets `adjusted` on the comparisons in the family, Holm over all their EM and F1 tests.
+fn adjust_family(systems: &[SystemMetrics], comparisons: &mut [Comparison]) {
+    let by_name = |name: &str| systems.iter().find(|s| s.name == name);
+    let members: Vec<usize> = (0..comparisons.len())
+        .filter(|&i| {
+            let c = &comparisons[i];
+            by_name(&c.a)
+                .zip(by_name(&c.b))
+                .is_some_and(|(a, b)| in_family(a, b))
+        })
+        .collect();
+    let raw: Vec<f64> = members
+        .iter()
+        .flat_map(|&i| {
+            [
+                comparisons[i].exact_match.p_bootstrap,
+                comparisons[i].f1.p_bootstrap,
+            ]
+        })
+        .collect();
+    let adjusted = crate::compare::holm(&raw);
+    for (k, &i) in members.iter().enumerate() {
+        comparisons[i].adjusted = Some(AdjustedP {
+            exact_match: adjusted[2 * k],
+            f1: adjusted[2 * k + 1],
+        });
+    }
 }
 
 /// Mean ± standard deviation across the seeds of one model.
@@ -222,6 +272,7 @@ fn comparison_percent(a: &[f64], b: &[f64], config: &ResamplingConfig) -> Result
     cmp.difference.value = percent(a) - percent(b);
     cmp.difference.low *= 100.0;
     cmp.difference.high *= 100.0;
+    cmp.power = cmp.power.scaled(100.0);
     Ok(cmp)
 }
 
@@ -279,9 +330,11 @@ pub fn report(
                 exact_match: comparison_percent(&em.0, &em.1, config)?,
                 f1: comparison_percent(&f1.0, &f1.1, config)?,
                 rouge_l: comparison_percent(&rouge.0, &rouge.1, config)?,
+                adjusted: None,
             });
         }
     }
+    adjust_family(&metrics, &mut comparisons);
 
     Ok(MetricsReport {
         gold: FileRef::of(gold_path)?,
@@ -406,6 +459,18 @@ impl MetricsReport {
                     show_difference(&c.f1),
                     show_difference(&c.rouge_l)
                 );
+                if let Some(adjusted) = &c.adjusted {
+                    let _ = writeln!(
+                        out,
+                        "    Holm-adjusted p: EM {:.4}  F1 {:.4};  detectable at α = {}, power {}: EM ±{:.2}  F1 ±{:.2}",
+                        adjusted.exact_match,
+                        adjusted.f1,
+                        self.resampling.alpha,
+                        self.resampling.power,
+                        c.exact_match.power.mde,
+                        c.f1.power.mde
+                    );
+                }
             }
         }
         out

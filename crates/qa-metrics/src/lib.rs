@@ -5,7 +5,11 @@
 //!
 //! - [`squad`]: normalisation and per-answer metrics (`exact_match`, `f1`, `rouge_l`,
 //!   `score_question`).
-//! - [`compare`]: `bootstrap_ci`, `paired_bootstrap`, `mean_std` over seeds.
+//! - [`compare`]: `bootstrap_ci`, `paired_bootstrap`, `holm` (multiple comparisons),
+//!   `mean_std` over seeds.
+//! - [`power`]: what a paired test could detect (minimum detectable effect, power, questions
+//!   needed).
+//! - [`breakdown`]: question types, answer lengths, numbers and dates, and scores per group.
 //! - [`evaluate`]: gold and prediction files to a [`evaluate::MetricsReport`] (`metrics.json`).
 //!
 //! ```
@@ -27,9 +31,11 @@
 
 #![deny(missing_docs)]
 
+pub mod breakdown;
 pub mod compare;
 mod error;
 pub mod evaluate;
+pub mod power;
 pub mod squad;
 
 pub use error::{Error, Result};

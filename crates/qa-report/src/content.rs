@@ -1,12 +1,15 @@
 //! What the report says, section by section, as [`Block`]s.
 
+use qa_metrics::breakdown::Cell;
 use qa_metrics::compare::Interval;
 
 use crate::ReportConfig;
+use crate::analysis::{Analysis, Breakdown, SubsetDifference};
 use crate::document::Block;
-use crate::findings::{Difference, expected_outcome, signed};
+use crate::explorer;
+use crate::findings::{Difference, ORIGINAL_STUDY, expected_outcome, p_value, signed};
 use crate::gather::{Gathered, SystemRow};
-use crate::plots::Plot;
+use crate::plots::{self, Plot};
 
 /// The report's title.
 pub const TITLE: &str = "Human vs AI-contaminated vs synthetic training data for extractive QA";
@@ -54,13 +57,241 @@ fn minutes(seconds: f64) -> String {
     }
 }
 
+fn plot(plots: &[Plot], stem: &str) -> Option<Block> {
+    plots.iter().position(|p| p.stem == stem).map(Block::Plot)
+}
+
+/// A breakdown cell's score: `71.2 [65.0, 77.1]`, or `(71.2)†` for a cell too small to read.
+fn cell_score(cell: &Cell, score: Option<&Interval>) -> String {
+    match (score, cell.precise()) {
+        (None, _) => "—".into(),
+        (Some(i), true) => with_interval(i),
+        (Some(i), false) => format!("({:.1})†", i.value),
+    }
+}
+
+fn breakdown_table(breakdown: &Breakdown, rows: &[SystemRow]) -> Block {
+    let mut header = vec![breakdown.by.to_string(), "questions".into()];
+    header.extend(rows.iter().map(|r| format!("{} F1", r.label())));
+    Block::Table(
+        header,
+        breakdown
+            .cells
+            .iter()
+            .map(|cell| {
+                let mut line = vec![cell.group.clone(), cell.questions.to_string()];
+                line.extend(cell.scores.iter().map(|s| cell_score(cell, s.as_ref())));
+                line
+            })
+            .collect(),
+    )
+}
+
+fn subset_line(split: &SubsetDifference, systems: &(String, String)) -> String {
+    match &split.difference {
+        None => format!("{}: no test questions.", split.subset),
+        Some(cmp) => {
+            let Interval { value, low, high } = cmp.difference;
+            format!(
+                "{}: {} test questions, {} − {} = {} F1 [{}, {}]{}.",
+                split.subset,
+                split.questions,
+                systems.0,
+                systems.1,
+                signed(value),
+                signed(low),
+                signed(high),
+                match split.questions < qa_metrics::breakdown::MIN_PRECISE_CELL {
+                    true => " (†: too few questions to read)",
+                    false => "",
+                }
+            )
+        }
+    }
+}
+
+/// "What this run could detect": the plain-words sentence for A − B, and every stated
+/// difference with its raw and adjusted p-values, minimum detectable effect and power.
+fn detection(gathered: &Gathered, differences: &[Difference]) -> Vec<Block> {
+    let metrics = &gathered.metrics;
+    let resampling = &metrics.resampling;
+    let family = metrics
+        .comparisons
+        .iter()
+        .filter(|c| c.adjusted.is_some())
+        .count()
+        * 2;
+    let mut out = vec![Block::Heading(2, "What this run could detect".into())];
+    out.push(Block::Paragraph(format!(
+        "The verdicts above use the paired-bootstrap p-value adjusted by Holm–Bonferroni over \
+         the family of {family} tests that qa-eval score made (EM and F1 of every pair within \
+         a seed, and of each model against the zero-shot row), so that the chance of any false \
+         \"significant\" among them stays at most {}. The minimum detectable effect (MDE) is \
+         the smallest true difference a test of this size finds with {:.0}% power at α = {}, \
+         from the standard deviation of the per-question differences (normal approximation; \
+         the bootstrap column checks it against the paired bootstrap's standard error).",
+        resampling.alpha,
+        100.0 * resampling.power,
+        resampling.alpha,
+    )));
+    let sentences: Vec<String> = differences
+        .iter()
+        .filter(|d| d.models == ("a", "b"))
+        .map(|d| d.detectable(metrics.questions, resampling))
+        .collect();
+    if !sentences.is_empty() {
+        out.push(Block::List(sentences));
+    }
+    out.push(Block::Table(
+        [
+            "comparison",
+            "metric",
+            "difference",
+            "p",
+            "Holm p",
+            "MDE ±",
+            "MDE ± (bootstrap)",
+            "power vs observed",
+        ]
+        .map(String::from)
+        .to_vec(),
+        differences
+            .iter()
+            .map(|d| {
+                let c = &d.comparison;
+                // No spread (every question scored alike): nothing to size a test by.
+                let sized = |figure: String| match c.power.sd_difference == 0.0 {
+                    true => "—".to_string(),
+                    false => figure,
+                };
+                vec![
+                    format!("{} − {}", d.left, d.right),
+                    d.metric.to_string(),
+                    format!(
+                        "{} [{}, {}]",
+                        signed(c.difference.value),
+                        signed(c.difference.low),
+                        signed(c.difference.high)
+                    ),
+                    p_value(c.p_bootstrap),
+                    p_value(d.p_adjusted),
+                    sized(format!("{:.1}", c.power.mde)),
+                    sized(format!("{:.1}", c.power.mde_bootstrap)),
+                    sized(format!("{:.0}%", 100.0 * c.power.observed_power)),
+                ]
+            })
+            .collect(),
+    ));
+    out
+}
+
+/// F1 by question type, answer length and answer kind.
+fn breakdown_blocks(gathered: &Gathered, analysis: &Analysis, plots: &[Plot]) -> Vec<Block> {
+    let mut out = vec![
+        Block::Heading(2, "Scores by question and answer".into()),
+        Block::Paragraph(format!(
+            "F1 of each system on groups of the test questions: by the question's wh-word, by \
+             the length of its first gold answer in tokens (after SQuAD normalisation), and by \
+             whether that answer is a number or a date (a digit, a month or a number word). \
+             Each score has its {:.0}% percentile-bootstrap interval; † marks a group of fewer \
+             than {} questions, whose interval is too wide for its score to be compared.",
+            100.0 * gathered.metrics.resampling.confidence,
+            qa_metrics::breakdown::MIN_PRECISE_CELL
+        )),
+    ];
+    for breakdown in &analysis.breakdowns {
+        out.push(Block::Heading(3, format!("By {}", breakdown.by)));
+        out.push(breakdown_table(breakdown, &gathered.rows));
+    }
+    out.extend(plot(plots, plots::BREAKDOWN_STEM));
+    out
+}
+
+/// Where B's contamination and C's synthesis land, described.
+fn landing_blocks(analysis: &Analysis) -> Vec<Block> {
+    let mut out = vec![
+        Block::Heading(2, "Where the contamination and the synthesis land".into()),
+        Block::Paragraph(
+            "These are observations, not causal claims: question types differ in difficulty, \
+             in how often a generator gets them wrong and in how well a model learns them, all \
+             at once, and nothing here separates those."
+                .into(),
+        ),
+    ];
+    if let Some(view) = &analysis.contamination {
+        out.push(Block::Paragraph(format!(
+            "{:.1}% of model B's training answers differ from every human answer of the same \
+             question. By the training question's type:",
+            view.average_disagreement
+        )));
+        out.push(Block::Table(
+            [
+                "question type",
+                "B's records",
+                "differ from the human answers",
+            ]
+            .map(String::from)
+            .to_vec(),
+            view.by_type
+                .iter()
+                .map(|(t, n, rate)| vec![t.label().into(), n.to_string(), format!("{rate:.1}%")])
+                .collect(),
+        ));
+        out.push(Block::List(
+            view.splits
+                .iter()
+                .map(|split| subset_line(split, &view.systems))
+                .collect(),
+        ));
+    }
+    if let Some(view) = &analysis.synthesis {
+        out.push(Block::Paragraph(format!(
+            "Model C's kept synthetic questions share on average {} of their n-grams with their \
+             seed questions; {} scores {} F1 on the whole test set. On the test questions of \
+             the types most and least common among the kept records:",
+            view.mean_overlap
+                .map_or("—".to_string(), |o| format!("{o:.1}%")),
+            view.system,
+            with_interval(&view.f1)
+        )));
+        out.push(Block::Table(
+            [
+                "question type",
+                "share of kept records",
+                "test questions",
+                &format!("{} F1", view.system),
+            ]
+            .map(String::from)
+            .to_vec(),
+            view.extremes
+                .iter()
+                .map(|(t, share, n, f1)| {
+                    let precise = *n >= qa_metrics::breakdown::MIN_PRECISE_CELL;
+                    vec![
+                        t.label().into(),
+                        format!("{share:.1}%"),
+                        n.to_string(),
+                        match precise {
+                            true => with_interval(f1),
+                            false => format!("({:.1})†", f1.value),
+                        },
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
 /// Every block of the report.
 pub fn blocks(
     gathered: &Gathered,
     differences: &[Difference],
+    analysis: &Analysis,
     plots: &[Plot],
     config: &ReportConfig,
 ) -> Vec<Block> {
+    let alpha = gathered.metrics.resampling.alpha;
     let mut out = Vec::new();
     if config.stand_in {
         out.push(Block::Callout(
@@ -115,29 +346,28 @@ pub fn blocks(
 
     out.push(Block::Heading(2, "Comparisons".into()));
     out.push(Block::List(
-        differences
-            .iter()
-            .map(|d| d.sentence(config.alpha))
-            .collect(),
+        differences.iter().map(|d| d.sentence(alpha)).collect(),
     ));
 
     out.push(Block::Heading(
         2,
         "The original study's expected outcome".into(),
     ));
-    let checks = expected_outcome(differences, config.alpha);
+    let checks = expected_outcome(differences, alpha);
     out.push(Block::List(
         checks
             .iter()
             .map(|(claim, verdict)| format!("{claim}: {verdict}."))
             .collect(),
     ));
-    out.push(Block::Paragraph(
-        "For reference, the earlier Python run reported A = 59.45 EM / 71.39 F1 and \
-         B = 58.80 / 70.57; its model C scored 0% EM because broken synthetic data reached \
-         training unchecked, which the filters and funnel below exist to prevent."
-            .into(),
-    ));
+    let [(a, a_em, a_f1), (b, b_em, b_f1)] = ORIGINAL_STUDY;
+    out.push(Block::Paragraph(format!(
+        "For reference, the earlier Python run reported {a} = {a_em:.2} EM / {a_f1:.2} F1 and \
+         {b} = {b_em:.2} / {b_f1:.2}; its model C scored 0% EM because broken synthetic data \
+         reached training unchecked, which the filters and funnel below exist to prevent."
+    )));
+    out.extend(detection(gathered, differences));
+    out.extend(breakdown_blocks(gathered, analysis, plots));
 
     out.push(Block::Heading(2, "The zero-shot row".into()));
     let gains: Vec<String> = differences
@@ -275,6 +505,14 @@ pub fn blocks(
             rows,
         ));
     }
+
+    out.extend(landing_blocks(analysis));
+
+    out.push(Block::Heading(2, "Every test question".into()));
+    out.push(Block::PerFormat {
+        html: explorer::html(gathered),
+        markdown: explorer::markdown(gathered),
+    });
 
     out.push(Block::Heading(2, "Checksums".into()));
     out.push(Block::Paragraph(

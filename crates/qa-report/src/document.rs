@@ -22,6 +22,14 @@ pub enum Block {
     Pre(String),
     /// A plot, by its index in the plots.
     Plot(usize),
+    /// A part that each format renders in its own way (the per-question explorer: interactive
+    /// in HTML, a pointer to it in Markdown).
+    PerFormat {
+        /// The HTML, inserted as it is.
+        html: String,
+        /// The Markdown paragraph.
+        markdown: String,
+    },
 }
 
 /// Markdown, with the plots as PNG images beside the file.
@@ -52,6 +60,7 @@ pub fn markdown(blocks: &[Block], plots: &[Plot]) -> String {
                 let plot = &plots[*i];
                 writeln!(out, "![{}]({}.png)", plot.title, plot.stem)
             }
+            Block::PerFormat { markdown, .. } => writeln!(out, "{markdown}"),
         }
         .expect("writing to a String cannot fail");
         out.push('\n');
@@ -60,7 +69,7 @@ pub fn markdown(blocks: &[Block], plots: &[Plot]) -> String {
 }
 
 /// Escapes text for HTML.
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -79,9 +88,15 @@ padding:0 1em;line-height:1.45;color:#222}table{border-collapse:collapse;margin:
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
 th{background:#f3f3f3}.callout{background:#fff4ce;border-left:6px solid #e0a800;\
 padding:.8em 1em;font-weight:bold}pre{background:#f6f6f6;padding:.8em;overflow:auto}\
-figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}";
+figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}\
+#explorer table{font-size:.85em}#explorer .ctx{color:#555;min-width:16em;max-width:24em}\
+#explorer td{overflow-wrap:anywhere}#explorer td small{display:block;color:#555}#explorer .r{background:#e3f4e1}\
+#explorer .p{background:#fff4ce}#explorer .w{background:#fbe3e3}\
+#explorer th{cursor:pointer;position:sticky;top:0}#explorer .controls{margin:1em 0}\
+#explorer input{width:18em}";
 
-/// One HTML page with everything inline: style, plots as SVG, no external asset.
+/// One HTML page with everything inline: style, plots as SVG, the explorer's script; no
+/// external asset.
 pub fn html(title: &str, blocks: &[Block], plots: &[Plot]) -> String {
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -129,6 +144,7 @@ pub fn html(title: &str, blocks: &[Block], plots: &[Plot]) -> String {
                     escape(plot.title)
                 )
             }
+            Block::PerFormat { html, .. } => write!(out, "{html}"),
         }
         .expect("writing to a String cannot fail");
     }

@@ -9,6 +9,9 @@ pub enum Error {
     /// Reading or writing a file failed (the message names the file, line and field).
     #[error(transparent)]
     Data(#[from] qa_data::Error),
+    /// Resampling a breakdown or a subset failed (the settings come from `metrics.json`).
+    #[error("resampling: {0}")]
+    Metrics(#[from] qa_metrics::Error),
     /// A file the report needs is not in the run directory.
     #[error("{path}: not found; {hint}")]
     Missing {

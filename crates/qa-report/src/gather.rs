@@ -7,8 +7,10 @@ use qa_data::QaRecord;
 use qa_data::files::{read_json, read_jsonl, sha256_file};
 use qa_data::layout::{MODELS, ModelSpec, RunLayout, ZERO_SHOT, model_files, results_files};
 use qa_data::manifest::Manifest;
+use qa_data::predictions::read_predictions;
 use qa_filters::Funnel;
-use qa_metrics::evaluate::{MetricsReport, SystemMetrics};
+use qa_metrics::breakdown::QuestionType;
+use qa_metrics::evaluate::{MetricsReport, QuestionRow, SystemMetrics};
 use qa_metrics::squad::{QuestionScores, score_question};
 use serde::Deserialize;
 
@@ -120,6 +122,16 @@ pub struct Agreement {
     pub f1: f64,
 }
 
+/// One test question with every system's answer to it.
+#[derive(Debug, Clone)]
+pub struct TestQuestion {
+    /// The gold record.
+    pub record: QaRecord,
+    /// Each system's answer (empty when it gave none) and its scores, in the order of
+    /// [`Gathered::rows`].
+    pub answers: Vec<(String, QuestionScores)>,
+}
+
 /// A training set's first records, for the reader to see what a model learned from.
 #[derive(Debug, Clone)]
 pub struct Examples {
@@ -142,6 +154,13 @@ pub struct Gathered {
     pub overlaps: Vec<f64>,
     /// Model B's answers against the human answers.
     pub agreement: Option<Agreement>,
+    /// Each record of model B's data that has a human parent: its question's type and its
+    /// answer's scores against the human answers.
+    pub contaminated: Vec<(QuestionType, QuestionScores)>,
+    /// The question type of each record of model C's data.
+    pub synthetic_types: Vec<QuestionType>,
+    /// The test questions, in gold order, with every system's answers.
+    pub questions: Vec<TestQuestion>,
     /// Example records of each training set.
     pub examples: Vec<Examples>,
     /// Every file the figures rest on, with its SHA-256: `(path, sha256)`.
@@ -217,6 +236,10 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         }
     }
     note(&metrics_path)?;
+    let per_question = run.results().join(results_files::PER_QUESTION);
+    if per_question.is_file() {
+        note(&per_question)?;
+    }
 
     let several_seeds = metrics.systems.iter().any(|s| s.seed.is_some());
     let mut rows = Vec::new();
@@ -286,11 +309,20 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
             })
         })
         .collect();
-    let scores: Vec<QuestionScores> = data["b"]
+    let contaminated: Vec<(QuestionType, QuestionScores)> = data["b"]
         .iter()
-        .filter_map(|r| Some(score_question(r.answers.first()?, &parent(r)?.answers)))
+        .filter_map(|r| {
+            let scores = score_question(r.answers.first()?, &parent(r)?.answers);
+            Some((QuestionType::of(&r.question), scores))
+        })
         .collect();
+    let scores: Vec<QuestionScores> = contaminated.iter().map(|(_, s)| *s).collect();
     let agreement = agreement(&scores);
+    let synthetic_types = data["c"]
+        .iter()
+        .map(|r| QuestionType::of(&r.question))
+        .collect();
+    let questions = test_questions(run, &metrics, &metrics_path)?;
     let examples = MODELS
         .iter()
         .map(|model| Examples {
@@ -316,9 +348,77 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         funnel,
         overlaps,
         agreement,
+        contaminated,
+        synthetic_types,
+        questions,
         examples,
         checksums: all_checksums,
     })
+}
+
+/// The scored test questions (`per_question.jsonl`) joined with their gold records and every
+/// system's answers.
+fn test_questions(
+    run: &RunLayout,
+    metrics: &MetricsReport,
+    metrics_path: &Path,
+) -> Result<Vec<TestQuestion>> {
+    let per_question_path = require(
+        run.results().join(results_files::PER_QUESTION),
+        "run the score stage first",
+    )?;
+    let scored: Vec<QuestionRow> = read_jsonl(&per_question_path)?;
+    let gold: Vec<QaRecord> = read_jsonl(require(run.human("test"), "run prepare")?)?;
+    let mut gold_by_id: HashMap<String, QaRecord> =
+        gold.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let mut answers_by_system = Vec::new();
+    for system in &metrics.systems {
+        let answers: HashMap<String, String> = read_predictions(&system.predictions.path)?
+            .into_iter()
+            .map(|p| (p.prediction.id, p.prediction.prediction))
+            .collect();
+        answers_by_system.push(answers);
+    }
+    let inconsistent = |message: String| Error::Inconsistent {
+        path: per_question_path.clone(),
+        message,
+    };
+    if scored.len() != metrics.questions {
+        return Err(inconsistent(format!(
+            "{} questions, but {} says {}",
+            scored.len(),
+            metrics_path.display(),
+            metrics.questions
+        )));
+    }
+    scored
+        .into_iter()
+        .map(|row| {
+            let record = gold_by_id.remove(&row.id).ok_or_else(|| {
+                inconsistent(format!(
+                    "question {:?} is not in {}",
+                    row.id,
+                    run.human("test").display()
+                ))
+            })?;
+            let answers = metrics
+                .systems
+                .iter()
+                .zip(&answers_by_system)
+                .map(|(system, answers)| {
+                    let scores = row.scores.get(&system.name).copied().ok_or_else(|| {
+                        inconsistent(format!(
+                            "question {:?} has no scores of {:?}",
+                            row.id, system.name
+                        ))
+                    })?;
+                    let answer = answers.get(&row.id).cloned().unwrap_or_default();
+                    Ok((answer, scores))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(TestQuestion { record, answers })
+        })
+        .collect()
 }
 
 /// The mean scores of model B's answers against the human answers of the same questions.

@@ -1,13 +1,17 @@
 //! The report of the A/B/C experiment, written from what its stages left in the run directory
 //! (see [`qa_data::layout`]): `results/metrics_table.csv`, `results/report.md` and
 //! `results/report.html` (one self-contained page), and the plots as SVG and PNG: EM and F1 with
-//! their intervals, the loss curves of models A, B and C, the synthesis funnel and the n-gram
-//! overlap of synthetic questions with their seeds.
+//! their intervals, the loss curves of models A, B and C, the synthesis funnel, the n-gram
+//! overlap of synthetic questions with their seeds, and F1 by question type.
 //!
 //! The report states each paired difference in plain words ("C − B = +1.2 F1 [−0.4, +2.9],
-//! p = 0.150 …: not significant at 0.05"), checks the original study's expected outcome (C beats
-//! B; C matches A within the interval), explains the zero-shot row, and lists the checksum of
-//! every file its figures rest on.
+//! p = 0.150, Holm-adjusted p = 0.450 …: not significant at 0.05 after adjustment"), says what
+//! the test set could detect (minimum detectable effects, power, the questions the original
+//! study's gap would need), checks the original study's expected outcome (C beats B; C matches A
+//! within the interval), explains the zero-shot row, breaks the scores down by question and
+//! answer ([`analysis`]), describes where the contamination and the synthesis land, offers a
+//! per-question explorer in the HTML page, and lists the checksum of every file its figures rest
+//! on.
 //!
 //! ```
 //! use qa_report::findings::{p_value, signed};
@@ -20,9 +24,11 @@
 
 #![deny(missing_docs)]
 
+pub mod analysis;
 mod content;
 mod document;
 mod error;
+mod explorer;
 pub mod findings;
 pub mod gather;
 mod plots;
@@ -45,8 +51,6 @@ pub struct ReportConfig {
     pub examples: usize,
     /// n of the n-gram overlap histogram (the overlap filter's n by default).
     pub overlap_n: usize,
-    /// Significance level of the plain-words conclusions.
-    pub alpha: f64,
 }
 
 impl Default for ReportConfig {
@@ -55,7 +59,6 @@ impl Default for ReportConfig {
             stand_in: false,
             examples: 3,
             overlap_n: 8,
-            alpha: 0.05,
         }
     }
 }
@@ -72,18 +75,16 @@ pub struct Written {
 /// Writes the report of the run in `run_dir` into its `results/` directory, each file
 /// atomically.
 pub fn write_report(run_dir: &Path, config: &ReportConfig) -> Result<Written> {
-    if !(config.alpha > 0.0 && config.alpha < 1.0) || config.overlap_n == 0 {
-        return Err(Error::InvalidConfig(format!(
-            "alpha must lie strictly between 0 and 1 and overlap_n be at least 1 (got {} and {})",
-            config.alpha, config.overlap_n
-        )));
+    if config.overlap_n == 0 {
+        return Err(Error::InvalidConfig("overlap_n must be at least 1".into()));
     }
     let run = RunLayout::new(run_dir);
     let gathered = gather::gather(&run, config)?;
     let results = run.results();
     let differences = findings::differences(&gathered);
-    let (plots, mut files) = plots::draw_all(&gathered, config.overlap_n, &results)?;
-    let blocks = content::blocks(&gathered, &differences, &plots, config);
+    let analysis = analysis::Analysis::of(&gathered)?;
+    let (plots, mut files) = plots::draw_all(&gathered, &analysis, config.overlap_n, &results)?;
+    let blocks = content::blocks(&gathered, &differences, &analysis, &plots, config);
 
     let table = results.join(results_files::METRICS_TABLE);
     write_table(&table, &gathered)?;
@@ -100,7 +101,7 @@ pub fn write_report(run_dir: &Path, config: &ReportConfig) -> Result<Written> {
         files,
         comparisons: differences
             .iter()
-            .map(|d| d.sentence(config.alpha))
+            .map(|d| d.sentence(gathered.metrics.resampling.alpha))
             .collect(),
     })
 }

@@ -12,6 +12,7 @@ use plotters::prelude::*;
 use qa_data::files::write_bytes_atomic;
 use qa_filters::Funnel;
 
+use crate::analysis::{Analysis, Breakdown};
 use crate::error::{Error, Result};
 use crate::gather::{Gathered, SystemRow};
 
@@ -112,6 +113,95 @@ impl Figure for Scores<'_> {
                 )
             }))?;
         }
+        root.present()
+    }
+}
+
+/// The stem of the breakdown plot, which the report places under its tables.
+pub const BREAKDOWN_STEM: &str = "f1_by_question_type";
+
+/// F1 by question type, a bar per system in each group, with its interval as a whisker; groups
+/// too small to read are drawn pale and without whiskers.
+struct BreakdownBars<'a>(&'a Breakdown, &'a [SystemRow]);
+
+impl Figure for BreakdownBars<'_> {
+    const STEM: &'static str = BREAKDOWN_STEM;
+    const TITLE: &'static str =
+        "F1 by question type, per system, with confidence intervals (pale: under 30 questions)";
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB> {
+        root.fill(&WHITE)?;
+        let (cells, rows) = (&self.0.cells, self.1);
+        let groups = cells.len();
+        // Group g is centred on x = g; its bars share 80% of the unit width.
+        let width = 0.8 / rows.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption("F1 by question type", (FONT, 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(48)
+            // Headroom above 100 for the legend.
+            .build_cartesian_2d(-0.5f64..groups as f64 - 0.5, 0f64..132f64)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(groups)
+            .x_label_formatter(&|x| {
+                let g = x.round();
+                match (x - g).abs() < 1e-6 && g >= 0.0 {
+                    true => cells
+                        .get(g as usize)
+                        .map_or(String::new(), |c| format!("{} ({})", c.group, c.questions)),
+                    false => String::new(),
+                }
+            })
+            .y_desc("F1 (%)")
+            .y_label_formatter(&|y| match *y <= 100.0 {
+                true => format!("{y:.0}"),
+                false => String::new(),
+            })
+            .label_style((FONT, 13))
+            .draw()?;
+        for (s, row) in rows.iter().enumerate() {
+            let colour = colour(row);
+            let left = |g: usize| g as f64 - 0.4 + s as f64 * width;
+            chart
+                .draw_series(cells.iter().enumerate().filter_map(|(g, cell)| {
+                    let score = cell.scores.get(s).copied().flatten()?;
+                    let style = match cell.precise() {
+                        true => colour.filled(),
+                        false => colour.mix(0.35).filled(),
+                    };
+                    Some(Rectangle::new(
+                        [(left(g), 0.0), (left(g) + width * 0.9, score.value)],
+                        style,
+                    ))
+                }))?
+                .label(row.label())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled())
+                });
+            chart.draw_series(cells.iter().enumerate().filter_map(|(g, cell)| {
+                let score = cell.scores.get(s).copied().flatten()?;
+                cell.precise().then(|| {
+                    ErrorBar::new_vertical(
+                        left(g) + width * 0.45,
+                        score.low,
+                        score.value,
+                        score.high,
+                        BLACK.stroke_width(1),
+                        6,
+                    )
+                })
+            }))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 15))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         root.present()
     }
 }
@@ -352,6 +442,7 @@ fn render<F: Figure>(figure: &F, dir: &Path) -> Result<(Plot, [PathBuf; 2])> {
 /// Draws every plot the run's data allows into `dir`; returns them and the files written.
 pub fn draw_all(
     gathered: &Gathered,
+    analysis: &Analysis,
     overlap_n: usize,
     dir: &Path,
 ) -> Result<(Vec<Plot>, Vec<PathBuf>)> {
@@ -367,5 +458,8 @@ pub fn draw_all(
         keep(render(&FunnelBars(funnel), dir)?);
     }
     keep(render(&Overlaps(&gathered.overlaps, overlap_n), dir)?);
+    if let Some(by_type) = analysis.breakdowns.first() {
+        keep(render(&BreakdownBars(by_type, &gathered.rows), dir)?);
+    }
     Ok((plots, files))
 }

@@ -30,9 +30,9 @@ fn record(id: String, question: String, answer: String, source: Source) -> QaRec
     }
 }
 
-/// Predictions that are right for the first `right` test questions.
-fn predictions(path: &Path, right: usize) {
-    let lines = (0..QUESTIONS).map(|i| {
+/// Predictions that are right for the first `right` of `questions` test questions.
+fn predictions(path: &Path, right: usize, questions: usize) {
+    let lines = (0..questions).map(|i| {
         let prediction = match i < right {
             true => format!("answer {i}"),
             false => "something else".to_string(),
@@ -46,14 +46,26 @@ fn predictions(path: &Path, right: usize) {
 /// single-seed layout): A right on 30 questions, B on 20, C on 36 (one more per later seed), the
 /// base model on none.
 fn finished_run(root: &Path, seeds: &[Option<u64>]) -> RunLayout {
+    finished_run_of(root, seeds, QUESTIONS, "")
+}
+
+/// [`finished_run`] with `questions` test questions whose contexts start with `filler`.
+fn finished_run_of(
+    root: &Path,
+    seeds: &[Option<u64>],
+    questions: usize,
+    filler: &str,
+) -> RunLayout {
     let run = RunLayout::new(root);
-    let test = (0..QUESTIONS).map(|i| {
-        record(
+    let test = (0..questions).map(|i| {
+        let mut test = record(
             format!("t{i}"),
             format!("test question {i}?"),
             format!("answer {i}"),
             Source::Human,
-        )
+        );
+        test.context = format!("{filler}{}", test.context);
+        test
     });
     write_jsonl_atomic(run.human("test"), test).expect("test");
     let human: Vec<QaRecord> = (0..8)
@@ -134,7 +146,7 @@ fn finished_run(root: &Path, seeds: &[Option<u64>]) -> RunLayout {
         .iter()
         .map(|(name, dir, right)| {
             let path = dir.join(model_files::PREDICTIONS);
-            predictions(&path, *right);
+            predictions(&path, *right, questions);
             (name.clone(), path)
         })
         .collect();
@@ -175,7 +187,11 @@ fn report_states_the_comparisons_and_writes_every_file() {
         .iter()
         .find(|s| s.starts_with("C − B = +40.0 F1"))
         .expect("C − B stated");
-    assert!(c_minus_b.ends_with(": significant at 0.05"), "{c_minus_b}");
+    assert!(
+        c_minus_b.ends_with(": significant at 0.05 after adjustment"),
+        "{c_minus_b}"
+    );
+    assert!(c_minus_b.contains(", Holm-adjusted p"), "{c_minus_b}");
     assert!(markdown.contains(c_minus_b));
     assert!(markdown.contains("C > B (synthetic beats contaminated): holds"));
     // C − A = +15 points (6 of 40 questions): its interval lies above 0; B − base = +50.
@@ -197,15 +213,47 @@ fn report_states_the_comparisons_and_writes_every_file() {
         "{csv}"
     );
 
+    // What the run could detect: 40 questions, the A − B spread, the original 0.82-point gap.
+    assert!(
+        markdown.contains("With 40 questions this run could only detect F1 differences of ±"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("the original study's 0.82-point gap would need about"));
+    assert!(markdown.contains("| comparison | metric | difference | p | Holm p | MDE ± |"));
+    // The breakdowns: every test question ("test question i?") has no wh-word, and every
+    // answer ("answer i") has two tokens and a digit.
+    assert!(markdown.contains("| other | 40 |"), "{markdown}");
+    assert!(markdown.contains("| what | 0 | — |"), "{markdown}");
+    assert!(markdown.contains("| 2–3 tokens | 40 |"), "{markdown}");
+    assert!(markdown.contains("| number or date | 40 |"), "{markdown}");
+    // B's data: 6 of 8 answers differ from the human ones, all of them "what" questions.
+    assert!(markdown.contains("75.0% of model B's training answers differ"));
+    assert!(markdown.contains("| what | 8 | 75.0% |"), "{markdown}");
+    assert!(markdown.contains("per-question explorer of report.html"));
+
     let html = read(results.join(results_files::REPORT_HTML));
-    assert_eq!(html.matches("<svg").count(), 4, "four inline plots");
-    for external in ["<img", "<link", "<script", "src=", "href="] {
+    assert_eq!(html.matches("<svg").count(), 5, "five inline plots");
+    for external in ["<img", "<link", "src=", "href=", "<script src"] {
         assert!(!html.contains(external), "the page refers to {external}");
     }
     assert!(html.contains("Stand-in run:"));
+    // The explorer: one row per test question, A right on 30 of them, the base model on none.
+    assert_eq!(html.matches("<tr data-em=").count(), QUESTIONS);
+    assert_eq!(
+        html.matches("<tr data-em=\"01").count(),
+        30,
+        "zero-shot wrong, A right"
+    );
+    assert!(html.contains("<option value=\"c-right-b-wrong\" data-right=\"c\" data-wrong=\"b\">"));
 
     // Each PNG decodes, has the plot's size, and shows the models in their colours.
-    for stem in ["scores", "loss_curves", "funnel", "ngram_overlap"] {
+    for stem in [
+        "scores",
+        "loss_curves",
+        "funnel",
+        "ngram_overlap",
+        "f1_by_question_type",
+    ] {
         assert!(results.join(format!("{stem}.svg")).is_file(), "{stem}.svg");
         let file = std::fs::File::open(results.join(format!("{stem}.png"))).expect("png");
         let mut reader = png::Decoder::new(std::io::BufReader::new(file))
@@ -216,14 +264,16 @@ fn report_states_the_comparisons_and_writes_every_file() {
         assert_eq!((info.width, info.height), (960, 520), "{stem}");
         let has = |rgb: [u8; 3]| pixels.chunks(3).any(|p| p == rgb);
         let expected: &[[u8; 3]] = match stem {
-            "scores" | "loss_curves" => &[[31, 119, 180], [214, 39, 40], [44, 160, 44]],
+            "scores" | "loss_curves" | "f1_by_question_type" => {
+                &[[31, 119, 180], [214, 39, 40], [44, 160, 44]]
+            }
             _ => &[[44, 160, 44]],
         };
         for colour in expected {
             assert!(has(*colour), "{stem}.png lacks {colour:?}");
         }
     }
-    assert_eq!(written.files.len(), 8 + 3);
+    assert_eq!(written.files.len(), 10 + 3);
 }
 
 #[test]
@@ -252,6 +302,20 @@ fn with_several_seeds_each_seed_is_compared_and_summarised() {
         csv.contains("\nc@2,synthetic from human seed,8,2,92.50,"),
         "{csv}"
     );
+}
+
+#[test]
+fn the_page_stays_a_few_megabytes_for_the_real_test_set() {
+    // 2,000 questions with contexts of SQuAD's typical length (~750 characters).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let filler =
+        "A paragraph of a Wikipedia article about the subject of the question. ".repeat(10);
+    let run = finished_run_of(dir.path(), &[None], 2_000, &filler);
+    write_report(run.root(), &ReportConfig::default()).expect("report");
+    let html = read(run.results().join(results_files::REPORT_HTML));
+    assert_eq!(html.matches("<tr data-em=").count(), 2_000);
+    let megabytes = html.len() as f64 / 1e6;
+    assert!(megabytes < 2.5, "report.html is {megabytes:.2} MB");
 }
 
 #[test]
