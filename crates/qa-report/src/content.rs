@@ -1,6 +1,6 @@
 //! What the report says, section by section, as [`Block`]s.
 
-use qa_metrics::breakdown::Cell;
+use qa_metrics::breakdown::MIN_PRECISE_CELL;
 use qa_metrics::compare::Interval;
 
 use crate::ReportConfig;
@@ -9,7 +9,7 @@ use crate::document::Block;
 use crate::explorer;
 use crate::findings::{Difference, ORIGINAL_STUDY, expected_outcome, p_value, signed};
 use crate::gather::{Gathered, SystemRow};
-use crate::plots::{self, Plot};
+use crate::plots::{Plot, stems};
 
 /// The report's title.
 pub const TITLE: &str = "Human vs AI-contaminated vs synthetic training data for extractive QA";
@@ -61,9 +61,9 @@ fn plot(plots: &[Plot], stem: &str) -> Option<Block> {
     plots.iter().position(|p| p.stem == stem).map(Block::Plot)
 }
 
-/// A breakdown cell's score: `71.2 [65.0, 77.1]`, or `(71.2)†` for a cell too small to read.
-fn cell_score(cell: &Cell, score: Option<&Interval>) -> String {
-    match (score, cell.precise()) {
+/// A score on `questions` questions: `71.2 [65.0, 77.1]`, or `(71.2)†` for too few to read.
+fn group_score(questions: usize, score: Option<&Interval>) -> String {
+    match (score, questions >= MIN_PRECISE_CELL) {
         (None, _) => "—".into(),
         (Some(i), true) => with_interval(i),
         (Some(i), false) => format!("({:.1})†", i.value),
@@ -80,7 +80,11 @@ fn breakdown_table(breakdown: &Breakdown, rows: &[SystemRow]) -> Block {
             .iter()
             .map(|cell| {
                 let mut line = vec![cell.group.clone(), cell.questions.to_string()];
-                line.extend(cell.scores.iter().map(|s| cell_score(cell, s.as_ref())));
+                line.extend(
+                    cell.scores
+                        .iter()
+                        .map(|s| group_score(cell.questions, s.as_ref())),
+                );
                 line
             })
             .collect(),
@@ -101,7 +105,7 @@ fn subset_line(split: &SubsetDifference, systems: &(String, String)) -> String {
                 signed(value),
                 signed(low),
                 signed(high),
-                match split.questions < qa_metrics::breakdown::MIN_PRECISE_CELL {
+                match split.questions < MIN_PRECISE_CELL {
                     true => " (†: too few questions to read)",
                     false => "",
                 }
@@ -196,19 +200,19 @@ fn breakdown_blocks(gathered: &Gathered, analysis: &Analysis, plots: &[Plot]) ->
              Each score has its {:.0}% percentile-bootstrap interval; † marks a group of fewer \
              than {} questions, whose interval is too wide for its score to be compared.",
             100.0 * gathered.metrics.resampling.confidence,
-            qa_metrics::breakdown::MIN_PRECISE_CELL
+            MIN_PRECISE_CELL
         )),
     ];
     for breakdown in &analysis.breakdowns {
         out.push(Block::Heading(3, format!("By {}", breakdown.by)));
         out.push(breakdown_table(breakdown, &gathered.rows));
     }
-    out.extend(plot(plots, plots::BREAKDOWN_STEM));
+    out.extend(plot(plots, stems::BREAKDOWN));
     out
 }
 
 /// Where B's contamination and C's synthesis land, described.
-fn landing_blocks(analysis: &Analysis) -> Vec<Block> {
+fn landing_blocks(analysis: &Analysis, overlap_n: usize) -> Vec<Block> {
     let mut out = vec![
         Block::Heading(2, "Where the contamination and the synthesis land".into()),
         Block::Paragraph(
@@ -246,9 +250,9 @@ fn landing_blocks(analysis: &Analysis) -> Vec<Block> {
     }
     if let Some(view) = &analysis.synthesis {
         out.push(Block::Paragraph(format!(
-            "Model C's kept synthetic questions share on average {} of their n-grams with their \
-             seed questions; {} scores {} F1 on the whole test set. On the test questions of \
-             the types most and least common among the kept records:",
+            "Model C's kept synthetic questions share on average {} of their {overlap_n}-grams \
+             with their seed questions; {} scores {} F1 on the whole test set. On the test \
+             questions of the types most and least common among the kept records:",
             view.mean_overlap
                 .map_or("—".to_string(), |o| format!("{o:.1}%")),
             view.system,
@@ -266,15 +270,11 @@ fn landing_blocks(analysis: &Analysis) -> Vec<Block> {
             view.extremes
                 .iter()
                 .map(|(t, share, n, f1)| {
-                    let precise = *n >= qa_metrics::breakdown::MIN_PRECISE_CELL;
                     vec![
                         t.label().into(),
                         format!("{share:.1}%"),
                         n.to_string(),
-                        match precise {
-                            true => with_interval(f1),
-                            false => format!("({:.1})†", f1.value),
-                        },
+                        group_score(*n, Some(f1)),
                     ]
                 })
                 .collect(),
@@ -340,9 +340,7 @@ pub fn blocks(
                 .collect(),
         ));
     }
-    if let Some(i) = plots.iter().position(|p| p.stem == "scores") {
-        out.push(Block::Plot(i));
-    }
+    out.extend(plot(plots, stems::SCORES));
 
     out.push(Block::Heading(2, "Comparisons".into()));
     out.push(Block::List(
@@ -396,13 +394,9 @@ pub fn blocks(
             100.0 * funnel.acceptance_rate()
         )));
         out.push(Block::Pre(funnel.table()));
-        if let Some(i) = plots.iter().position(|p| p.stem == "funnel") {
-            out.push(Block::Plot(i));
-        }
+        out.extend(plot(plots, stems::FUNNEL));
     }
-    if let Some(i) = plots.iter().position(|p| p.stem == "ngram_overlap") {
-        out.push(Block::Plot(i));
-    }
+    out.extend(plot(plots, stems::NGRAM_OVERLAP));
     if let Some(agreement) = &gathered.agreement {
         out.push(Block::Paragraph(format!(
             "Model B's answers were generated for the human questions; against the human \
@@ -451,9 +445,7 @@ pub fn blocks(
             })
             .collect(),
     ));
-    if let Some(i) = plots.iter().position(|p| p.stem == "loss_curves") {
-        out.push(Block::Plot(i));
-    }
+    out.extend(plot(plots, stems::LOSS_CURVES));
 
     out.push(Block::Heading(2, "Example training records".into()));
     for set in &gathered.examples {
@@ -506,7 +498,7 @@ pub fn blocks(
         ));
     }
 
-    out.extend(landing_blocks(analysis));
+    out.extend(landing_blocks(analysis, config.overlap_n));
 
     out.push(Block::Heading(2, "Every test question".into()));
     out.push(Block::PerFormat {

@@ -156,8 +156,8 @@ pub fn p_value(p: f64) -> String {
     }
 }
 
-/// The comparison of `left` and `right` as `left − right`, from either order in `metrics.json`,
-/// with its adjusted p-value (which the order does not change).
+/// The comparison of `left` and `right` in `metrics.json`, and whether it is stored the other
+/// way round (as `right − left`; flipping it changes the interval's sign, not a p-value).
 fn oriented<'a>(
     gathered: &'a Gathered,
     left: &SystemRow,

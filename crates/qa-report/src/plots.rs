@@ -19,6 +19,20 @@ use crate::gather::{Gathered, SystemRow};
 const SIZE: (u32, u32) = (960, 520);
 const FONT: &str = "sans-serif";
 
+/// The plots' file stems, by which the report places them.
+pub mod stems {
+    /// EM and F1 with intervals.
+    pub const SCORES: &str = "scores";
+    /// The loss curves of A, B and C.
+    pub const LOSS_CURVES: &str = "loss_curves";
+    /// The synthesis funnel.
+    pub const FUNNEL: &str = "funnel";
+    /// The n-gram overlap histogram.
+    pub const NGRAM_OVERLAP: &str = "ngram_overlap";
+    /// F1 by question type.
+    pub const BREAKDOWN: &str = "f1_by_question_type";
+}
+
 /// A plot as written: its file stem, title and SVG text.
 #[derive(Debug, Clone)]
 pub struct Plot {
@@ -58,7 +72,7 @@ fn colour(row: &SystemRow) -> RGBColor {
 struct Scores<'a>(&'a [SystemRow]);
 
 impl Figure for Scores<'_> {
-    const STEM: &'static str = "scores";
+    const STEM: &'static str = stems::SCORES;
     const TITLE: &'static str = "Exact match and F1 on the test set, with confidence intervals";
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB> {
@@ -117,15 +131,12 @@ impl Figure for Scores<'_> {
     }
 }
 
-/// The stem of the breakdown plot, which the report places under its tables.
-pub const BREAKDOWN_STEM: &str = "f1_by_question_type";
-
 /// F1 by question type, a bar per system in each group, with its interval as a whisker; groups
 /// too small to read are drawn pale and without whiskers.
 struct BreakdownBars<'a>(&'a Breakdown, &'a [SystemRow]);
 
 impl Figure for BreakdownBars<'_> {
-    const STEM: &'static str = BREAKDOWN_STEM;
+    const STEM: &'static str = stems::BREAKDOWN;
     const TITLE: &'static str =
         "F1 by question type, per system, with confidence intervals (pale: under 30 questions)";
 
@@ -210,7 +221,7 @@ impl Figure for BreakdownBars<'_> {
 struct LossCurves<'a>(&'a [SystemRow]);
 
 impl Figure for LossCurves<'_> {
-    const STEM: &'static str = "loss_curves";
+    const STEM: &'static str = stems::LOSS_CURVES;
     const TITLE: &'static str = "Training loss (lines) and validation loss (dots) per step";
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB> {
@@ -281,7 +292,7 @@ impl Figure for LossCurves<'_> {
 struct FunnelBars<'a>(&'a Funnel);
 
 impl Figure for FunnelBars<'_> {
-    const STEM: &'static str = "funnel";
+    const STEM: &'static str = stems::FUNNEL;
     const TITLE: &'static str = "Synthesis funnel: candidates left after each filter";
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB> {
@@ -333,7 +344,7 @@ struct Overlaps<'a>(&'a [f64], usize);
 const BINS: usize = 10;
 
 impl Figure for Overlaps<'_> {
-    const STEM: &'static str = "ngram_overlap";
+    const STEM: &'static str = stems::NGRAM_OVERLAP;
     const TITLE: &'static str = "n-gram overlap of synthetic questions with their seed questions";
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB> {
