@@ -15,8 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{Interval, ResamplingConfig, bootstrap_ci};
+use crate::compare::{Interval, ResamplingConfig};
 use crate::error::Result;
+use crate::evaluate::interval_percent;
 use crate::squad::normalize_answer;
 
 /// Cells with fewer questions than this are marked: their intervals are too wide to compare.
@@ -245,12 +246,7 @@ pub fn cells(
                         return Ok(None);
                     }
                     let values: Vec<f64> = members.iter().map(|&i| scores[i]).collect();
-                    let ci = bootstrap_ci(&values, config)?;
-                    Ok(Some(Interval {
-                        value: 100.0 * ci.value,
-                        low: 100.0 * ci.low,
-                        high: 100.0 * ci.high,
-                    }))
+                    Ok(Some(interval_percent(&values, config)?))
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(Cell {

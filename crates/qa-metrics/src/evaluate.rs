@@ -258,7 +258,9 @@ fn percent(values: &[f64]) -> f64 {
     100.0 * values.iter().sum::<f64>() / values.len() as f64
 }
 
-fn interval_percent(values: &[f64], config: &ResamplingConfig) -> Result<Interval> {
+/// The mean of per-question scores in 0..=1 as a percentage (the official script's arithmetic),
+/// with its bootstrap interval.
+pub fn interval_percent(values: &[f64], config: &ResamplingConfig) -> Result<Interval> {
     let ci = bootstrap_ci(values, config)?;
     Ok(Interval {
         value: percent(values),
@@ -267,7 +269,12 @@ fn interval_percent(values: &[f64], config: &ResamplingConfig) -> Result<Interva
     })
 }
 
-fn comparison_percent(a: &[f64], b: &[f64], config: &ResamplingConfig) -> Result<PairedComparison> {
+/// The paired comparison of per-question scores in 0..=1, every difference in percentage points.
+pub fn comparison_percent(
+    a: &[f64],
+    b: &[f64],
+    config: &ResamplingConfig,
+) -> Result<PairedComparison> {
     let mut cmp = paired_bootstrap(a, b, config)?;
     cmp.difference.value = percent(a) - percent(b);
     cmp.difference.low *= 100.0;

@@ -3,7 +3,8 @@
 //! the systems differ, not why.
 
 use qa_metrics::breakdown::{AnswerLength, Cell, QuestionType, cells, is_number_or_date};
-use qa_metrics::compare::{Interval, PairedComparison, ResamplingConfig, bootstrap_ci};
+use qa_metrics::compare::{Interval, PairedComparison, ResamplingConfig};
+use qa_metrics::evaluate::{comparison_percent, interval_percent};
 use qa_metrics::squad::QuestionScores;
 
 use crate::error::Result;
@@ -150,18 +151,7 @@ fn paired_on(
         return Ok(None);
     }
     let pick = |column: &[f64]| members.iter().map(|&i| column[i]).collect::<Vec<_>>();
-    let mut cmp = qa_metrics::compare::paired_bootstrap(&pick(left), &pick(right), config)?;
-    cmp.difference = percent(cmp.difference);
-    cmp.power = cmp.power.scaled(100.0);
-    Ok(Some(cmp))
-}
-
-fn percent(i: Interval) -> Interval {
-    Interval {
-        value: 100.0 * i.value,
-        low: 100.0 * i.low,
-        high: 100.0 * i.high,
-    }
+    Ok(Some(comparison_percent(&pick(left), &pick(right), config)?))
 }
 
 /// The contamination view of the first A and B rows, if both were scored and B's data has
@@ -296,7 +286,7 @@ pub fn synthesis(gathered: &Gathered, config: &ResamplingConfig) -> Result<Optio
             .map(|(_, f1)| *f1)
             .collect();
         // Every type here is asked in the test set, so `members` is never empty.
-        let ci = percent(bootstrap_ci(&members, config)?);
+        let ci = interval_percent(&members, config)?;
         extremes.push((t, share, members.len(), ci));
     }
     let overlaps = &gathered.overlaps;
