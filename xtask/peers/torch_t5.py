@@ -13,10 +13,14 @@ Benchmarks (each the median of `--repeats` timed runs after one warm-up run):
 - t5-beam: the same with 4 beams (new tokens/s of the returned sequences);
 - train: one LoRA step (r 8 on q, v; AdamW), batch 8, source 384, target 32 (positions/s),
   and the peak resident memory of the process (run `--only train` in a process of its own for a
-  clean figure).
+  clean figure);
+- synth (only with `--synth-inputs FILE`, the prompts.json that `cargo bench -p qa-synth --bench
+  synth` writes): synthesis's generation on FLAN-T5-base shapes, `generate(num_return_sequences=
+  4, do_sample=True, top_p=0.95, temperature=0.8)` over the same prompts' token ids in the same
+  batches, decoded with the same tokenizer.json (candidates/s; one warm-up batch, one timed pass).
 
 Usage: .venv/bin/python xtask/peers/torch_t5.py [--sizes small,base] [--only BENCH] [--skip BENCH]
-       [--repeats N]
+       [--repeats N] [--synth-inputs FILE]
 """
 
 import argparse
@@ -122,12 +126,46 @@ def train(size, repeats):
     report("train", size, seconds, 8 * (384 + 32), peak_rss_bytes=peak)
 
 
+@torch.no_grad()
+def synth(path):
+    from transformers import PreTrainedTokenizerFast
+
+    with open(path) as f:
+        inputs = json.load(f)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=inputs["tokenizer"])
+    m = model("base")
+    per_batch, n = inputs["seeds_per_batch"], inputs["candidates"]
+    prompts = inputs["prompts"]
+    batches = [prompts[i:i + per_batch] for i in range(0, len(prompts), per_batch)]
+
+    def run(batch):
+        longest = max(len(p) for p in batch)
+        ids = torch.tensor([p + [0] * (longest - len(p)) for p in batch])
+        mask = torch.tensor([[1] * len(p) + [0] * (longest - len(p)) for p in batch])
+        new = inputs["max_new_tokens"]
+        out = m.generate(input_ids=ids, attention_mask=mask, do_sample=True, num_return_sequences=n,
+                         top_p=inputs["top_p"], temperature=inputs["temperature"],
+                         max_new_tokens=new, min_new_tokens=new, use_cache=True)
+        assert out.shape == (len(batch) * n, new + 1), out.shape
+        tokenizer.batch_decode(out, skip_special_tokens=True)
+
+    run(batches[0])
+    start = time.perf_counter()
+    for batch in batches:
+        run(batch)
+    seconds = time.perf_counter() - start
+    candidates = len(prompts) * n
+    print(json.dumps({"bench": "synth", "size": "base", "seconds": seconds,
+                      "candidates_per_second": candidates / seconds}), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="small,base")
     parser.add_argument("--only", default=None)
     parser.add_argument("--skip", action="append", default=[])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--synth-inputs", default=None)
     args = parser.parse_args()
     print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
     wanted = lambda name: args.only in (None, name) and name not in args.skip
@@ -142,6 +180,8 @@ def main():
             generate(size, args.repeats, beams=4)
         if wanted("train"):
             train(size, args.repeats)
+    if args.synth_inputs and wanted("synth"):
+        synth(args.synth_inputs)
 
 
 if __name__ == "__main__":

@@ -118,15 +118,40 @@ fn libtorch() -> anyhow::Result<PathBuf> {
     Ok(dir.into())
 }
 
-/// Runs `cargo bench -p <package> --bench <name> [-- <filter>]` (on `backend`, for t5-lora),
-/// echoing its output; returns the peak resident memory the benchmark printed, if it printed one
-/// (bytes).
+/// What a `cargo bench` printed on its standard output, line by line.
+pub struct BenchOutput {
+    lines: Vec<String>,
+}
+
+impl BenchOutput {
+    /// The peak resident memory the benchmark printed, if it printed one (bytes).
+    pub fn peak_memory(&self) -> Option<f64> {
+        self.lines.iter().find_map(|line| {
+            let gib = line
+                .strip_prefix("peak resident memory: ")?
+                .strip_suffix(" GiB")?;
+            gib.parse::<f64>().ok().map(|g| g * (1u64 << 30) as f64)
+        })
+    }
+
+    /// The lines that parse as JSON objects of type `T`.
+    fn json<T: serde::de::DeserializeOwned>(&self) -> Vec<T> {
+        self.lines
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+/// Runs `cargo bench -p <package> --bench <name> [-- <filter>]` (on `backend`, for the crates
+/// that run T5) with `env` set, echoing its output.
 pub fn cargo_bench(
     package: &str,
     name: &str,
     filter: Option<&str>,
     backend: Option<Backend>,
-) -> anyhow::Result<Option<f64>> {
+    env: &[(&str, &Path)],
+) -> anyhow::Result<BenchOutput> {
     eprintln!(
         "xtask: cargo bench -p {package} --bench {name} {}{}",
         filter.unwrap_or_default(),
@@ -139,36 +164,36 @@ pub fn cargo_bench(
     }
     let mut child = command
         .args(filter.map(|f| ["--", f]).into_iter().flatten())
+        .envs(env.iter().copied())
         .current_dir(project_root())
         .stdout(Stdio::piped())
         .spawn()
         .context("starting cargo bench")?;
-    let mut peak = None;
+    let mut lines = Vec::new();
     let stdout = child.stdout.take().context("cargo bench's output")?;
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         println!("{line}");
-        if let Some(gib) = line
-            .strip_prefix("peak resident memory: ")
-            .and_then(|rest| rest.strip_suffix(" GiB"))
-        {
-            peak = gib.parse::<f64>().ok().map(|g| g * (1u64 << 30) as f64);
-        }
+        lines.push(line);
     }
     let status = child.wait()?;
     if !status.success() {
         bail!("cargo bench -p {package} --bench {name} failed ({status})");
     }
-    Ok(peak)
+    Ok(BenchOutput { lines })
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR`, else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
 }
 
 /// Every criterion result under `target/criterion`, as elements per second.
 fn criterion_figures() -> anyhow::Result<Figures> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
     let mut figures = Figures::new();
-    let mut pending = vec![target.join("criterion")];
+    let mut pending = vec![target_dir().join("criterion")];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -202,6 +227,7 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
 struct PeerLine {
     bench: Option<String>,
     size: Option<String>,
+    seconds: Option<f64>,
     tokens_per_second: Option<f64>,
     gflops: Option<f64>,
     peak_rss_bytes: Option<f64>,
@@ -286,46 +312,96 @@ fn candle(args: &[&str]) -> Peer {
     }
 }
 
-/// `(d_model, d_ff, layers per stack, heads)` of the benchmarks' FLAN-T5 shapes.
-fn shape(size: &str) -> Option<(f64, f64, f64, f64)> {
-    match size {
-        "small" => Some((512.0, 1024.0, 8.0, 6.0)),
-        "base" => Some((768.0, 2048.0, 12.0, 12.0)),
-        _ => None,
+/// The matrix products of a FLAN-T5 shape, counting 2 floating-point operations per
+/// multiply-add; element-wise work is left out.
+struct Flops {
+    d: f64,
+    ff: f64,
+    layers: f64,
+    inner: f64,
+    vocab: f64,
+}
+
+impl Flops {
+    /// The benchmarks' FLAN-T5 shapes: `(d_model, d_ff, layers per stack, heads)`.
+    fn of(size: &str) -> Option<Flops> {
+        let (d, ff, layers, heads) = match size {
+            "small" => (512.0, 1024.0, 8.0, 6.0),
+            "base" => (768.0, 2048.0, 12.0, 12.0),
+            _ => return None,
+        };
+        Some(Flops {
+            d,
+            ff,
+            layers,
+            inner: heads * 64.0,
+            vocab: 32128.0,
+        })
+    }
+
+    /// `(projections, attention products)` of one decoder position attending `keys` earlier
+    /// positions and `source` encoder positions, over every layer.
+    fn decoder_position(&self, keys: f64, source: f64) -> (f64, f64) {
+        let Flops {
+            d,
+            ff,
+            layers,
+            inner,
+            vocab,
+        } = *self;
+        let projections = 2.0 * (6.0 * d * inner + 3.0 * d * ff) * layers + 2.0 * d * vocab;
+        let attention = 4.0 * (keys + source) * inner * layers;
+        (projections, attention)
+    }
+
+    /// `(projections, attention products)` of the encoder over `rows × source` positions plus
+    /// every layer's cross-attention keys and values of its output.
+    fn encoder(&self, rows: f64, source: f64) -> (f64, f64) {
+        let Flops {
+            d,
+            ff,
+            layers,
+            inner,
+            ..
+        } = *self;
+        let projections = rows * source * 2.0 * (6.0 * d * inner + 3.0 * d * ff) * layers;
+        let attention = rows * 4.0 * source * source * inner * layers;
+        (projections, attention)
+    }
+
+    /// Cached decoding of `target` tokens for one row: step t attends t + 1 positions.
+    fn cached_decoding(&self, source: f64, target: usize) -> f64 {
+        (0..target)
+            .map(|t| {
+                let (p, a) = self.decoder_position(t as f64 + 1.0, source);
+                p + a
+            })
+            .sum()
+    }
+
+    /// One synthesis seed: its prompt of `source` tokens encoded once, and `candidates`
+    /// samples of `target` tokens decoded from it.
+    fn synthesis_seed(&self, source: f64, candidates: f64, target: usize) -> f64 {
+        let (p, a) = self.encoder(1.0, source);
+        p + a + candidates * self.cached_decoding(source, target)
     }
 }
 
 /// Floating-point operations of one benchmark run per unit of its throughput (per position or
-/// per generated token), counting 2 per multiply-add of every matrix product; element-wise work
-/// is left out. A training step counts its forward pass, the input gradients of every frozen
-/// projection (2× forward in all) and both operand gradients of the attention products (3×).
+/// per generated token). A training step counts its forward pass, the input gradients of every
+/// frozen projection (2× forward in all) and both operand gradients of the attention products
+/// (3×).
 fn flops_per_unit(bench: &str, size: &str) -> Option<f64> {
-    let (d, ff, layers, heads) = shape(size)?;
-    let inner = heads * 64.0;
-    let vocab = 32128.0;
-    // (projections, attention products) of one decoder position attending `keys` earlier
-    // positions and `source` encoder positions, over every layer.
-    let decoder_position = |keys: f64, source: f64| {
-        let projections = 2.0 * (6.0 * d * inner + 3.0 * d * ff) * layers + 2.0 * d * vocab;
-        let attention = 4.0 * (keys + source) * inner * layers;
-        (projections, attention)
-    };
-    // The encoder over `rows × source` positions plus every layer's cross-attention keys and
-    // values of its output.
-    let encoder = |rows: f64, source: f64| {
-        let projections = rows * source * 2.0 * (6.0 * d * inner + 3.0 * d * ff) * layers;
-        let attention = rows * 4.0 * source * source * inner * layers;
-        (projections, attention)
-    };
+    let flops = Flops::of(size)?;
     let (rows, source, target) = match bench {
         "t5-forward" | "train" => (8.0, 384.0, 32.0),
         "t5-generate" | "t5-beam" => (16.0, 384.0, 32.0),
         _ => return None,
     };
-    let (enc_proj, enc_attn) = encoder(rows, source);
+    let (enc_proj, enc_attn) = flops.encoder(rows, source);
     match bench {
         "t5-forward" | "train" => {
-            let (dec_proj, dec_attn) = decoder_position(target, source);
+            let (dec_proj, dec_attn) = flops.decoder_position(target, source);
             let projections = enc_proj + rows * target * dec_proj;
             let attention = enc_attn + rows * target * dec_attn;
             let total = if bench == "train" {
@@ -336,14 +412,8 @@ fn flops_per_unit(bench: &str, size: &str) -> Option<f64> {
             Some(total / (rows * (source + target)))
         }
         _ => {
-            // Cached decoding: step t attends t + 1 positions, for every beam.
             let beams = if bench == "t5-beam" { 4.0 } else { 1.0 };
-            let decoding: f64 = (0..target as usize)
-                .map(|t| {
-                    let (p, a) = decoder_position(t as f64 + 1.0, source);
-                    p + a
-                })
-                .sum();
+            let decoding = flops.cached_decoding(source, target as usize);
             Some((enc_proj + enc_attn + rows * beams * decoding) / (rows * target))
         }
     }
@@ -472,4 +542,111 @@ fn row(bench: &str, size: &str, ours: Option<f64>, theirs: &[Option<f64>], unit:
         print!(" {:>18} {ratio:>9}", show(*other));
     }
     println!();
+}
+
+/// One variant of qa-synth's `synth` benchmark (`crates/qa-synth/benches/synth.rs`).
+#[derive(Deserialize)]
+struct SynthLine {
+    bench: String,
+    variant: Option<String>,
+    gflops: Option<f64>,
+    seconds: Option<f64>,
+    candidates: Option<usize>,
+    source_lengths: Option<Vec<usize>>,
+    new_tokens: Option<usize>,
+}
+
+/// `cargo xtask bench synth`: the synthesis stage before and after the shared encoder pass and
+/// with length grouping, beside PyTorch + transformers' `generate(num_return_sequences=4)` on
+/// the same prompts, with each one's model FLOP utilisation (the useful work: each prompt
+/// encoded once).
+pub fn synth(backend: Backend) -> anyhow::Result<()> {
+    let dir = target_dir().join("bench-synth");
+    let output = cargo_bench(
+        "qa-synth",
+        "synth",
+        None,
+        Some(backend),
+        &[("SYNTH_BENCH_DIR", &dir)],
+    )?;
+    let lines: Vec<SynthLine> = output.json();
+    let matmul = lines
+        .iter()
+        .find(|l| l.bench == "matmul")
+        .and_then(|l| l.gflops);
+    let variants: Vec<&SynthLine> = lines.iter().filter(|l| l.bench == "synth").collect();
+    let first = variants
+        .first()
+        .context("the synth benchmark printed no figures")?;
+    let (Some(lengths), Some(candidates), Some(target)) = (
+        first.source_lengths.as_ref(),
+        first.candidates,
+        first.new_tokens,
+    ) else {
+        bail!("the synth benchmark's lines lack their shapes");
+    };
+    let flops = Flops::of("base").context("the base shape")?;
+    let per_seed = candidates as f64 / lengths.len() as f64;
+    let useful: f64 = lengths
+        .iter()
+        .map(|&source| flops.synthesis_seed(source as f64, per_seed, target))
+        .sum();
+
+    let prompts = dir.join("prompts.json");
+    let mut args = vec!["--sizes", "base", "--synth-inputs"];
+    let prompts_arg = prompts.to_str().context("non-UTF-8 target path")?;
+    args.push(prompts_arg);
+    for skipped in ["t5-forward", "t5-generate", "t5-beam", "train"] {
+        args.extend(["--skip", skipped]);
+    }
+    let peer = pytorch(&args);
+    let theirs = peer.line("synth", "base").and_then(|l| l.seconds);
+    if let Err(why) = &peer.lines {
+        println!("\nPyTorch peer skipped: {why}");
+    }
+
+    let utilisation = |seconds: f64, matmul: Option<f64>| {
+        matmul.map_or("—".to_string(), |gflops| {
+            format!("{:.0}%", useful / seconds / (gflops * 1e9) * 100.0)
+        })
+    };
+    let before = variants
+        .iter()
+        .find(|l| l.variant.as_deref() == Some("encode-per-candidate"))
+        .and_then(|l| l.seconds);
+    println!(
+        "\nsynthesis stage, FLAN-T5-base shapes: {} seeds × {per_seed:.0} candidates, {target} new \
+         tokens, prompts of {:.0} tokens on average",
+        lengths.len(),
+        lengths.iter().sum::<usize>() as f64 / lengths.len() as f64
+    );
+    println!(
+        "{:<28} {:>14} {:>10} {:>10} {:>6}",
+        "variant", "candidates/s", "×before", "×PyTorch", "MFU"
+    );
+    let ratio = |a: f64, b: Option<f64>| b.map_or("—".to_string(), |b| format!("{:.2}×", b / a));
+    for line in &variants {
+        let Some(seconds) = line.seconds else {
+            continue;
+        };
+        println!(
+            "{:<28} {:>14.2} {:>10} {:>10} {:>6}",
+            line.variant.as_deref().unwrap_or("?"),
+            candidates as f64 / seconds,
+            ratio(seconds, before),
+            ratio(seconds, theirs),
+            utilisation(seconds, matmul)
+        );
+    }
+    if let Some(seconds) = theirs {
+        println!(
+            "{:<28} {:>14.2} {:>10} {:>10} {:>6}",
+            "PyTorch generate(n=4)",
+            candidates as f64 / seconds,
+            ratio(seconds, before),
+            "1.00×",
+            utilisation(seconds, peer.matmul())
+        );
+    }
+    Ok(())
 }

@@ -116,6 +116,10 @@ enum Bench {
     T5,
     /// One LoRA training step on FLAN-T5-base shapes, and peak memory (t5-lora).
     Train,
+    /// The synthesis stage end to end on FLAN-T5-base shapes over 64 SQuAD seeds, before and
+    /// after the shared encoder pass, beside Hugging Face's `generate(num_return_sequences=4)`
+    /// (qa-synth).
+    Synth,
 }
 
 fn main() -> std::process::ExitCode {
@@ -201,27 +205,29 @@ fn bench(which: Option<Bench>, size: Option<&str>, device: bench::Backend) -> an
     if size.is_some_and(|s| s != "small" && s != "base") {
         bail!("--size takes small or base");
     }
-    let all = [Bench::Metrics, Bench::T5, Bench::Train];
+    let all = [Bench::Metrics, Bench::T5, Bench::Train, Bench::Synth];
     let (mut t5, mut train, mut peak) = (false, false, None);
     for bench in which.map_or(all.to_vec(), |one| vec![one]) {
         match bench {
             Bench::Metrics => {
-                bench::cargo_bench("qa-metrics", "metrics", None, None)?;
+                bench::cargo_bench("qa-metrics", "metrics", None, None, &[])?;
             }
             Bench::T5 => {
                 // Criterion filters by regex over "group/shape/input"; the matmul always runs.
                 let filter = size.map(|s| format!("matmul|/{s}/"));
-                bench::cargo_bench("t5-lora", "t5", filter.as_deref(), Some(device))?;
+                bench::cargo_bench("t5-lora", "t5", filter.as_deref(), Some(device), &[])?;
                 t5 = true;
             }
             Bench::Train => {
                 if !t5 {
                     // The denominator of the training step's FLOP utilisation.
-                    bench::cargo_bench("t5-lora", "t5", Some("matmul"), Some(device))?;
+                    bench::cargo_bench("t5-lora", "t5", Some("matmul"), Some(device), &[])?;
                 }
-                peak = bench::cargo_bench("t5-lora", "train", None, Some(device))?;
+                peak =
+                    bench::cargo_bench("t5-lora", "train", None, Some(device), &[])?.peak_memory();
                 train = true;
             }
+            Bench::Synth => bench::synth(device)?,
         }
     }
     if t5 || train {

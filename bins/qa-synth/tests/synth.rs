@@ -62,6 +62,34 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The encoder runs once per seed for all its candidates, and seeds of similar prompt length
+/// share a model batch; neither may change a byte of what a run writes.
+/// `fixtures/synth/expected/` is what qa-synth wrote before either change, from the same seeds
+/// and config (`fixtures/synth/config.yaml`).
+#[test]
+fn sharing_the_encoder_pass_changes_no_byte_of_the_output() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out");
+    let output = synth(&[
+        "run",
+        "--input",
+        "fixtures/synth/seeds.jsonl",
+        "--config",
+        "fixtures/synth/config.yaml",
+        "--out-dir",
+        path(&out),
+    ])
+    .current_dir(&root)
+    .output()
+    .expect("qa-synth runs");
+    assert_success(&output);
+    for name in ["ledger.jsonl", "synthetic.jsonl", "funnel.json"] {
+        let expected = root.join("fixtures/synth/expected").join(name);
+        assert!(read(&out.join(name)) == read(&expected), "{name} differs");
+    }
+}
+
 #[test]
 fn garbage_from_a_random_model_trips_the_acceptance_floor() {
     let tmp = tempfile::tempdir().expect("tempdir");

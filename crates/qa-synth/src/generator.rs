@@ -7,7 +7,7 @@ use qa_data::run_place;
 use serde::{Deserialize, Serialize};
 use t5_lora::device::DeviceChoice;
 use t5_lora::predict::load_model;
-use t5_lora::{GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate_text};
+use t5_lora::{GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate_from_ids};
 
 use crate::error::Result;
 use crate::openai::{OpenAiConfig, OpenAiGenerator};
@@ -136,8 +136,17 @@ pub struct T5Generator {
 impl T5Generator {
     /// Loads the model `config` names.
     pub fn load(config: &T5GeneratorConfig) -> Result<Self> {
-        config.generation.validate()?;
         let (model, tokenizer) = load_model(&config.model, None, &config.device)?;
+        Self::new(config, model, tokenizer)
+    }
+
+    /// A generator over a model already loaded (`config.model` names it in provenance).
+    pub fn new(
+        config: &T5GeneratorConfig,
+        model: T5ForConditionalGeneration,
+        tokenizer: T5Tokenizer,
+    ) -> Result<Self> {
+        config.generation.validate()?;
         Ok(T5Generator {
             config: config.clone(),
             model,
@@ -165,28 +174,38 @@ impl Generator for T5Generator {
         sampling
     }
 
+    /// Each request's prompt is encoded once for all its completions, and requests of similar
+    /// prompt length go into one batch of `batch_size`, so that batches carry little padding;
+    /// the completions come back in request order, and each draws from its own stream, so
+    /// neither changes the text.
     fn generate(&self, requests: &[Request]) -> Result<Vec<Vec<String>>> {
-        let mut out = Vec::with_capacity(requests.len());
-        for batch in requests.chunks(self.config.batch_size.max(1)) {
-            let mut prompts = Vec::new();
+        let prompts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
+        let encoded = self
+            .tokenizer
+            .encode(&prompts, self.config.max_source_len)?;
+        let mut by_length: Vec<usize> = (0..requests.len()).collect();
+        by_length.sort_by_key(|&i| encoded.ids[i].len());
+        let mut out = vec![Vec::new(); requests.len()];
+        for batch in by_length.chunks(self.config.batch_size.max(1)) {
+            let mut ids = Vec::new();
             let mut streams = Vec::new();
-            for request in batch {
+            for &i in batch {
+                let request = &requests[i];
                 for j in 0..request.n {
-                    prompts.push(request.prompt.as_str());
+                    ids.push(encoded.ids[i].clone());
                     streams.push(request.stream * request.n as u64 + j as u64);
                 }
             }
-            let mut texts = generate_text(
+            let mut texts = generate_from_ids(
                 &self.model,
                 &self.tokenizer,
-                &prompts,
-                self.config.max_source_len,
+                &ids,
                 &self.config.generation,
                 &streams,
             )?
             .into_iter();
-            for request in batch {
-                out.push(texts.by_ref().take(request.n).collect());
+            for &i in batch {
+                out[i] = texts.by_ref().take(requests[i].n).collect();
             }
         }
         Ok(out)

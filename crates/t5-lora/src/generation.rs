@@ -2,10 +2,14 @@
 //! sampling, with the semantics of Hugging Face's `generate` (transformers 4.57) so that the
 //! same settings give the same tokens.
 //!
-//! The encoder runs once per input. With `use_cache` (the default) the decoder keeps the keys
-//! and values of every position it has seen ([`DecoderCache`]), so each new token costs one
-//! position; without it every step recomputes the whole prefix, which exists to measure what
-//! the cache saves.
+//! The encoder runs once per distinct input: rows of a batch that share a prompt (the `n`
+//! candidates of a synthesis seed) continue one encoder output, expanded the way Hugging Face's
+//! `num_return_sequences` expands it, each row still sampling from its own stream. With
+//! `use_cache` (the default) the decoder keeps the keys and values of every position it has
+//! seen ([`DecoderCache`]), so each new token costs one position; without it every step
+//! recomputes the whole prefix, which exists to measure what the cache saves.
+
+use std::collections::HashMap;
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -112,6 +116,7 @@ pub fn generate(
 
 /// [`generate`], with row `i` sampling from stream `streams[i]` of `config.seed`: give each
 /// input its position in the whole run, and its sampled tokens do not depend on batching.
+/// Every row is encoded, repeated ones too; [`generate_repeated`] encodes each input once.
 pub fn generate_with_streams(
     model: &T5ForConditionalGeneration,
     input_ids: Tensor<2, Int>,
@@ -119,15 +124,47 @@ pub fn generate_with_streams(
     config: &GenerationConfig,
     streams: &[u64],
 ) -> Result<Vec<Vec<u32>>> {
+    let rows: Vec<usize> = (0..input_ids.dims()[0]).collect();
+    generate_repeated(model, input_ids, attention_mask, &rows, config, streams)
+}
+
+/// Generates several sequences per input from one encoder pass: the encoder runs over the
+/// `inputs` rows once, and output row `i` continues input `rows[i]`, sampling from stream
+/// `streams[i]`. The tokens are those [`generate_with_streams`] gives for the batch with input
+/// `rows[i]` in row `i`, for `inputs / rows.len()` of its encoder work.
+///
+/// # Shapes
+/// - input_ids, attention_mask: `[inputs, src_len]`
+pub fn generate_repeated(
+    model: &T5ForConditionalGeneration,
+    input_ids: Tensor<2, Int>,
+    attention_mask: Tensor<2, Int>,
+    rows: &[usize],
+    config: &GenerationConfig,
+    streams: &[u64],
+) -> Result<Vec<Vec<u32>>> {
     config.validate()?;
-    let batch = input_ids.dims()[0];
-    if streams.len() != batch {
+    let inputs = input_ids.dims()[0];
+    if streams.len() != rows.len() {
         return Err(Error::Generation(format!(
-            "{} sampling streams for a batch of {batch}",
-            streams.len()
+            "{} sampling streams for {} rows",
+            streams.len(),
+            rows.len()
         )));
     }
-    let encoder_hidden = model.encode(input_ids, attention_mask.clone());
+    if let Some(row) = rows.iter().find(|&&row| row >= inputs) {
+        return Err(Error::Generation(format!(
+            "row of input {row} asked for in a batch of {inputs} inputs"
+        )));
+    }
+    let device = input_ids.device();
+    let mut encoder_hidden = model.encode(input_ids, attention_mask.clone());
+    let mut attention_mask = attention_mask;
+    if !rows.iter().copied().eq(0..inputs) {
+        let expand = row_indices(rows, &device);
+        encoder_hidden = encoder_hidden.select(0, expand.clone());
+        attention_mask = attention_mask.select(0, expand);
+    }
     if config.num_beams > 1 {
         Ok(beam_search(model, encoder_hidden, attention_mask, config))
     } else {
@@ -136,8 +173,8 @@ pub fn generate_with_streams(
 }
 
 /// Prompts in, answers out: tokenizes `prompts` (each cut to `max_source_len` tokens, `</s>`
-/// kept), generates as [`generate_with_streams`] does (prompt `i` sampling from `streams[i]`),
-/// and decodes without special tokens.
+/// kept), generates as [`generate_from_ids`] does (prompt `i` sampling from `streams[i]`), and
+/// decodes without special tokens.
 pub fn generate_text<S: AsRef<str>>(
     model: &T5ForConditionalGeneration,
     tokenizer: &T5Tokenizer,
@@ -150,7 +187,8 @@ pub fn generate_text<S: AsRef<str>>(
     generate_from_ids(model, tokenizer, &encoded.ids, config, streams)
 }
 
-/// [`generate_text`] for prompts already tokenized (each ending with `</s>`).
+/// [`generate_text`] for prompts already tokenized (each ending with `</s>`). Prompts that
+/// occur more than once are encoded once ([`generate_repeated`]).
 pub fn generate_from_ids(
     model: &T5ForConditionalGeneration,
     tokenizer: &T5Tokenizer,
@@ -158,8 +196,19 @@ pub fn generate_from_ids(
     config: &GenerationConfig,
     streams: &[u64],
 ) -> Result<Vec<String>> {
-    let (input_ids, attention_mask) = pad_batch(prompts, tokenizer.pad_id(), &model.device());
-    generate_with_streams(model, input_ids, attention_mask, config, streams)?
+    let mut distinct: Vec<&[u32]> = Vec::new();
+    let mut first_seen: HashMap<&[u32], usize> = HashMap::new();
+    let rows: Vec<usize> = prompts
+        .iter()
+        .map(|prompt| {
+            *first_seen.entry(prompt.as_slice()).or_insert_with(|| {
+                distinct.push(prompt);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    let (input_ids, attention_mask) = pad_batch(&distinct, tokenizer.pad_id(), &model.device());
+    generate_repeated(model, input_ids, attention_mask, &rows, config, streams)?
         .iter()
         .map(|tokens| tokenizer.decode(tokens))
         .collect()
@@ -347,20 +396,29 @@ fn greedy_or_sample(
 
 /// Draws a token from `logits` after Hugging Face's warpers, in its order: temperature, top-k,
 /// top-p.
+///
+/// Only the tokens top-k leaves are looked at after it: a token it removes has probability 0,
+/// which changes no sum and no draw, so the result is the one over the whole vocabulary, at
+/// the cost of `top_k` tokens rather than of sorting `vocab`.
 fn sample_token(logits: &[f32], config: &GenerationConfig, rng: &mut ChaCha8Rng) -> u32 {
-    let mut scores: Vec<f32> = logits.iter().map(|l| l / config.temperature).collect();
+    let scores: Vec<f32> = logits.iter().map(|l| l / config.temperature).collect();
+    // The tokens still possible, in vocabulary order.
+    let mut tokens: Vec<usize> = (0..scores.len()).collect();
     if config.top_k > 0 && config.top_k < scores.len() {
         // Ties with the k-th score survive, as in `TopKLogitsWarper`.
-        let mut sorted = scores.clone();
-        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-        let kth = sorted[config.top_k - 1];
-        scores
-            .iter_mut()
-            .filter(|s| **s < kth)
-            .for_each(|s| *s = f32::NEG_INFINITY);
+        let mut ranked = scores.clone();
+        let (_, &mut kth, _) =
+            ranked.select_nth_unstable_by(config.top_k - 1, |a, b| b.total_cmp(a));
+        tokens.retain(|&token| scores[token] >= kth);
     }
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<f64> = scores.iter().map(|&s| f64::from(s - max).exp()).collect();
+    let max = tokens
+        .iter()
+        .map(|&token| scores[token])
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut probs: Vec<f64> = tokens
+        .iter()
+        .map(|&token| f64::from(scores[token] - max).exp())
+        .collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if config.top_p < 1.0 {
@@ -381,7 +439,7 @@ fn sample_token(logits: &[f32], config: &GenerationConfig, rng: &mut ChaCha8Rng)
     let total: f64 = probs.iter().sum();
     let mut target = rng.random::<f64>() * total;
     let mut last_possible = 0;
-    for (token, &p) in probs.iter().enumerate() {
+    for (&token, &p) in tokens.iter().zip(&probs) {
         if p > 0.0 {
             last_possible = token;
             if target < p {

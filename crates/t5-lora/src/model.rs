@@ -11,6 +11,9 @@
 //! Shapes use `batch`, `src_len` (encoder positions), `tgt_len` (decoder positions), `heads`,
 //! `d_kv` (per-head width), `d_model`, `d_ff` and `vocab`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -99,6 +102,7 @@ impl T5Config {
                     .init(device)
             }),
             config: self.clone(),
+            encoded_rows: Arc::default(),
         }
     }
 }
@@ -759,6 +763,10 @@ pub struct T5ForConditionalGeneration {
     pub lm_head: Option<Linear>,
     #[module(skip)]
     config: T5Config,
+    /// Input rows [`Self::encode`] has run on, shared by clones: what shows that generation
+    /// encodes a repeated prompt once.
+    #[module(skip)]
+    encoded_rows: Arc<AtomicUsize>,
 }
 
 impl T5ForConditionalGeneration {
@@ -772,13 +780,19 @@ impl T5ForConditionalGeneration {
         self.shared.weight.val().device()
     }
 
+    /// How many input rows this model (and its clones) has encoded since it was made.
+    pub fn encoded_rows(&self) -> usize {
+        self.encoded_rows.load(Ordering::Relaxed)
+    }
+
     /// Encodes a padded batch.
     ///
     /// # Shapes
     /// - input_ids, attention_mask: `[batch, src_len]` (mask 1 for tokens, 0 for padding)
     /// - output: `[batch, src_len, d_model]`
     pub fn encode(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Tensor<3> {
-        let [_, src_len] = input_ids.dims();
+        let [batch, src_len] = input_ids.dims();
+        self.encoded_rows.fetch_add(batch, Ordering::Relaxed);
         let device = input_ids.device();
         let hidden = self.shared.forward(input_ids); // [batch, src_len, d_model]
         let bias = self

@@ -125,15 +125,21 @@ impl T5Tokenizer {
 ///
 /// # Shapes
 /// - output: two of `[sequences, longest]`
-pub fn pad_batch(
-    sequences: &[Vec<u32>],
+pub fn pad_batch<S: AsRef<[u32]>>(
+    sequences: &[S],
     pad_id: u32,
     device: &Device,
 ) -> (Tensor<2, Int>, Tensor<2, Int>) {
-    let longest = sequences.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let longest = sequences
+        .iter()
+        .map(|s| s.as_ref().len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let mut ids = Vec::with_capacity(sequences.len() * longest);
     let mut mask = Vec::with_capacity(sequences.len() * longest);
     for sequence in sequences {
+        let sequence = sequence.as_ref();
         ids.extend(sequence.iter().map(|&id| i64::from(id)));
         ids.extend(std::iter::repeat_n(
             i64::from(pad_id),
