@@ -220,6 +220,30 @@ fn an_interrupted_run_resumes_from_its_partial_file() {
 }
 
 #[test]
+fn a_kill_while_cleaning_up_leaves_nothing_that_blocks_the_next_run() {
+    let (tmp, model, records) = setup();
+    let model = model.to_str().expect("utf-8");
+    let out = tmp.path().join("predictions.jsonl");
+    assert_success(&predict(model, &records, &out, &[]));
+    // A finished run removes its partial file, then its settings: a kill between the two
+    // leaves the settings of a run whose output is complete.
+    let settings = partial_settings_path(&out);
+    let finished = PredictConfig {
+        model: model.to_string(),
+        ..PredictConfig::default()
+    };
+    std::fs::write(
+        &settings,
+        serde_json::to_string(&resume_settings(&finished)).expect("JSON"),
+    )
+    .expect("settings");
+    let other = predict(model, &records, &out, &["--num-beams", "2"]);
+    assert_success(&other);
+    assert!(!settings.exists());
+    assert!(!tmp.path().join("predictions.jsonl.partial").exists());
+}
+
+#[test]
 fn model_ids_are_found_in_the_hugging_face_cache_offline() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let commit = "abcdef0123456789abcdef0123456789abcdef01";

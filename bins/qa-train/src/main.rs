@@ -18,7 +18,9 @@ use t5_lora::train::TrainConfig;
 /// per optimiser step and per evaluation), checkpoint/ (adapter, optimiser state and data
 /// position, replaced atomically every checkpoint_every steps) and, with --validation,
 /// best_adapter/. After an interruption, the same command with --resume continues exactly where
-/// the last checkpoint left off. Settings come from the `train:` section of --config files, then
+/// the last checkpoint left off; each checkpoint records the settings and the SHA-256 of the
+/// --train and --validation files, and a resume with other ones is refused, naming what
+/// differs (--device may change). Settings come from the `train:` section of --config files, then
 /// QA_TRAIN__<KEY> variables (QA_TRAIN__LORA__R for nested keys), then the flags.
 #[derive(Parser)]
 #[command(version)]

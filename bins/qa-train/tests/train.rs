@@ -112,6 +112,50 @@ fn trains_writes_a_peft_adapter_and_a_log_and_refuses_to_clobber_a_checkpoint() 
 }
 
 #[test]
+fn a_resume_with_other_settings_or_data_is_refused_and_names_what_differs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (model, records) = setup(tmp.path());
+    let out = tmp.path().join("run");
+    let started = qa_train(&model, &records, &out, &[]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let refused = |extra: &[&str], train: &Path| {
+        let output = qa_train(&model, train, &out, &[&["--resume"], extra].concat());
+        assert!(!output.status.success(), "{extra:?} was resumed");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = refused(&["--learning-rate", "0.01"], &records);
+    assert!(
+        stderr.contains("other settings or data") && stderr.contains("settings.learning_rate"),
+        "{stderr}"
+    );
+    // The same records with one changed: the file's digest tells.
+    let edited = tmp.path().join("edited.jsonl");
+    let text = std::fs::read_to_string(&records).expect("records");
+    std::fs::write(
+        &edited,
+        text.replace("Which number is 3?", "Which number is three?"),
+    )
+    .expect("edited");
+    let stderr = refused(&[], &edited);
+    assert!(stderr.contains("train_file_sha256"), "{stderr}");
+    // A validation file the run did not have.
+    let validation = ["--validation", records.to_str().expect("utf-8")];
+    let stderr = refused(&validation, &records);
+    assert!(stderr.contains("validation_file_sha256"), "{stderr}");
+    // Where it runs may change: the same settings on the CPU named another way resume.
+    let resumed = qa_train(&model, &records, &out, &["--resume", "--device", "cpu"]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+}
+
+#[test]
 fn the_shipped_configs_parse_and_flags_win_over_them() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (model, records) = setup(tmp.path());

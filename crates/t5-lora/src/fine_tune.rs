@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use qa_data::QaRecord;
-use qa_data::files::read_jsonl;
+use qa_data::files::{read_jsonl, sha256_file};
 use qa_data::layout::model_files;
 
 use crate::checkpoint::load_pretrained;
@@ -25,7 +25,7 @@ use crate::lora::save_adapter;
 use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
 use crate::train::{
     Checkpointing, EvalLog, StepLog, TrainConfig, TrainEvent, TrainLog, TrainingState,
-    TruncationCounts, checkpoint_state, encode_examples, total_steps, train,
+    TruncationCounts, checkpoint_run, checkpoint_state, encode_examples, total_steps, train,
 };
 use crate::validation::Validation;
 
@@ -83,7 +83,38 @@ pub struct RunSummary {
     pub log: PathBuf,
 }
 
+/// What decides a run's adapter, recorded in each of its checkpoints: the settings but where
+/// it runs ([`qa_data::run_place::TRAIN`]), and the SHA-256 of the training and validation
+/// files.
+fn run_record(config: &TrainConfig, files: &RunFiles) -> Result<serde_json::Value> {
+    let settings = qa_data::run_place::without(config, qa_data::run_place::TRAIN);
+    Ok(serde_json::json!({
+        "settings": settings,
+        "train_file_sha256": sha256_file(&files.train)?,
+        "validation_file_sha256": files.validation.as_ref().map(sha256_file).transpose()?,
+    }))
+}
+
+/// Refuses to resume the checkpoint in `dir` unless it was started with `run` (its record).
+fn check_resume(dir: &std::path::Path, run: &serde_json::Value) -> Result<()> {
+    match checkpoint_run(dir)? {
+        None => Err(Error::Training(format!(
+            "{} does not record the settings and data it was started with (an older qa-train \
+             wrote it), so resuming it cannot be checked: remove it to start over",
+            dir.display()
+        ))),
+        Some(recorded) if &recorded != run => Err(Error::Training(format!(
+            "{} was started with other settings or data ({}): resume with the ones it was \
+             started with, or remove it to start over",
+            dir.display(),
+            qa_data::config::differences(&recorded, run).join("; ")
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Runs (or resumes) the training that `config` and `files` describe and writes the adapter.
+/// A resume must have the settings and data the run was started with (where it runs aside).
 pub fn fine_tune(
     config: &TrainConfig,
     files: &RunFiles,
@@ -93,6 +124,7 @@ pub fn fine_tune(
         dir: files.out_dir.join(CHECKPOINT_DIR),
         every: config.checkpoint_every,
         best_dir: files.out_dir.join(BEST_ADAPTER_DIR),
+        run: run_record(config, files)?,
     };
     let resumed = checkpoint_state(&checkpointing.dir)?;
     match (&resumed, files.resume) {
@@ -109,7 +141,8 @@ pub fn fine_tune(
                 checkpointing.dir.display()
             )));
         }
-        _ => {}
+        (Some(_), true) => check_resume(&checkpointing.dir, &checkpointing.run)?,
+        (None, false) => {}
     }
     let records: Vec<QaRecord> = read_jsonl(&files.train)?;
     let validation_records: Option<Vec<QaRecord>> =

@@ -232,7 +232,9 @@ pub fn predict_records(
         prediction: answers.remove(&records[index].id).unwrap_or_default(),
     });
     write_jsonl_atomic(out, in_order)?;
-    for done in [settings_path(&partial), partial] {
+    // The partial file first: settings without it are simply rewritten by the next run, while
+    // a partial file without its settings would be refused as another run's.
+    for done in [partial.clone(), settings_path(&partial)] {
         std::fs::remove_file(&done).map_err(|e| Error::io(done, e))?;
     }
     Ok(PredictSummary {

@@ -323,7 +323,13 @@ pub struct Checkpointing {
     pub every: usize,
     /// The adapter of the best evaluation so far (a PEFT adapter directory).
     pub best_dir: PathBuf,
+    /// What decides the run's output (its settings and the digests of its data), written into
+    /// every checkpoint as [`RUN_FILE`] so that a resume can refuse other ones.
+    pub run: serde_json::Value,
 }
+
+/// The file of a checkpoint that records what decides the run's output.
+pub const RUN_FILE: &str = "run.json";
 
 /// The file holding the optimiser state (Burn's record bytes).
 pub const OPTIMIZER_FILE: &str = "optimizer.bin";
@@ -553,7 +559,7 @@ pub fn train(
                     || evaluated
                     || state.step.is_multiple_of(checkpointing.every.max(1)))
             {
-                save_checkpoint(&model, &optimizer, &state, config, &checkpointing.dir)?;
+                save_checkpoint(&model, &optimizer, &state, config, checkpointing)?;
             }
             if flow.is_break() && !last {
                 let best_model = restore_best(&model, best_model, &state, checkpointing)?;
@@ -612,6 +618,16 @@ pub fn checkpoint_state(dir: &Path) -> Result<Option<TrainingState>> {
         .transpose()
 }
 
+/// What the checkpoint in `dir` records of the run's settings and data ([`RUN_FILE`]): `None`
+/// when there is no checkpoint or it records nothing (one written before checkpoints did).
+pub fn checkpoint_run(dir: &Path) -> Result<Option<serde_json::Value>> {
+    existing_checkpoint(dir)
+        .map(|found| found.join(RUN_FILE))
+        .filter(|path| path.is_file())
+        .map(|path| qa_data::files::read_json(path).map_err(Error::from))
+        .transpose()
+}
+
 /// The checkpoint directory to resume from, if any: `dir`, or the previous checkpoint that a
 /// crash while replacing it left at `dir.old`.
 fn existing_checkpoint(dir: &Path) -> Option<PathBuf> {
@@ -627,15 +643,16 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes a checkpoint into `dir.tmp`, then swaps it in for `dir` (the previous one stays at
-/// `dir.old` until the new one is in place).
+/// Writes a checkpoint, with the run's record, into `<dir>.tmp`, then swaps it in for `dir`
+/// (the previous one stays at `<dir>.old` until the new one is in place).
 fn save_checkpoint(
     model: &T5ForConditionalGeneration,
     optimizer: &ModuleOptimizer,
     state: &TrainingState,
     config: &TrainConfig,
-    dir: &Path,
+    checkpointing: &Checkpointing,
 ) -> Result<()> {
+    let dir = &checkpointing.dir;
     let (tmp, old) = (sibling(dir, "tmp"), sibling(dir, "old"));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -649,6 +666,7 @@ fn save_checkpoint(
     let optimizer_path = tmp.join(OPTIMIZER_FILE);
     std::fs::write(&optimizer_path, &*bytes).map_err(|e| Error::io(&optimizer_path, e))?;
     qa_data::files::write_json_atomic(tmp.join(STATE_FILE), state)?;
+    qa_data::files::write_json_atomic(tmp.join(RUN_FILE), &checkpointing.run)?;
     if dir.exists() {
         if old.exists() {
             std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
