@@ -91,6 +91,25 @@ fn sharing_the_encoder_pass_changes_no_byte_of_the_output() {
 }
 
 #[test]
+fn a_resume_with_other_settings_is_refused_and_names_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (seeds, config) = setup(tmp.path(), 0.0);
+    let out = tmp.path().join("out");
+    assert_success(&run(&seeds, &config, &out, &[]));
+    let resumed = synth(&["run", "--input", path(&seeds), "--config", path(&config)])
+        .args(["--out-dir", path(&out), "--resume"])
+        .env("QA_SYNTH__CANDIDATES", "3")
+        .output()
+        .expect("qa-synth runs");
+    assert!(!resumed.status.success());
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        stderr.contains("other settings") && stderr.contains("stage.synth.candidates: 2 → 3"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn garbage_from_a_random_model_trips_the_acceptance_floor() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (seeds, config) = setup(tmp.path(), 0.2);

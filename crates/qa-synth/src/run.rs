@@ -118,10 +118,15 @@ where
         (true, true) => {
             let recorded: RunSettings<S> = read_json(&path)?;
             if &recorded != settings {
+                let as_json = |settings: &RunSettings<S>| {
+                    serde_json::to_value(settings).unwrap_or(serde_json::Value::Null)
+                };
+                let changed = qa_data::config::differences(&as_json(&recorded), &as_json(settings));
                 return Err(Error::Config(format!(
-                    "{} records other settings than this run's: resume with the same config, \
-                     input and shard",
-                    path.display()
+                    "{} records other settings than this run's ({}): resume with the same \
+                     config, input and shard",
+                    path.display(),
+                    changed.join("; ")
                 )));
             }
         }
