@@ -1,7 +1,7 @@
 //! Loading Hugging Face T5 checkpoints: `config.json` plus `model.safetensors` or a sharded
 //! `model.safetensors.index.json`, in f32, f16 or bf16 (computed in f32).
 //!
-//! Tensors are read by `burn-store`'s `SafetensorsStore` ([`safetensors_reader`]), with
+//! Tensors are read by `burn-store`'s `SafetensorsStore` (`safetensors_reader`), with
 //! `PyTorchToBurnAdapter` transposing linear weights (PyTorch stores `[out, in]`, Burn
 //! `[in, out]`), f16 and bf16 widened to f32 on the host, and the remap table below renaming the
 //! few checkpoint segments Rust cannot mirror.
