@@ -429,6 +429,10 @@ fn mfu(
     Some(flops_per_unit(bench, size)? * tokens_per_second? / (matmul? * 1e9))
 }
 
+/// The model benchmarks that this crate and the peers run under the same names (the PyTorch
+/// peer's `--skip` takes them; the matmul always runs, as the utilisation's denominator).
+const PEER_MODEL_BENCHES: [&str; 4] = ["t5-forward", "t5-generate", "t5-beam", "train"];
+
 /// Prints this crate's figures beside candle's and PyTorch's, with ratios and each one's model
 /// FLOP utilisation.
 pub fn compare(
@@ -449,7 +453,7 @@ pub fn compare(
     }
     if !t5 {
         // The matmul still runs: it is the denominator of the utilisation.
-        for skipped in ["t5-forward", "t5-generate", "t5-beam"] {
+        for skipped in PEER_MODEL_BENCHES.into_iter().filter(|b| *b != "train") {
             torch_args.extend(["--skip", skipped]);
         }
     }
@@ -476,7 +480,7 @@ pub fn compare(
     let matmul_ours = ours.get(&("matmul".into(), "f32".into())).map(|f| f / 1e9);
     let matmuls: Vec<_> = peers.iter().map(Peer::matmul).collect();
     row("matmul", "2048²", matmul_ours, &matmuls, "GFLOP/s");
-    let benches = ["t5-forward", "t5-generate", "t5-beam", "train"];
+    let benches = PEER_MODEL_BENCHES;
     let sizes = ["small", "base"];
     let ran = |bench: &&&str| if **bench == "train" { train } else { t5 };
     let sized = |s: &&&str| size.is_none_or(|only| only == **s);
@@ -554,6 +558,8 @@ struct SynthLine {
     candidates: Option<usize>,
     source_lengths: Option<Vec<usize>>,
     new_tokens: Option<usize>,
+    /// What the PyTorch peer reads to generate as the stage did (`--synth-inputs`).
+    peer_inputs: Option<PathBuf>,
 }
 
 /// `cargo xtask bench synth`: the synthesis stage before and after the shared encoder pass and
@@ -578,10 +584,11 @@ pub fn synth(backend: Backend) -> anyhow::Result<()> {
     let first = variants
         .first()
         .context("the synth benchmark printed no figures")?;
-    let (Some(lengths), Some(candidates), Some(target)) = (
+    let (Some(lengths), Some(candidates), Some(target), Some(peer_inputs)) = (
         first.source_lengths.as_ref(),
         first.candidates,
         first.new_tokens,
+        first.peer_inputs.as_ref(),
     ) else {
         bail!("the synth benchmark's lines lack their shapes");
     };
@@ -592,11 +599,9 @@ pub fn synth(backend: Backend) -> anyhow::Result<()> {
         .map(|&source| flops.synthesis_seed(source as f64, per_seed, target))
         .sum();
 
-    let prompts = dir.join("prompts.json");
-    let mut args = vec!["--sizes", "base", "--synth-inputs"];
-    let prompts_arg = prompts.to_str().context("non-UTF-8 target path")?;
-    args.push(prompts_arg);
-    for skipped in ["t5-forward", "t5-generate", "t5-beam", "train"] {
+    let peer_inputs = peer_inputs.to_str().context("non-UTF-8 target path")?;
+    let mut args = vec!["--sizes", "base", "--synth-inputs", peer_inputs];
+    for skipped in PEER_MODEL_BENCHES {
         args.extend(["--skip", skipped]);
     }
     let peer = pytorch(&args);

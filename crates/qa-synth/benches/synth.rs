@@ -14,9 +14,10 @@
 //! - `encode-once-grouped`: the same with 64 seeds per call, so that the generator groups
 //!   prompts of similar length into its batches of 8.
 //!
-//! Prints one JSON line per variant (seconds, candidates, and the prompts' token counts, from
-//! which `cargo xtask bench synth` computes FLOP utilisation), one for the backend's 2048² matmul,
-//! and writes the prompts' token ids and the tokenizer to `SYNTH_BENCH_DIR` for the PyTorch peer.
+//! Prints one JSON line per variant (seconds, candidates, the prompts' token counts, from which
+//! `cargo xtask bench synth` computes FLOP utilisation, and the file of the PyTorch peer's
+//! inputs: the prompts' token ids, the tokenizer and the sampling settings, written to
+//! `SYNTH_BENCH_DIR`), and one for the backend's 2048² matmul.
 //!
 //! The tokenizer has FLAN-T5's 32,100 pieces: the fixture's characters and subwords, then
 //! `▁word` pieces for the most frequent words of the SQuAD file, so prompts have about the token
@@ -156,11 +157,13 @@ impl Generator for EncodePerCandidate {
     }
 }
 
-/// Runs the stage over `seeds_file` into a fresh `out_dir`; returns its wall time in seconds.
+/// Runs the stage over `seeds_file` (holding `seeds` records) into a fresh `out_dir`; returns
+/// its wall time in seconds.
 fn run_stage(
     generator: &dyn Generator,
     synth: &SynthConfig,
     seeds_file: &Path,
+    seeds: usize,
     out_dir: &Path,
 ) -> f64 {
     let _ = std::fs::remove_dir_all(out_dir);
@@ -174,10 +177,6 @@ fn run_stage(
     let summary = synthesize(synth, &FilterConfig::default(), &files, generator, |_| {})
         .expect("the synthesis stage runs");
     let seconds = start.elapsed().as_secs_f64();
-    let seeds = std::fs::read_to_string(seeds_file)
-        .expect("seeds")
-        .lines()
-        .count();
     assert_eq!(summary.seeds, seeds);
     assert_eq!(summary.funnel.input, seeds * CANDIDATES);
     seconds
@@ -222,16 +221,6 @@ fn main() {
         .expect("prompts encode")
         .ids;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-    let inputs = serde_json::json!({
-        "prompts": ids,
-        "tokenizer": tokenizer_file,
-        "seeds_per_batch": BATCH,
-        "candidates": CANDIDATES,
-        "max_new_tokens": NEW_TOKENS,
-        "temperature": 0.8,
-        "top_p": 0.95,
-    });
-    std::fs::write(out.join("prompts.json"), inputs.to_string()).expect("prompts written");
     eprintln!(
         "{SEEDS} seeds, prompts of {}–{} tokens (mean {:.0})",
         lengths.iter().min().expect("seeds"),
@@ -258,6 +247,18 @@ fn main() {
         },
         ..T5GeneratorConfig::default()
     };
+    // What the PyTorch peer needs to generate as this stage does.
+    let peer_inputs = out.join("prompts.json");
+    let inputs = serde_json::json!({
+        "prompts": ids,
+        "tokenizer": tokenizer_file,
+        "seeds_per_batch": config.batch_size,
+        "candidates": CANDIDATES,
+        "max_new_tokens": config.generation.max_new_tokens,
+        "temperature": config.generation.temperature,
+        "top_p": config.generation.top_p,
+    });
+    std::fs::write(&peer_inputs, inputs.to_string()).expect("peer inputs written");
     let model = flan_t5("base").init(&device);
     synth.generator.t5 = config.clone();
     synth.candidates = CANDIDATES;
@@ -276,7 +277,7 @@ fn main() {
     let first: Vec<&QaRecord> = seeds.iter().take(BATCH).collect();
     qa_data::files::write_jsonl_atomic(&warm_up, first).expect("warm-up seeds written");
     synth.seeds_per_batch = BATCH;
-    run_stage(&once, &synth, &warm_up, &out.join("run"));
+    run_stage(&once, &synth, &warm_up, BATCH, &out.join("run"));
 
     let variants: [(&str, &dyn Generator, usize); 3] = [
         ("encode-per-candidate", &per_candidate, BATCH),
@@ -287,7 +288,7 @@ fn main() {
     for (name, generator, seeds_per_batch) in variants {
         synth.seeds_per_batch = seeds_per_batch;
         let run_dir = out.join("run");
-        let seconds = run_stage(generator, &synth, &seeds_file, &run_dir);
+        let seconds = run_stage(generator, &synth, &seeds_file, SEEDS, &run_dir);
         ledgers.push(std::fs::read_to_string(run_dir.join("ledger.jsonl")).expect("ledger"));
         let candidates = SEEDS * CANDIDATES;
         eprintln!(
@@ -304,6 +305,7 @@ fn main() {
                 "candidates_per_second": candidates as f64 / seconds,
                 "source_lengths": lengths,
                 "new_tokens": NEW_TOKENS,
+                "peer_inputs": peer_inputs,
             })
         );
     }

@@ -11,7 +11,7 @@
 //! ```
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use qa_data::QaRecord;
@@ -96,7 +96,7 @@ fn run_record(config: &TrainConfig, files: &RunFiles) -> Result<serde_json::Valu
 }
 
 /// Refuses to resume the checkpoint in `dir` unless it was started with `run` (its record).
-fn check_resume(dir: &std::path::Path, run: &serde_json::Value) -> Result<()> {
+fn check_resume(dir: &Path, run: &serde_json::Value) -> Result<()> {
     match checkpoint_run(dir)? {
         None => Err(Error::Training(format!(
             "{} does not record the settings and data it was started with (an older qa-train \
