@@ -3,6 +3,7 @@
 
 mod bench;
 mod browser;
+mod estimate;
 mod gpu;
 
 use std::path::{Path, PathBuf};
@@ -120,6 +121,9 @@ enum Bench {
     /// after the shared encoder pass, beside Hugging Face's `generate(num_return_sequences=4)`
     /// (qa-synth).
     Synth,
+    /// The dry run's estimate of the smoke profile beside its measured pipeline, stage by
+    /// stage, in a fresh run directory (the stage binaries as `run-experiment` builds them).
+    Estimate,
 }
 
 fn main() -> std::process::ExitCode {
@@ -205,7 +209,13 @@ fn bench(which: Option<Bench>, size: Option<&str>, device: bench::Backend) -> an
     if size.is_some_and(|s| s != "small" && s != "base") {
         bail!("--size takes small or base");
     }
-    let all = [Bench::Metrics, Bench::T5, Bench::Train, Bench::Synth];
+    let all = [
+        Bench::Metrics,
+        Bench::T5,
+        Bench::Train,
+        Bench::Synth,
+        Bench::Estimate,
+    ];
     let (mut t5, mut train, mut peak) = (false, false, None);
     for bench in which.map_or(all.to_vec(), |one| vec![one]) {
         match bench {
@@ -228,6 +238,10 @@ fn bench(which: Option<Bench>, size: Option<&str>, device: bench::Backend) -> an
                 train = true;
             }
             Bench::Synth => bench::synth(device)?,
+            Bench::Estimate => {
+                let features = gpu::cargo_features(&gpu::take_features(&mut Vec::new())?);
+                estimate::estimate(&build_stage_binaries(false, &features)?)?
+            }
         }
     }
     if t5 || train {
@@ -256,6 +270,15 @@ fn test(mut args: Vec<String>) -> anyhow::Result<()> {
 fn run_experiment(mut args: Vec<String>) -> anyhow::Result<()> {
     let dev = take_flag(&mut args, "--dev");
     let features = gpu::cargo_features(&gpu::take_features(&mut args)?);
+    let driver = build_stage_binaries(dev, &features)?;
+    // Run from the repository root, where the configs' relative paths point.
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(Command::new(driver), &args)
+}
+
+/// Builds the stage binaries and the driver (release, or as the test suite builds them with
+/// `dev`) with the cargo `features`, and returns the driver's path.
+fn build_stage_binaries(dev: bool, features: &str) -> anyhow::Result<PathBuf> {
     let mut build = if dev {
         // The binaries exactly as the test suite builds them (each stage package has
         // integration tests, so its binaries are built): `cargo build`, or naming packages,
@@ -269,17 +292,14 @@ fn run_experiment(mut args: Vec<String>) -> anyhow::Result<()> {
         build
     };
     if !features.is_empty() {
-        build.extend(["--features", &features]);
+        build.extend(["--features", features]);
     }
     cargo(&build)?;
     let dir = if dev { "debug" } else { "release" };
-    let driver = project_root()
+    Ok(project_root()
         .join("target")
         .join(dir)
-        .join("qa-experiment");
-    // Run from the repository root, where the configs' relative paths point.
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(Command::new(driver), &args)
+        .join("qa-experiment"))
 }
 
 fn slurm_check() -> anyhow::Result<()> {

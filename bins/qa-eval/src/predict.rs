@@ -6,10 +6,11 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::QaRecord;
 use qa_data::parts::write_part_info;
+use qa_data::plan::Planning;
 use qa_data::shard::ShardSpec;
 use serde::Serialize;
 use t5_lora::device::DeviceChoice;
-use t5_lora::predict::{PredictConfig, load_model, predict_records, resume_settings};
+use t5_lora::predict::{PredictConfig, load_model, plan, predict_records, resume_settings};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
@@ -30,6 +31,8 @@ pub struct PredictArgs {
     /// YAML config file; repeat to layer several (later files win).
     #[arg(long = "config", value_name = "FILE")]
     configs: Vec<PathBuf>,
+    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
+    plan: Option<PathBuf>,
     #[command(flatten)]
     overrides: PredictOverrides,
 }
@@ -102,6 +105,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         &args.configs,
         &args.overrides,
     )?;
+    if let Some(dir) = &args.plan {
+        let planning = Planning::open(dir)?;
+        let input = planning.input(&args.input)?;
+        return Ok(plan(&config, &input, &planning)?.print()?);
+    }
     let records: Vec<QaRecord> = qa_data::files::read_jsonl(&args.input)?;
     let shard = ShardSpec::resolve(args.shard, args.shard_count).map_err(anyhow::Error::msg)?;
     let (model, tokenizer) = load_model(&config.model, config.adapter.as_deref(), &config.device)

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use qa_data::plan::Planning;
 use qa_metrics::compare::ResamplingConfig;
 use serde::Serialize;
 
@@ -22,6 +23,8 @@ pub struct ScoreArgs {
     /// YAML config file; repeat to layer several (later files win).
     #[arg(long = "config", value_name = "FILE")]
     configs: Vec<PathBuf>,
+    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
+    plan: Option<PathBuf>,
     #[command(flatten)]
     overrides: ResamplingOverrides,
 }
@@ -57,6 +60,12 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         &args.configs,
         &args.overrides,
     )?;
+    if let Some(dir) = &args.plan {
+        let planning = Planning::open(dir)?;
+        let gold = planning.input(&args.gold)?;
+        let systems = args.predictions.len();
+        return Ok(qa_metrics::evaluate::plan(&gold, systems, &config, &planning)?.print()?);
+    }
     let systems = args
         .predictions
         .iter()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use t5_lora::GenerationConfig;
-use t5_lora::predict::{PredictConfig, partial_settings_path, resume_settings};
+use t5_lora::predict::{PredictConfig, partial_path, partial_settings_path, resume_settings};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
@@ -363,4 +363,67 @@ fn shards_merged_equal_one_run_even_when_sampling() {
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("shard 0/3 is missing"), "{stderr}");
     assert!(!merged.exists());
+}
+
+/// The JSON line `--plan` prints.
+fn plan_of(output: &Output) -> serde_json::Value {
+    assert_success(output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().last().expect("a line")).expect("a JSON plan")
+}
+
+#[test]
+fn a_plan_counts_the_questions_times_them_on_the_device_and_writes_no_answer() {
+    let (tmp, model, records) = setup();
+    let model = model.to_str().expect("utf-8");
+    let out = tmp.path().join("predictions.jsonl");
+    let plan_dir = tmp.path().join("plan");
+    let plan_arg = plan_dir.to_str().expect("utf-8");
+    let plan = plan_of(&predict(model, &records, &out, &["--plan", plan_arg]));
+    assert_eq!(plan["work"], "7 questions", "{plan}");
+    let seconds = plan["seconds"].as_f64().expect("a time");
+    assert!(seconds > 0.0 && seconds < 60.0, "{plan}");
+    assert!(
+        plan["device"]
+            .as_str()
+            .expect("a device")
+            .starts_with("cpu"),
+        "{plan}"
+    );
+    assert_eq!(plan["on_cpu"], true);
+    assert!(!out.exists() && !partial_path(&out).exists());
+    // The calibration is cached: a second plan measures nothing again.
+    let calibrations = || -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+        let mut files: Vec<_> = std::fs::read_dir(plan_dir.join("calibration"))
+            .expect("a calibration")
+            .map(|entry| {
+                let path = entry.expect("entry").path();
+                let modified = path.metadata().and_then(|m| m.modified()).expect("mtime");
+                (path.clone(), std::fs::read(&path).expect("read"), modified)
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let first = calibrations();
+    assert_eq!(first.len(), 1);
+    plan_of(&predict(model, &records, &out, &["--plan", plan_arg]));
+    assert_eq!(calibrations(), first);
+    // Other decoding settings are another calibration.
+    plan_of(&predict(
+        model,
+        &records,
+        &out,
+        &["--plan", plan_arg, "--num-beams", "3"],
+    ));
+    assert_eq!(calibrations().len(), 2);
+    // An input that neither exists nor is planned is named.
+    let missing = tmp.path().join("missing.jsonl");
+    let output = predict(model, &missing, &out, &["--plan", plan_arg]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("missing.jsonl") && stderr.contains("planned by an earlier stage"),
+        "{stderr}"
+    );
 }

@@ -30,7 +30,9 @@ struct Args {
     /// Run from this stage on, re-running it and everything after it.
     #[arg(long, value_name = "STAGE")]
     from: Option<String>,
-    /// Print what would run and what is up to date, and stop.
+    /// Print what would run and what is up to date, and stop. Each stage that would run gives
+    /// its work and estimated wall time on the device it would use (its binary's `--plan`,
+    /// from a calibration of a few seconds cached in <run_dir>/plan/), then the total.
     #[arg(long)]
     dry_run: bool,
     /// Directory of the stage binaries [default: the directory of this one].

@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use qa_data::download::{Fetched, fetch_squad};
-use qa_data::prepare::{PrepareConfig, prepare};
+use qa_data::plan::Planning;
+use qa_data::prepare::{PrepareConfig, plan, prepare};
 use serde::Serialize;
 
 /// Sample the human train, validation and test splits from SQuAD.
@@ -33,6 +34,8 @@ struct Args {
     /// Only make sure the SQuAD files are there (downloading what is missing), then stop.
     #[arg(long)]
     fetch_only: bool,
+    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
+    plan: Option<PathBuf>,
     #[command(flatten)]
     overrides: Overrides,
 }
@@ -74,6 +77,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         &args.configs,
         &args.overrides,
     )?;
+    if let Some(dir) = &args.plan {
+        return Ok(plan(&config, &Planning::open(dir)?)?.print()?);
+    }
     for (file, url, setting) in [
         (&config.train_file, &config.train_url, "prepare.train_url"),
         (&config.test_file, &config.test_url, "prepare.test_url"),

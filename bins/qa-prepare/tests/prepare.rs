@@ -158,3 +158,52 @@ fn unknown_config_key_is_refused_naming_the_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_plan_splits_in_memory_samples_each_split_and_writes_no_split() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    let plan_dir = dir.path().join("plan");
+    let output = Command::new(env!("CARGO_BIN_EXE_qa-prepare"))
+        .arg("--train-file")
+        .arg(squad_file("train-v1.1-first44.json"))
+        .arg("--test-file")
+        .arg(squad_file("dev-v1.1.json"))
+        .arg("--out-dir")
+        .arg(&out)
+        .args([
+            "--train-size",
+            "5000",
+            "--val-size",
+            "100",
+            "--test-size",
+            "2000",
+        ])
+        .arg("--plan")
+        .arg(&plan_dir)
+        .output()
+        .expect("qa-prepare runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let plan: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a line")).expect("a JSON plan");
+    assert!(
+        plan["work"]
+            .as_str()
+            .expect("work")
+            .starts_with("5,000 / 100 / 2,000 questions from "),
+        "{plan}"
+    );
+    assert!(plan["seconds"].as_f64().expect("measured") > 0.0);
+    for (split, count) in SPLITS.iter().zip([5000, 100, 2000]) {
+        let planned = &plan["outputs"][out.join(split).to_str().expect("utf-8")];
+        assert_eq!(planned["records"], count, "{plan}");
+        let sample = read_records(Path::new(planned["sample"].as_str().expect("a sample")));
+        assert_eq!(sample.len(), 64);
+    }
+    assert!(!out.exists(), "a plan wrote the splits");
+}

@@ -24,6 +24,8 @@ struct Args {
     /// YAML config file; repeat to layer several (later files win).
     #[arg(long = "config", value_name = "FILE")]
     configs: Vec<PathBuf>,
+    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
+    plan: Option<PathBuf>,
     #[command(flatten)]
     overrides: Overrides,
 }
@@ -47,6 +49,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         &args.configs,
         &args.overrides,
     )?;
+    if args.plan.is_some() {
+        return Ok(qa_report::plan().print()?);
+    }
     let written = write_report(&args.run_dir, &config)
         .with_context(|| format!("writing the report of {}", args.run_dir.display()))?;
     for sentence in &written.comparisons {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use qa_data::plan::{PlannedInput, Planning};
 use qa_data::shard::ShardSpec;
 use qa_synth::run::{Progress, RunFiles};
 use qa_synth::{Generator, GeneratorConfig};
@@ -51,9 +52,21 @@ pub struct RunArgs {
     /// YAML config file; repeat to layer several (later files win).
     #[arg(long = "config", value_name = "FILE")]
     pub configs: Vec<PathBuf>,
+    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
+    pub plan: Option<PathBuf>,
 }
 
 impl RunArgs {
+    /// With `--plan`: the planning directory, and this run's input as it would find it.
+    pub fn planning(&self) -> anyhow::Result<Option<(Planning, PlannedInput)>> {
+        let Some(dir) = &self.plan else {
+            return Ok(None);
+        };
+        let planning = Planning::open(dir)?;
+        let input = planning.input(&self.input)?;
+        Ok(Some((planning, input)))
+    }
+
     /// The run's files and part.
     pub fn files(&self) -> anyhow::Result<RunFiles> {
         let shard = ShardSpec::resolve(self.shard, self.shard_count).map_err(anyhow::Error::msg)?;

@@ -210,3 +210,51 @@ fn three_shards_merged_equal_one_run() {
         "{stderr}"
     );
 }
+
+/// The JSON line `--plan` prints.
+fn plan_of(output: &Output) -> serde_json::Value {
+    assert_success(output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().last().expect("a line")).expect("a JSON plan")
+}
+
+#[test]
+fn a_plan_gives_the_local_models_time_or_an_endpoints_requests_and_generates_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (seeds, config) = setup(tmp.path(), 0.5);
+    let out = tmp.path().join("out");
+    let plan_dir = tmp.path().join("plan");
+    let plan = plan_of(&run(&seeds, &config, &out, &["--plan", path(&plan_dir)]));
+    assert_eq!(plan["work"], "300 candidates (150 seeds × 2)", "{plan}");
+    assert!(plan["seconds"].as_f64().expect("a time") > 0.0, "{plan}");
+    // The kept records are planned, like their seeds, for the stages after synthesis.
+    let output = out.join("synthetic.jsonl");
+    assert_eq!(plan["outputs"][path(&output)]["records"], 150, "{plan}");
+    assert_eq!(
+        plan["outputs"][path(&output)]["sample"],
+        path(&seeds),
+        "{plan}"
+    );
+    assert!(!out.exists(), "a plan wrote {}", out.display());
+
+    // An endpoint: requests and tokens, and no time (and no key needed to plan).
+    let endpoint = tmp.path().join("endpoint.yaml");
+    std::fs::write(
+        &endpoint,
+        "synth:\n  generator:\n    backend: openai\n    openai:\n      \
+         base_url: http://127.0.0.1:9/v1\n      max_tokens: 40\n",
+    )
+    .expect("config");
+    let plan = plan_of(&run(
+        &seeds,
+        &config,
+        &out,
+        &["--config", path(&endpoint), "--plan", path(&plan_dir)],
+    ));
+    assert!(plan["seconds"].is_null(), "{plan}");
+    let notes = plan["notes"].to_string();
+    assert!(
+        notes.contains("300 requests") && notes.contains("at most 12,000 completion tokens"),
+        "{plan}"
+    );
+}

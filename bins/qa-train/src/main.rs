@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use qa_data::plan::Planning;
 use serde::Serialize;
 use t5_lora::device::DeviceChoice;
-use t5_lora::fine_tune::{Progress, RunFiles, fine_tune};
+use t5_lora::fine_tune::{Progress, RunFiles, fine_tune, plan};
 use t5_lora::train::TrainConfig;
 
 /// Train LoRA adapters on question/answer records (target: each record's first answer).
@@ -42,6 +43,8 @@ struct Args {
     /// YAML config file; repeat to layer several (later files win).
     #[arg(long = "config", value_name = "FILE")]
     configs: Vec<PathBuf>,
+    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
+    plan: Option<PathBuf>,
     #[command(flatten)]
     overrides: Overrides,
 }
@@ -83,6 +86,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         &args.configs,
         &args.overrides,
     )?;
+    if let Some(dir) = &args.plan {
+        let planning = Planning::open(dir)?;
+        let train = planning.input(&args.train)?;
+        let validation = args
+            .validation
+            .as_ref()
+            .map(|file| planning.input(file))
+            .transpose()?;
+        return Ok(plan(&config, &train, validation.as_ref(), &planning)?.print()?);
+    }
     let files = RunFiles {
         train: args.train,
         validation: args.validation,

@@ -182,3 +182,56 @@ fn the_shipped_configs_parse_and_flags_win_over_them() {
         assert_eq!(state["step"], 6);
     }
 }
+
+#[test]
+fn a_plan_counts_examples_and_positions_from_a_planned_training_set_and_trains_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (model, records) = setup(tmp.path());
+    let out = tmp.path().join("run");
+    // The training set is not written yet: an earlier stage plans 20,000 records like these.
+    let planned = tmp.path().join("later/train.jsonl");
+    let plan_dir = tmp.path().join("plan");
+    std::fs::create_dir_all(&plan_dir).expect("plan dir");
+    let entry = serde_json::json!({
+        planned.to_str().expect("utf-8"): {"records": 20000, "sample": records},
+    });
+    std::fs::write(plan_dir.join("planned.json"), entry.to_string()).expect("planned");
+    let output = qa_train(
+        &model,
+        &planned,
+        &out,
+        &[
+            "--validation",
+            records.to_str().expect("utf-8"),
+            "--plan",
+            plan_dir.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let plan: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a line")).expect("a JSON plan");
+    let work = plan["work"].as_str().expect("work");
+    assert!(
+        work.starts_with("40,000 examples (20,000 × 2 epochs): "),
+        "{plan}"
+    );
+    assert!(
+        work.contains(" source + ") && work.ends_with(" target positions"),
+        "{plan}"
+    );
+    assert!(plan["seconds"].as_f64().expect("a time") > 0.0, "{plan}");
+    assert!(
+        plan["notes"]
+            .as_array()
+            .expect("notes")
+            .iter()
+            .any(|note| note.as_str().is_some_and(|n| n.contains("early stopping"))),
+        "{plan}"
+    );
+    assert!(!out.exists(), "a plan wrote {}", out.display());
+}

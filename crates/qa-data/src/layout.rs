@@ -10,6 +10,7 @@
 //! results/        metrics.json, per_question.jsonl, the report and its plots
 //! work/<stage>/   the generation stages' ledgers, funnels and reports
 //! stages/         the driver's record of each stage
+//! plan/           a dry run's samples and calibrations (the estimates of `--dry-run`)
 //! ```
 //!
 //! ```
@@ -128,6 +129,12 @@ impl RunLayout {
     /// The driver's stage records.
     pub fn stages(&self) -> PathBuf {
         self.root.join("stages")
+    }
+
+    /// A dry run's planning directory: samples of files not written yet, and the model
+    /// stages' cached calibrations ([`crate::plan`]).
+    pub fn plan(&self) -> PathBuf {
+        self.root.join("plan")
     }
 }
 

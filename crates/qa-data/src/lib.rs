@@ -33,6 +33,7 @@ pub mod files;
 pub mod layout;
 pub mod manifest;
 pub mod parts;
+pub mod plan;
 pub mod predictions;
 pub mod prepare;
 mod record;

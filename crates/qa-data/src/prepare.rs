@@ -1,14 +1,16 @@
 //! The `prepare` stage: SQuAD JSON in, the human train / validation / test splits out.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::files::{write_json_atomic, write_jsonl_atomic};
 use crate::manifest::{FileDigest, Manifest};
-use crate::split::{SplitSizes, split};
-use crate::squad::read_squad;
+use crate::plan::{PlannedFile, Planning, StagePlan, format_count};
+use crate::split::{SplitSizes, Splits, split};
+use crate::squad::{SquadFile, read_squad};
 
 /// Output file of the training split.
 pub const TRAIN_FILE: &str = "human_train.jsonl";
@@ -81,9 +83,8 @@ pub struct PrepareReport {
     pub manifest: PathBuf,
 }
 
-/// Runs the stage: reads both SQuAD files, samples the splits and writes every output
-/// atomically, the manifest last (so a manifest always describes complete outputs).
-pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
+/// Reads both SQuAD files and samples the splits (nothing is written).
+fn read_and_split(config: &PrepareConfig) -> Result<(SquadFile, SquadFile, Splits)> {
     let train_source = read_squad(&config.train_file)?;
     let test_source = read_squad(&config.test_file)?;
     tracing::info!(
@@ -105,6 +106,13 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
         seed: config.seed,
     };
     let splits = split(&train_source, &test_source, &sizes)?;
+    Ok((train_source, test_source, splits))
+}
+
+/// Runs the stage: reads both SQuAD files, samples the splits and writes every output
+/// atomically, the manifest last (so a manifest always describes complete outputs).
+pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
+    let (train_source, test_source, splits) = read_and_split(config)?;
 
     let out = &config.out_dir;
     let rejected: Vec<_> = train_source
@@ -168,6 +176,73 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
         rejected: rejected.len(),
         skipped_unanswerable,
         manifest: manifest_path,
+    })
+}
+
+/// What `prepare` would do (see [`crate::plan`]): the split sizes, from the SQuAD files when
+/// they are there (read and split here, so the time is measured, not estimated; samples of the
+/// splits go into the plan directory for the stages after it), else from the config, as upper
+/// bounds, once the files are downloaded.
+pub fn plan(config: &PrepareConfig, planning: &Planning) -> Result<StagePlan> {
+    let names = [TRAIN_FILE, VAL_FILE, TEST_FILE];
+    let missing: Vec<String> = [&config.train_file, &config.test_file]
+        .into_iter()
+        .filter(|file| !file.is_file())
+        .map(|file| file.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        let sizes = [config.train_size, config.val_size, config.test_size];
+        return Ok(StagePlan {
+            work: format!(
+                "download {}, then sample {} / {} / {} questions",
+                missing.join(" and "),
+                format_count(sizes[0] as u64),
+                format_count(sizes[1] as u64),
+                format_count(sizes[2] as u64)
+            ),
+            seconds: None,
+            notes: vec![
+                "the download's time depends on the network; the later stages plan from the \
+                 configured sizes, with no sample of the questions"
+                    .to_string(),
+            ],
+            outputs: names
+                .iter()
+                .zip(sizes)
+                .map(|(name, size)| {
+                    let file = PlannedFile {
+                        records: size as u64,
+                        sample: None,
+                    };
+                    (config.out_dir.join(name), file)
+                })
+                .collect(),
+            ..StagePlan::default()
+        });
+    }
+    let start = Instant::now();
+    let (train_source, test_source, splits) = read_and_split(config)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut outputs = std::collections::BTreeMap::new();
+    for (name, records) in names.iter().zip([&splits.train, &splits.val, &splits.test]) {
+        let file = PlannedFile {
+            records: records.len() as u64,
+            sample: Some(planning.write_sample(name, records)?),
+        };
+        outputs.insert(config.out_dir.join(name), file);
+    }
+    Ok(StagePlan {
+        work: format!(
+            "{} / {} / {} questions from {} + {} SQuAD questions",
+            format_count(splits.train.len() as u64),
+            format_count(splits.val.len() as u64),
+            format_count(splits.test.len() as u64),
+            format_count(train_source.question_count() as u64),
+            format_count(test_source.question_count() as u64)
+        ),
+        seconds: Some(seconds),
+        outputs,
+        ..StagePlan::default()
     })
 }
 

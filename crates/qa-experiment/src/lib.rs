@@ -12,19 +12,26 @@
 //! one started with another key is cleared and run again. Changing an input or a setting
 //! therefore re-runs that stage and, through the checksums of its outputs, everything that
 //! reads them, and nothing upstream.
+//!
+//! A dry run runs nothing: it prints each stage's verdict and asks each stage that would run
+//! for its work and estimated time (the binary's `--plan`, see [`qa_data::plan`]), then the
+//! total.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
 use qa_data::files::{read_json, sha256_file, write_json_atomic};
 use qa_data::layout::RunLayout;
 use serde::{Deserialize, Serialize};
 
 mod error;
+mod estimate;
 mod plan;
 
 pub use error::{Error, Result};
+use estimate::Estimates;
 use plan::{Stage, path_arg, plan};
 
 /// The `experiment:` config section.
@@ -65,6 +72,9 @@ struct StageRecord {
     /// The stage's config sections as it ran, run-place settings included.
     #[serde(default)]
     settings: BTreeMap<String, serde_json::Value>,
+    /// Wall time of its binary's last run, in seconds (beside a dry run's estimate).
+    #[serde(default)]
+    seconds: f64,
 }
 
 /// What to run, and where the stage binaries are.
@@ -75,7 +85,7 @@ pub struct Options {
     pub only: Option<String>,
     /// This group and all after it, re-run even if up to date.
     pub from: Option<String>,
-    /// Print the plan and stop.
+    /// Print the plan, with each stage's work and estimated time, and stop.
     pub dry_run: bool,
     /// Directory of the stage binaries.
     pub bin_dir: PathBuf,
@@ -244,6 +254,10 @@ pub fn run_experiment(options: &Options) -> Result<()> {
         }
     }
     let run_dir = &experiment.run_dir;
+    let mut estimates = options
+        .dry_run
+        .then(|| Estimates::open(run_dir))
+        .transpose()?;
     let mut ran = 0;
     // In a dry run: the outputs of stages that will run, and which stage writes each.
     let mut pending: BTreeMap<&Path, &str> = BTreeMap::new();
@@ -267,14 +281,14 @@ pub fn run_experiment(options: &Options) -> Result<()> {
                     .map(|o| (o.as_path(), stage.name.as_str())),
             );
         }
-        match (&verdict, options.dry_run) {
+        let conditional = match (&verdict, options.dry_run) {
             (Verdict::UpToDate, true) if upstream.is_some() => {
                 let upstream = upstream.unwrap_or_default();
                 println!(
                     "{:<24} will run if {upstream} changes its output",
                     stage.name
                 );
-                continue;
+                true
             }
             (Verdict::UpToDate, _) => {
                 println!("{:<24} up to date", stage.name);
@@ -282,13 +296,20 @@ pub fn run_experiment(options: &Options) -> Result<()> {
             }
             (Verdict::Run(why), true) => {
                 println!("{:<24} will run ({why})", stage.name);
-                continue;
+                false
             }
             (Verdict::Resume, true) => {
-                println!("{:<24} will resume its interrupted run", stage.name);
-                continue;
+                println!(
+                    "{:<24} will resume its interrupted run (estimated as a whole)",
+                    stage.name
+                );
+                false
             }
-            _ => {}
+            _ => false,
+        };
+        if let Some(estimates) = &mut estimates {
+            estimates.ask(stage, &options.bin_dir, conditional)?;
+            continue;
         }
         let Some(key) = key else {
             return Err(Error::MissingInput {
@@ -310,7 +331,9 @@ pub fn run_experiment(options: &Options) -> Result<()> {
         run_stage(stage, &key, settings, &verdict, run_dir, &options.bin_dir)?;
         ran += 1;
     }
-    if !options.dry_run {
+    if let Some(estimates) = &estimates {
+        estimates.finish()?;
+    } else {
         match ran {
             0 => println!("every stage is up to date"),
             n => println!(
@@ -359,6 +382,7 @@ fn run_stage(
         args.join(" ")
     );
     let program = bin_dir.join(stage.program);
+    let start = Instant::now();
     let status = Command::new(&program)
         .args(&args)
         .status()
@@ -372,6 +396,7 @@ fn run_stage(
             status,
         });
     }
+    let seconds = start.elapsed().as_secs_f64();
     for (from, to) in &stage.publish {
         if let Some(dir) = to.parent() {
             std::fs::create_dir_all(dir).map_err(|e| qa_data::Error::io(dir, e))?;
@@ -389,6 +414,7 @@ fn run_stage(
             key: key.to_string(),
             outputs,
             settings,
+            seconds,
         },
     )?;
     std::fs::remove_file(&started_path).map_err(|e| qa_data::Error::io(&started_path, e))?;

@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 use qa_data::files::write_bytes_atomic;
 use qa_data::layout::{RunLayout, results_files};
+use qa_data::plan::StagePlan;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Error, Result};
@@ -104,6 +105,19 @@ pub fn write_report(run_dir: &Path, config: &ReportConfig) -> Result<Written> {
             .map(|d| d.sentence(gathered.metrics.resampling.alpha))
             .collect(),
     })
+}
+
+/// What the report stage would do (see [`qa_data::plan`]). Its time is not estimated: it
+/// reads files that earlier stages have not written in a dry run, and draws plots whose cost
+/// nothing calibrates here.
+pub fn plan() -> StagePlan {
+    StagePlan {
+        work: "the table, the findings, the plots and the page".to_string(),
+        notes: vec![
+            "not estimated: a small share of a run, measured in docs/performance.md".to_string(),
+        ],
+        ..StagePlan::default()
+    }
 }
 
 /// `metrics_table.csv`: one row per system, each metric with its interval in three columns.

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use qa_data::files::{read_jsonl, write_json_atomic, write_jsonl_atomic};
+use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
 use qa_data::template::PromptTemplate;
 use qa_data::{Provenance, QaRecord, Source};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::generator::{Generator, GeneratorConfig, Request};
+use crate::plan::{Need, generation_plan};
 use crate::run::{self, LEDGER_FILE, LedgerLine, Progress, RunFiles, RunSettings, SETTINGS_FILE};
 
 /// The default prompt: answer from the passage, briefly (SQuAD answers are spans).
@@ -67,6 +69,35 @@ impl ContaminateConfig {
             ..qa_data::run_place::without(self, qa_data::run_place::CONTAMINATE)
         }
     }
+}
+
+/// What contamination of `input` into `out_dir` would do (see [`qa_data::plan`]): one answer per
+/// record, as long as the human ones, on the local model or from an endpoint. The contaminated
+/// records look like the human ones.
+pub fn plan(
+    config: &ContaminateConfig,
+    input: &PlannedInput,
+    out_dir: &Path,
+    planning: &Planning,
+) -> Result<StagePlan> {
+    let template = PromptTemplate::parse_question_prompt(&config.prompt_template)?;
+    let prompts: Vec<String> = input.sample.iter().map(|r| template.render(r)).collect();
+    let answers: Vec<String> = input
+        .sample
+        .iter()
+        .map(|r| r.answer().to_string())
+        .collect();
+    let need = Need {
+        requests: input.records,
+        completions: 1,
+        prompts: &prompts,
+        outputs: &answers,
+    };
+    let work = format!("{} records", format_count(input.records));
+    let mut plan = generation_plan(&config.generator, &need, work, planning)?;
+    plan.outputs
+        .insert(out_dir.join(OUTPUT_FILE), input.derived(input.records));
+    Ok(plan)
 }
 
 /// One ledger line: the generated answer to one human record.

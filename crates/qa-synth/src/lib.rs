@@ -11,6 +11,7 @@ pub mod contaminate;
 mod error;
 pub mod generator;
 pub mod openai;
+mod plan;
 pub mod round_trip;
 pub mod run;
 pub mod synthesize;

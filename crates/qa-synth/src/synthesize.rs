@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use qa_data::files::{read_jsonl, write_json_atomic, write_jsonl_atomic};
+use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
 use qa_data::template::PromptTemplate;
 use qa_data::{Provenance, QaRecord, Source};
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::generator::{Generator, GeneratorConfig, Request};
+use crate::plan::{Need, generation_plan};
 use crate::round_trip::{RoundTrip, RoundTripConfig};
 use crate::run::{self, LEDGER_FILE, LedgerLine, RunFiles, RunSettings, SETTINGS_FILE};
 
@@ -125,6 +127,59 @@ pub const OUTPUT_FILE: &str = "synthetic.jsonl";
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// The funnel.
 pub const FUNNEL_FILE: &str = "funnel.json";
+
+/// What synthesis from `input` into `out_dir` would do (see [`qa_data::plan`]): every seed's
+/// candidates (the run may stop sooner, once it keeps `target` records), their time on the
+/// local model or their requests to an endpoint, and the round-trip model's answers to each
+/// candidate when that filter is on (as if every candidate reached it). The kept records look
+/// like their seeds.
+pub fn plan(
+    config: &SynthConfig,
+    input: &PlannedInput,
+    out_dir: &Path,
+    planning: &Planning,
+) -> Result<StagePlan> {
+    let template = PromptTemplate::parse(&config.prompt_template)?;
+    let seeds = input.records;
+    let candidates = seeds * config.candidates as u64;
+    let prompts: Vec<String> = input.sample.iter().map(|r| template.render(r)).collect();
+    let questions: Vec<String> = input.sample.iter().map(|r| r.question.clone()).collect();
+    let need = Need {
+        requests: seeds,
+        completions: config.candidates,
+        prompts: &prompts,
+        outputs: &questions,
+    };
+    let work = format!(
+        "{} candidates ({} seeds × {})",
+        format_count(candidates),
+        format_count(seeds),
+        config.candidates
+    );
+    let mut plan = generation_plan(&config.generator, &need, work, planning)?;
+    if let Some(round_trip) = &config.round_trip {
+        let checked = PlannedInput {
+            records: candidates,
+            ..input.clone()
+        };
+        let answering = t5_lora::predict::plan(&round_trip.qa_model, &checked, planning)?;
+        plan.seconds = plan.seconds.zip(answering.seconds).map(|(a, b)| a + b);
+        plan.notes.push(format!(
+            "with the round-trip model answering every candidate ({})",
+            answering.device.unwrap_or_default()
+        ));
+    }
+    if (config.target as u64) < seeds {
+        plan.notes.push(format!(
+            "every seed counted: the run stops once it keeps {} records",
+            format_count(config.target as u64)
+        ));
+    }
+    let kept = seeds.min(config.target as u64);
+    plan.outputs
+        .insert(out_dir.join(OUTPUT_FILE), input.derived(kept));
+    Ok(plan)
+}
 
 /// How a run or merge ended.
 #[derive(Debug, Clone, PartialEq)]

@@ -56,6 +56,16 @@ pub struct ResolvedDevice {
     pub name: String,
 }
 
+impl ResolvedDevice {
+    /// Whether the work runs on the CPU (burn-flex, burn-ndarray or libtorch's CPU build).
+    pub fn is_cpu(&self) -> bool {
+        matches!(
+            self.backend,
+            DeviceChoice::Cpu | DeviceChoice::Ndarray | DeviceChoice::Tch
+        )
+    }
+}
+
 impl DeviceChoice {
     /// Every choice, in the order `--help` lists them.
     pub const ALL: [DeviceChoice; 6] = [

@@ -17,9 +17,15 @@ use std::time::Instant;
 use qa_data::QaRecord;
 use qa_data::files::{read_jsonl, sha256_file};
 use qa_data::layout::model_files;
+use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
+use qa_data::template::PromptTemplate;
 
 use crate::checkpoint::load_pretrained;
 use crate::error::{Error, Result};
+use crate::estimate::{
+    GenerationWork, TrainingBatch, calibrate_training, estimate_generation, model_shape,
+    resolve_device,
+};
 use crate::hub::{HubOptions, resolve_model};
 use crate::lora::save_adapter;
 use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
@@ -111,6 +117,112 @@ fn check_resume(dir: &Path, run: &serde_json::Value) -> Result<()> {
         ))),
         Some(_) => Ok(()),
     }
+}
+
+/// What a training run on `train` (validated on `validation`) would do (see
+/// [`qa_data::plan`]): its examples and positions, and its time on the device `config` chooses,
+/// from a calibration of a step, a validation-loss batch and the validation answers, cached in
+/// the plan directory. A batch's prompts are of similar length ([`crate::train::epoch_batches`]
+/// groups them), so they pad to about the sample's mean; its answers are not grouped, so they
+/// pad to about the 90th percentile. Every epoch is counted, though early stopping may end the
+/// run sooner.
+pub fn plan(
+    config: &TrainConfig,
+    train: &PlannedInput,
+    validation: Option<&PlannedInput>,
+    planning: &Planning,
+) -> Result<StagePlan> {
+    let shape = model_shape(&config.model)?;
+    let (device, finding) = resolve_device(config.device)?;
+    let template = PromptTemplate::parse_question_prompt(&config.prompt_template)?;
+    let prompts = |input: &PlannedInput| -> Vec<String> {
+        input.sample.iter().map(|r| template.render(r)).collect()
+    };
+    let answers = |input: &PlannedInput| -> Vec<String> {
+        input
+            .sample
+            .iter()
+            .map(|r| r.answer().to_string())
+            .collect()
+    };
+    let mut notes: Vec<String> = shape.token_note().into_iter().collect();
+    let lengths = |texts: &[String], max_len: usize, what: &str, notes: &mut Vec<String>| {
+        if texts.is_empty() {
+            notes.push(format!(
+                "no sample of the training data: {what} counted at their limit of {max_len} tokens"
+            ));
+            return Ok((max_len as f64, max_len));
+        }
+        shape
+            .token_counts(texts, max_len)
+            .map(|counts| qa_data::plan::mean_and_p90(&counts))
+    };
+    let (source_mean, _) = lengths(
+        &prompts(train),
+        config.max_source_len,
+        "prompts",
+        &mut notes,
+    )?;
+    let (target_mean, target_p90) = lengths(
+        &answers(train),
+        config.max_target_len,
+        "answers",
+        &mut notes,
+    )?;
+    let batch = TrainingBatch {
+        batch_size: config.batch_size,
+        source_len: source_mean.ceil() as usize,
+        target_len: target_p90,
+        lora: config.lora.clone(),
+    };
+    let cost = calibrate_training(&shape.config, &device, &batch, &planning.calibration_dir())?;
+    let examples = train.records;
+    let epochs = config.epochs as u64;
+    let batch_size = config.batch_size.max(1) as u64;
+    let mut epoch_seconds = examples.div_ceil(batch_size) as f64 * cost.step_seconds;
+    if let Some(validation) = validation {
+        epoch_seconds += validation.records.div_ceil(batch_size) as f64 * cost.loss_seconds;
+        let answered = (config.validation.generate_examples as u64).min(validation.records);
+        let generation = crate::validation::generation_config(config);
+        let work = GenerationWork {
+            requests: answered,
+            rows_per_prompt: 1,
+            prompts: &prompts(validation),
+            outputs: &answers(validation),
+            batch_size: config.batch_size,
+            max_source_len: config.max_source_len,
+            generation: &generation,
+        };
+        let answering = estimate_generation(&shape, &device, &work, &planning.calibration_dir())?;
+        epoch_seconds += answering.seconds;
+        for note in answering.notes {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    if config.validation.patience > 0 && validation.is_some() {
+        notes.push(format!(
+            "every epoch counted: early stopping (patience {}) may end the run sooner",
+            config.validation.patience
+        ));
+    }
+    let passes = examples * epochs;
+    Ok(StagePlan {
+        work: format!(
+            "{} examples ({} × {} epochs): {} source + {} target positions",
+            format_count(passes),
+            format_count(examples),
+            epochs,
+            format_count((passes as f64 * source_mean).round() as u64),
+            format_count((passes as f64 * target_mean).round() as u64)
+        ),
+        seconds: Some(finding + epochs as f64 * epoch_seconds),
+        device: Some(device.name.clone()),
+        on_cpu: device.is_cpu(),
+        notes,
+        ..StagePlan::default()
+    })
 }
 
 /// Runs (or resumes) the training that `config` and `files` describe and writes the adapter.

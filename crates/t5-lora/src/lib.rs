@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod device;
 mod error;
+pub mod estimate;
 pub mod fine_tune;
 pub mod generation;
 pub mod hub;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
 use qa_data::files::{JsonlAppender, read_appended, write_jsonl_atomic};
+use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::predictions::Prediction;
 use qa_data::shard::Shard;
 use qa_data::template::PromptTemplate;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::load_pretrained;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
+use crate::estimate::{GenerationWork, estimate_generation, model_shape, resolve_device};
 use crate::generation::{GenerationConfig, generate_from_ids};
 use crate::hub::{HubOptions, resolve_model};
 use crate::lora::load_adapter;
@@ -82,6 +84,43 @@ pub fn load_model(
     }
     let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
     Ok((loaded, tokenizer))
+}
+
+/// What a prediction run over `input` would do (see [`qa_data::plan`]): its questions, and the
+/// time to answer them with `config`'s model on the device it chooses, from a calibration
+/// cached in the plan directory. The answers are as long as the sample's first gold answers.
+pub fn plan(
+    config: &PredictConfig,
+    input: &PlannedInput,
+    planning: &Planning,
+) -> Result<StagePlan> {
+    let shape = model_shape(&config.model)?;
+    let (device, finding) = resolve_device(config.device)?;
+    let template = PromptTemplate::parse_question_prompt(&config.prompt_template)?;
+    let prompts: Vec<String> = input.sample.iter().map(|r| template.render(r)).collect();
+    let answers: Vec<String> = input
+        .sample
+        .iter()
+        .filter_map(|r| r.answers.first().cloned())
+        .collect();
+    let work = GenerationWork {
+        requests: input.records,
+        rows_per_prompt: 1,
+        prompts: &prompts,
+        outputs: &answers,
+        batch_size: config.batch_size,
+        max_source_len: config.max_source_len,
+        generation: &config.generation,
+    };
+    let estimate = estimate_generation(&shape, &device, &work, &planning.calibration_dir())?;
+    Ok(StagePlan {
+        work: format!("{} questions", format_count(input.records)),
+        seconds: Some(finding + estimate.seconds),
+        device: Some(device.name.clone()),
+        on_cpu: device.is_cpu(),
+        notes: estimate.notes,
+        ..StagePlan::default()
+    })
 }
 
 /// What a prediction run did.

@@ -87,6 +87,14 @@ pub struct EvalScores {
     pub generated: usize,
 }
 
+/// How the validation questions are answered: greedily, at most `max_target_len` tokens.
+pub fn generation_config(config: &TrainConfig) -> GenerationConfig {
+    GenerationConfig {
+        max_new_tokens: config.max_target_len,
+        ..GenerationConfig::default()
+    }
+}
+
 /// A tokenized validation set, with the gold answers of the questions answered each epoch.
 #[derive(Debug, Clone)]
 pub struct Validation {
@@ -158,10 +166,7 @@ impl Validation {
             tokens += batch_tokens;
         }
 
-        let generation = GenerationConfig {
-            max_new_tokens: config.max_target_len,
-            ..GenerationConfig::default()
-        };
+        let generation = generation_config(config);
         let mut answered: Vec<usize> = (0..self.golds.len()).collect();
         answered.sort_by_key(|&i| (self.examples[i].source.len(), i));
         let (mut exact_match, mut f1) = (0.0, 0.0);

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use qa_synth::contaminate::{ContaminateConfig, ContaminateSummary, contaminate, merge};
+use qa_synth::contaminate::{ContaminateConfig, ContaminateSummary, contaminate, merge, plan};
 use qa_synth_cli::{Command, load_generator, with_progress};
 
 /// Re-answer human records with a generator: same questions and contexts, generated answers.
@@ -31,6 +31,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     let summary = match args.command {
         Command::Run(args) => {
             let config: ContaminateConfig = args.section("contaminate")?;
+            if let Some((planning, input)) = args.planning()? {
+                return Ok(plan(&config, &input, &args.out_dir, &planning)?.print()?);
+            }
             let generator = load_generator(&config.generator)?;
             let files = args.files()?;
             with_progress("records", |on_record| {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use qa_filters::FilterConfig;
-use qa_synth::synthesize::{SynthConfig, SynthSummary, merge, synthesize};
+use qa_synth::synthesize::{SynthConfig, SynthSummary, merge, plan, synthesize};
 use qa_synth_cli::{Command, load_generator, with_progress};
 
 /// Generate synthetic questions from human seed records, keep those that pass the filters.
@@ -33,6 +33,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     let summary = match args.command {
         Command::Run(args) => {
             let config: SynthConfig = args.section("synth")?;
+            if let Some((planning, input)) = args.planning()? {
+                return Ok(plan(&config, &input, &args.out_dir, &planning)?.print()?);
+            }
             let filters: FilterConfig = args.section("filters")?;
             let generator = load_generator(&config.generator)?;
             let files = args.files()?;

@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use t5_lora::T5Config;
 use t5_lora::device::DeviceChoice;
-use t5_lora::model::FeedForwardProj;
+use t5_lora::estimate::published_shape;
 
 /// The backend to measure: `BENCH_DEVICE` (a `--device` name; `cargo xtask bench --device`
 /// sets it and the matching cargo feature), burn-flex on the CPU by default.
@@ -22,27 +22,11 @@ pub fn bench_device() -> Device {
 /// Hugging Face's `google/flan-t5-small` and `google/flan-t5-base` shapes. `</s>` is set
 /// outside the vocabulary so that every generation runs the full 32 tokens.
 pub fn flan_t5(size: &str) -> T5Config {
-    let (d_model, d_ff, layers, heads) = match size {
-        "small" => (512, 1024, 8, 6),
-        "base" => (768, 2048, 12, 12),
-        other => unreachable!("no FLAN-T5 {other} preset"),
-    };
+    let shape = published_shape(&format!("google/flan-t5-{size}"))
+        .unwrap_or_else(|| unreachable!("no FLAN-T5 {size} shape"));
     T5Config {
-        vocab_size: 32128,
-        d_model,
-        d_kv: 64,
-        d_ff,
-        num_layers: layers,
-        num_decoder_layers: Some(layers),
-        num_heads: heads,
-        relative_attention_num_buckets: 32,
-        relative_attention_max_distance: 128,
-        layer_norm_epsilon: 1e-6,
-        feed_forward_proj: FeedForwardProj::parse("gated-gelu").expect("known"),
-        tie_word_embeddings: false,
-        pad_token_id: 0,
-        eos_token_id: 32128,
-        decoder_start_token_id: 0,
+        eos_token_id: shape.vocab_size as u32,
+        ..shape
     }
 }
 
