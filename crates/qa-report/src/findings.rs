@@ -127,16 +127,8 @@ impl Difference {
 }
 
 /// `10,506`.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+fn thousands(n: usize) -> String {
+    qa_data::plan::format_count(n as u64)
 }
 
 /// `+1.2`, `−0.4` (a true minus sign), `0.0`.

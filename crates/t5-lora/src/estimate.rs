@@ -238,8 +238,9 @@ fn token_rows(rows: usize, len: usize, vocab: usize) -> Vec<Vec<u32>> {
 }
 
 /// The median of a few timings of `run`: one, and more while they take under half a second
-/// in all (up to nine). With `warm_up`, one untimed call first, which also lets GPU backends
-/// compile and tune their kernels for the shapes.
+/// in all (up to nine). With `warm_up`, one untimed call first: the first call on a new model
+/// touches its memory for the first time, and GPU backends compile and tune their kernels for
+/// the shapes, none of which the later calls of a stage pay.
 fn typical(warm_up: bool, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
     if warm_up {
         run()?;
@@ -252,13 +253,6 @@ fn typical(warm_up: bool, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
     }
     timings.sort_by(f64::total_cmp);
     Ok(timings[timings.len() / 2])
-}
-
-/// Whether the first call on `device` is slower than the next: GPU backends compile and tune
-/// their kernels for new shapes; the CPU's are built in, so its calibrations skip the untimed
-/// call, which for a large model costs as much as the timed one.
-fn needs_warm_up(device: &ResolvedDevice) -> bool {
-    !device.is_cpu()
 }
 
 /// A timing at one and at two layers, extended linearly to `layers` (never below zero).
@@ -357,12 +351,14 @@ pub fn calibrate_generation(
         program: program_identity(),
     };
     cached(cache_dir, &key, || {
-        // Two step counts apart give the cost of a step; the first call's rest is fixed.
-        let (few, many) = (1, 4);
+        // Two step counts apart give the cost of a step; the first call's rest is fixed. They
+        // lie far apart: a large model's encoding varies from call to call by more than a few
+        // of its decoding steps take.
+        let (few, many) = (1, 17);
         let mut costs = Vec::new();
         for layers in [1, 2] {
             let model = with_layers(shape, layers).init(&device.device);
-            let short = time_generation(&model, batch, few, needs_warm_up(device))?;
+            let short = time_generation(&model, batch, few, true)?;
             let long = time_generation(&model, batch, many, false)?;
             let step = ((long - short) / (many - few) as f64).max(0.0);
             costs.push(((short - few as f64 * step).max(0.0), step));
@@ -378,12 +374,7 @@ pub fn calibrate_generation(
 
 /// Times one optimiser step and one validation-loss batch of `batch` on a random model of
 /// `config`: (step, loss).
-fn time_training(
-    config: &T5Config,
-    device: &Device,
-    batch: &TrainingBatch,
-    warm_up: bool,
-) -> Result<(f64, f64)> {
+fn time_training(config: &T5Config, device: &Device, batch: &TrainingBatch) -> Result<(f64, f64)> {
     let rows = batch.batch_size.max(1);
     let sources = token_rows(rows, batch.source_len, config.vocab_size);
     let targets = token_rows(rows, batch.target_len, config.vocab_size);
@@ -414,12 +405,12 @@ fn time_training(
             .map(drop)
         })
     };
-    let one = run(&examples, warm_up)?;
+    let one = run(&examples, true)?;
     let step = ((run(&three, false)? - one) / 2.0).max(0.0);
 
     let inference = config.init(device);
     let chosen: Vec<&Example> = examples.iter().collect();
-    let loss = typical(warm_up, || {
+    let loss = typical(true, || {
         let tensors = Seq2SeqBatch::new(&chosen, config.pad_token_id, 0, device);
         seq2seq_loss(&inference, &tensors).into_scalar::<f64>();
         Ok(())
@@ -443,9 +434,8 @@ pub fn calibrate_training(
         program: program_identity(),
     };
     cached(cache_dir, &key, || {
-        let warm_up = needs_warm_up(device);
-        let one = time_training(&with_layers(shape, 1), &device.device, batch, warm_up)?;
-        let two = time_training(&with_layers(shape, 2), &device.device, batch, warm_up)?;
+        let one = time_training(&with_layers(shape, 1), &device.device, batch)?;
+        let two = time_training(&with_layers(shape, 2), &device.device, batch)?;
         // Encoder and decoder blocks cost about the same in a step; their mean is the depth.
         let depth = (shape.num_layers + shape.decoder_layers()) as f64 / 2.0;
         Ok(TrainingCost {
@@ -571,6 +561,39 @@ mod tests {
             (2048, 5120, 24, 32)
         );
         assert!(model_shape("someone/unknown-model").is_err());
+    }
+
+    /// A small shape on the CPU: every part of a calibration costs time, decoding steps
+    /// included, and more steps cost more.
+    #[test]
+    fn a_calibration_times_the_call_and_each_decoding_step() {
+        let mut shape = published_shape("google/flan-t5-small").expect("known");
+        (shape.vocab_size, shape.d_model, shape.d_ff, shape.num_heads) = (512, 64, 128, 4);
+        let device = DeviceChoice::Cpu.resolve().expect("the CPU");
+        let cache = tempfile::tempdir().expect("temp dir");
+        let batch = GenerationBatch {
+            prompts: 4,
+            rows_per_prompt: 2,
+            prompt_len: 48,
+            generation: GenerationConfig::default(),
+        };
+        let cost = calibrate_generation(&shape, &device, &batch, cache.path()).expect("timed");
+        assert!(
+            cost.call_seconds > 0.0 && cost.step_seconds > 0.0,
+            "{cost:?}"
+        );
+        assert!(cost.seconds(1, 20) > cost.seconds(1, 2));
+        let training = TrainingBatch {
+            batch_size: 4,
+            source_len: 48,
+            target_len: 8,
+            lora: LoraConfig::default(),
+        };
+        let cost = calibrate_training(&shape, &device, &training, cache.path()).expect("timed");
+        assert!(
+            cost.step_seconds > 0.0 && cost.loss_seconds > 0.0,
+            "{cost:?}"
+        );
     }
 
     #[test]
