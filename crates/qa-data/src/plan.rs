@@ -78,7 +78,10 @@ pub struct StagePlan {
 impl StagePlan {
     /// Prints the plan as one line of JSON on stdout, where the driver reads it.
     pub fn print(&self) -> Result<()> {
-        let line = serde_json::to_string(self).map_err(|e| Error::io("<stdout>", e.into()))?;
+        let line = serde_json::to_string(self).map_err(|source| Error::Serialize {
+            path: PathBuf::from("<stdout>"),
+            source,
+        })?;
         println!("{line}");
         Ok(())
     }

@@ -4,7 +4,8 @@
 
 use qa_data::plan::{Planning, StagePlan, format_count, mean_and_p90};
 use t5_lora::estimate::{
-    CHARS_PER_TOKEN, GenerationWork, estimate_generation, model_shape, resolve_device,
+    CHARS_PER_TOKEN, GenerationWork, approximate_tokens, estimate_generation, model_shape,
+    resolve_device,
 };
 
 use crate::error::Result;
@@ -63,10 +64,7 @@ pub(crate) fn generation_plan(
             // One request per completion (`n` is 1: each completion has its own seed).
             let requests = need.requests * need.completions as u64;
             let tokens = |texts: &[String]| -> Vec<usize> {
-                texts
-                    .iter()
-                    .map(|text| text.chars().count().div_ceil(CHARS_PER_TOKEN))
-                    .collect()
+                texts.iter().map(|text| approximate_tokens(text)).collect()
             };
             let (prompt_mean, _) = mean_and_p90(&tokens(need.prompts));
             let (completion_mean, _) = mean_and_p90(&tokens(need.outputs));

@@ -10,11 +10,10 @@
 //! shape, the device, the batch and this binary, so a second dry run measures nothing again.
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::prelude::*;
-use hf_hub::{Cache, Repo, RepoType};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +21,7 @@ use crate::checkpoint::{CONFIG_FILE, read_config};
 use crate::device::{DeviceChoice, ResolvedDevice};
 use crate::error::{Error, Result};
 use crate::generation::{GenerationConfig, generate_repeated};
-use crate::hub::HubOptions;
+use crate::hub::{HubOptions, local_file};
 use crate::lora::LoraConfig;
 use crate::model::{FeedForwardProj, T5Config, T5ForConditionalGeneration};
 use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
@@ -31,6 +30,11 @@ use crate::train::{Example, Seq2SeqBatch, TrainConfig, seq2seq_loss, train};
 /// Characters per token assumed when the model's tokenizer is not on the machine: English text
 /// through T5's SentencePiece vocabulary comes to about four.
 pub const CHARS_PER_TOKEN: usize = 4;
+
+/// The tokens of `text` at [`CHARS_PER_TOKEN`] characters each (no end-of-sequence token).
+pub fn approximate_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(CHARS_PER_TOKEN)
+}
 
 /// The published shapes of the FLAN-T5 checkpoints (their `config.json`), for planning a run
 /// whose model is not downloaded yet: (id, d_model, d_ff, layers, heads).
@@ -47,37 +51,21 @@ const KNOWN_SHAPES: [(&str, usize, usize, usize, usize); 5] = [
 pub struct ModelShape {
     /// The model's settings.
     pub config: T5Config,
-    /// Where they come from, for the plan's notes.
-    pub origin: String,
     /// The tokenizer, when `tokenizer.json` is in the checkpoint directory or the cache.
     pub tokenizer: Option<T5Tokenizer>,
-}
-
-/// A file of `model` (a checkpoint directory, or a Hugging Face id looked up in the cache only:
-/// planning never downloads).
-fn local_file(model: &str, file: &str) -> Option<PathBuf> {
-    let dir = Path::new(model);
-    if dir.is_dir() {
-        return Some(dir.join(file)).filter(|path| path.is_file());
-    }
-    let (id, revision) = model.split_once('@').unwrap_or((model, "main"));
-    let repo = Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string());
-    Cache::new(HubOptions::from_env().cache_dir)
-        .repo(repo)
-        .get(file)
 }
 
 /// The shape of `model`: its `config.json` from the checkpoint directory or the Hugging Face
 /// cache, else the published shape of a FLAN-T5 checkpoint of that id.
 pub fn model_shape(model: &str) -> Result<ModelShape> {
-    let tokenizer = local_file(model, TOKENIZER_FILE)
+    let hub = HubOptions::from_env();
+    let tokenizer = local_file(model, TOKENIZER_FILE, &hub)
         .map(|path| T5Tokenizer::from_file(&path))
         .transpose()?;
-    if let Some(config_file) = local_file(model, CONFIG_FILE) {
+    if let Some(config_file) = local_file(model, CONFIG_FILE, &hub) {
         let dir = config_file.parent().unwrap_or(Path::new("."));
         return Ok(ModelShape {
             config: read_config(dir)?,
-            origin: format!("{}", config_file.display()),
             tokenizer,
         });
     }
@@ -92,11 +80,7 @@ pub fn model_shape(model: &str) -> Result<ModelShape> {
             ),
         });
     };
-    Ok(ModelShape {
-        config,
-        origin: format!("the published shape of {id} (not in the Hugging Face cache yet)"),
-        tokenizer,
-    })
+    Ok(ModelShape { config, tokenizer })
 }
 
 /// The published shape of a FLAN-T5 checkpoint (`google/flan-t5-small` … `-xxl`), as its
@@ -136,11 +120,26 @@ impl ModelShape {
                 .collect(),
             None => texts
                 .iter()
-                .map(|text| {
-                    (text.as_ref().chars().count().div_ceil(CHARS_PER_TOKEN) + 1).min(max_len)
-                })
+                .map(|text| (approximate_tokens(text.as_ref()) + 1).min(max_len))
                 .collect(),
         })
+    }
+
+    /// The typical token lengths of a sample of `texts` (`what` names them), cut to `limit`:
+    /// the mean and the 90th percentile, or `limit` for both, with a note saying so, when there
+    /// is no sample.
+    pub fn sample_lengths(
+        &self,
+        texts: &[String],
+        limit: usize,
+        what: &str,
+    ) -> Result<(f64, usize, Option<String>)> {
+        if texts.is_empty() {
+            let note = format!("no sample of {what}: each counted at its limit of {limit} tokens");
+            return Ok((limit as f64, limit, Some(note)));
+        }
+        let (mean, p90) = qa_data::plan::mean_and_p90(&self.token_counts(texts, limit)?);
+        Ok((mean, p90, None))
     }
 
     /// The note a plan carries when token counts are approximated.
@@ -473,44 +472,6 @@ pub struct Estimate {
     pub notes: Vec<String>,
 }
 
-/// The lengths a batch waits for, in tokens: the 90th percentile of `texts` (as `shape`
-/// tokenizes them) up to `budget`, or the whole budget when nothing is known of them.
-fn expected_steps(
-    shape: &ModelShape,
-    texts: &[String],
-    budget: usize,
-) -> Result<(usize, Option<String>)> {
-    if texts.is_empty() {
-        return Ok((
-            budget,
-            Some(format!(
-                "no sample of the outputs: every sequence counted at its budget of {budget} tokens"
-            )),
-        ));
-    }
-    let (_, p90) = qa_data::plan::mean_and_p90(&shape.token_counts(texts, budget)?);
-    Ok((p90.min(budget), None))
-}
-
-/// The prompt length a batch pads to: the mean of `prompts` (stages batch prompts of similar
-/// length together), or `max_len` when nothing is known of them.
-fn expected_prompt_len(
-    shape: &ModelShape,
-    prompts: &[String],
-    max_len: usize,
-) -> Result<(usize, Option<String>)> {
-    if prompts.is_empty() {
-        return Ok((
-            max_len,
-            Some(format!(
-                "no sample of the inputs: every prompt counted at its limit of {max_len} tokens"
-            )),
-        ));
-    }
-    let (mean, _) = qa_data::plan::mean_and_p90(&shape.token_counts(prompts, max_len)?);
-    Ok((mean.ceil() as usize, None))
-}
-
 /// The time `work` takes with the `shape` model on `device`, from a calibration cached in
 /// `cache_dir`: calls of `batch_size` prompts, each decoding until the 90th percentile of the
 /// expected lengths.
@@ -527,14 +488,18 @@ pub fn estimate_generation(
             notes,
         });
     }
-    let (prompt_len, prompt_note) = expected_prompt_len(shape, work.prompts, work.max_source_len)?;
-    let (steps, steps_note) = expected_steps(shape, work.outputs, work.generation.max_new_tokens)?;
+    // Stages batch prompts of similar length together, so a batch pads to about their mean; it
+    // decodes until its longest output is done, about the 90th percentile.
+    let (prompt_mean, _, prompt_note) =
+        shape.sample_lengths(work.prompts, work.max_source_len, "the prompts")?;
+    let (_, steps, steps_note) =
+        shape.sample_lengths(work.outputs, work.generation.max_new_tokens, "the outputs")?;
     notes.extend(prompt_note.into_iter().chain(steps_note));
     let per_call = (work.batch_size.max(1) as u64).min(work.requests);
     let batch = GenerationBatch {
         prompts: per_call as usize,
         rows_per_prompt: work.rows_per_prompt.max(1),
-        prompt_len,
+        prompt_len: prompt_mean.ceil() as usize,
         generation: work.generation.clone(),
     };
     let cost = calibrate_generation(&shape.config, device, &batch, cache_dir)?;

@@ -146,29 +146,11 @@ pub fn plan(
             .collect()
     };
     let mut notes: Vec<String> = shape.token_note().into_iter().collect();
-    let lengths = |texts: &[String], max_len: usize, what: &str, notes: &mut Vec<String>| {
-        if texts.is_empty() {
-            notes.push(format!(
-                "no sample of the training data: {what} counted at their limit of {max_len} tokens"
-            ));
-            return Ok((max_len as f64, max_len));
-        }
-        shape
-            .token_counts(texts, max_len)
-            .map(|counts| qa_data::plan::mean_and_p90(&counts))
-    };
-    let (source_mean, _) = lengths(
-        &prompts(train),
-        config.max_source_len,
-        "prompts",
-        &mut notes,
-    )?;
-    let (target_mean, target_p90) = lengths(
-        &answers(train),
-        config.max_target_len,
-        "answers",
-        &mut notes,
-    )?;
+    let (source_mean, _, source_note) =
+        shape.sample_lengths(&prompts(train), config.max_source_len, "the prompts")?;
+    let (target_mean, target_p90, target_note) =
+        shape.sample_lengths(&answers(train), config.max_target_len, "the answers")?;
+    notes.extend(source_note.into_iter().chain(target_note));
     let batch = TrainingBatch {
         batch_size: config.batch_size,
         source_len: source_mean.ceil() as usize,

@@ -50,9 +50,7 @@ pub fn resolve_model(model: &str, options: &HubOptions) -> Result<PathBuf> {
     if looks_like_path(model) {
         return Err(not_found(model, "no such directory".to_string()));
     }
-    let (id, revision) = model.split_once('@').unwrap_or((model, "main"));
-    let repo = Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string());
-    let fetcher = Fetcher::new(model, repo, options)?;
+    let fetcher = Fetcher::new(model, repo_of(model), options)?;
     let config = fetcher.get(CONFIG_FILE)?;
     if fetcher.get(WEIGHTS_FILE).is_err() {
         let index = fetcher.get(INDEX_FILE).map_err(|e| {
@@ -72,6 +70,24 @@ pub fn resolve_model(model: &str, options: &HubOptions) -> Result<PathBuf> {
         .parent()
         .expect("a cached file lives in a snapshot directory")
         .to_path_buf())
+}
+
+/// The Hugging Face repository a model id (`org/name`, optionally `@revision`) names.
+fn repo_of(model: &str) -> Repo {
+    let (id, revision) = model.split_once('@').unwrap_or((model, "main"));
+    Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string())
+}
+
+/// A file of `model` that is already on this machine: in the checkpoint directory, or in the
+/// Hugging Face cache for an id (never downloaded).
+pub fn local_file(model: &str, file: &str, options: &HubOptions) -> Option<PathBuf> {
+    let dir = Path::new(model);
+    if dir.is_dir() {
+        return Some(dir.join(file)).filter(|path| path.is_file());
+    }
+    Cache::new(options.cache_dir.clone())
+        .repo(repo_of(model))
+        .get(file)
 }
 
 /// Paths that cannot be Hugging Face ids (which are `name` or `org/name`).
