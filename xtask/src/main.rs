@@ -85,6 +85,16 @@ enum Task {
         #[arg(long, value_name = "FILE")]
         screenshot: Option<PathBuf>,
     },
+    /// Check a run's export/ with the Hugging Face libraries in `.venv` (created as for
+    /// `golden`): offline, every dataset loads with `datasets.load_dataset` into its splits with
+    /// the run's row counts, every card loads with `huggingface_hub` (`DatasetCard`,
+    /// `ModelCard`, `metadata_load`, the model-index's results), and every adapter loads with
+    /// `PeftModel.from_pretrained` when its base model is a local directory.
+    ExportCheck {
+        /// The run directory whose export/ to check.
+        #[arg(long, value_name = "DIR", default_value = "runs/smoke")]
+        run_dir: PathBuf,
+    },
     /// Bring up a real single-node Slurm cluster here (installing Debian's slurm-wlm and munge
     /// if absent; needs root), run synthesis through deploy/slurm/ as a 3-task array plus merge
     /// and check it equals an unsharded run byte for byte, then cancel a task mid-run, resubmit
@@ -135,6 +145,7 @@ fn main() -> std::process::ExitCode {
             device,
         } => bench(which, size.as_deref(), device),
         Task::Golden => golden(),
+        Task::ExportCheck { run_dir } => export_check(&run_dir),
         Task::SlurmCheck => slurm_check(),
         Task::RunExperiment { args } => run_experiment(args),
         Task::Test { args } => test(args),
@@ -314,12 +325,14 @@ fn slurm_check() -> anyhow::Result<()> {
 
 /// Python packages of the golden scripts; `transformers` 5 rewrites every T5 config to tied
 /// embeddings, so an untied FLAN-T5-style head could not be saved with it.
-const GOLDEN_PACKAGES: [&str; 5] = [
+const GOLDEN_PACKAGES: [&str; 6] = [
     "torch",
     "transformers<5",
     "peft",
     "safetensors",
     "tokenizers",
+    // Newer `datasets` pulls huggingface_hub 1.x, which transformers<5 refuses.
+    "datasets<4",
 ];
 
 /// Runs `command <args>` in the repository root and fails if it fails.
@@ -337,7 +350,8 @@ fn run(mut command: Command, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn golden() -> anyhow::Result<()> {
+/// The python of `.venv`, which is created with [`GOLDEN_PACKAGES`] when absent.
+fn ensure_venv() -> anyhow::Result<PathBuf> {
     let python = venv_python();
     if !python.is_file() {
         run(Command::new("python3"), &["-m", "venv", ".venv"])?;
@@ -345,6 +359,20 @@ fn golden() -> anyhow::Result<()> {
         args.extend(GOLDEN_PACKAGES);
         run(Command::new(&python), &args)?;
     }
+    Ok(python)
+}
+
+fn export_check(run_dir: &Path) -> anyhow::Result<()> {
+    let python = ensure_venv()?;
+    let run_dir = run_dir.to_str().context("non-UTF-8 run directory")?;
+    run(
+        Command::new(python),
+        &["xtask/golden/check_export.py", "--run-dir", run_dir],
+    )
+}
+
+fn golden() -> anyhow::Result<()> {
+    let python = ensure_venv()?;
     run(
         Command::new(&python),
         &["xtask/golden/squad_metrics_reference.py"],

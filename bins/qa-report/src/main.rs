@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use qa_report::{ReportConfig, write_report};
+use qa_report::{ReportConfig, write_export, write_report};
 use serde::Serialize;
 
 /// Write the A/B/C experiment's report.
@@ -13,8 +13,10 @@ use serde::Serialize;
 /// Reads results/metrics.json (qa-eval score), the training sets, each model's
 /// train_log.jsonl and the synthesis funnel from the run directory, and writes
 /// results/metrics_table.csv, results/report.md, results/report.html (one self-contained page)
-/// and the plots as SVG and PNG, each atomically. Settings come from the `report:` section of
-/// each --config file, then QA_REPORT__<KEY> variables, then the flags below.
+/// and the plots as SVG and PNG, each atomically. Then it writes export/: the three training
+/// sets as Hugging Face datasets and the adapters, each with its card, and the upload commands
+/// (export/README.md). Settings come from the `report:` section of each --config file, then
+/// QA_REPORT__<KEY> variables, then the flags below.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -61,5 +63,21 @@ fn run(args: Args) -> anyhow::Result<()> {
     for file in &written.files {
         println!("  {}", file.display());
     }
+    let exported = write_export(&args.run_dir, &config, &args.configs).with_context(|| {
+        format!(
+            "exporting the datasets and adapters of {}",
+            args.run_dir.display()
+        )
+    })?;
+    println!(
+        "exported {} datasets and {} adapters with their cards ({} files); to publish them, see {}",
+        exported.datasets.len(),
+        exported.models.len(),
+        exported.files.len(),
+        exported
+            .files
+            .last()
+            .map_or(String::new(), |f| f.display().to_string())
+    );
     Ok(())
 }

@@ -242,7 +242,8 @@ fn a_plan_gives_the_local_models_time_or_an_endpoints_requests_and_generates_not
     std::fs::write(
         &endpoint,
         "synth:\n  generator:\n    backend: openai\n    openai:\n      \
-         base_url: http://127.0.0.1:9/v1\n      max_tokens: 40\n",
+         base_url: http://127.0.0.1:9/v1\n      max_tokens: 40\n      \
+         price: {prompt_per_million: 0.0, completion_per_million: 1000.0}\n",
     )
     .expect("config");
     let plan = plan_of(&run(
@@ -257,4 +258,6 @@ fn a_plan_gives_the_local_models_time_or_an_endpoints_requests_and_generates_not
         notes.contains("300 requests") && notes.contains("at most 12,000 completion tokens"),
         "{plan}"
     );
+    // With a price, the cost: 12,000 completion tokens at $1,000 a million at most.
+    assert!(notes.contains("at openai.price (at most $12.00)"), "{plan}");
 }

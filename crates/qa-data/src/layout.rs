@@ -9,6 +9,7 @@
 //!     adapter/, train_log.jsonl, predictions.jsonl   (runs/<model>/seed-<n>/ with several seeds)
 //! results/        metrics.json, per_question.jsonl, the report and its plots
 //! work/<stage>/   the generation stages' ledgers, funnels and reports
+//! export/         the datasets and adapters with their cards, for the Hub
 //! stages/         the driver's record of each stage
 //! plan/           a dry run's samples and calibrations (the estimates of `--dry-run`)
 //! ```
@@ -126,6 +127,54 @@ impl RunLayout {
         self.root.join("work").join(stage)
     }
 
+    /// The synthesis funnel (`qa-synth`), with its endpoint usage.
+    pub fn synthesis_funnel(&self) -> PathBuf {
+        self.work("synth").join(work_files::FUNNEL)
+    }
+
+    /// What the synthesis run was started with.
+    pub fn synthesis_settings(&self) -> PathBuf {
+        self.work("synth").join(work_files::SETTINGS)
+    }
+
+    /// What the contamination run was started with.
+    pub fn contamination_settings(&self) -> PathBuf {
+        self.work("contaminate").join(work_files::SETTINGS)
+    }
+
+    /// How model B's answers compare with the human ones (`qa-contaminate`), with its
+    /// endpoint usage.
+    pub fn contamination_report(&self) -> PathBuf {
+        self.work("contaminate").join(work_files::CONTAMINATION)
+    }
+
+    /// `export/`: the datasets and adapters with their cards, ready for the Hub.
+    pub fn export(&self) -> PathBuf {
+        self.root.join("export")
+    }
+
+    /// The exported training data of `model`: `export/datasets/provenance-qa-<kind>/`.
+    pub fn export_dataset(&self, model: &ModelSpec) -> PathBuf {
+        let kind = match model.name {
+            "a" => "human",
+            "b" => "ai-contaminated",
+            _ => "synthetic",
+        };
+        self.export()
+            .join("datasets")
+            .join(format!("provenance-qa-{kind}"))
+    }
+
+    /// The exported adapter of `model`: `export/models/provenance-qa-<model dir>[-seed-<n>]/`.
+    pub fn export_model(&self, model: &ModelSpec, seed: Option<&str>) -> PathBuf {
+        let base = format!("provenance-qa-{}", model.dir.replace('_', "-"));
+        let name = match seed {
+            Some(seed) => format!("{base}-seed-{seed}"),
+            None => base,
+        };
+        self.export().join("models").join(name)
+    }
+
     /// The driver's stage records.
     pub fn stages(&self) -> PathBuf {
         self.root.join("stages")
@@ -138,6 +187,9 @@ impl RunLayout {
     }
 }
 
+/// The card of every exported folder, and of `export/` itself.
+pub const EXPORT_CARD: &str = "README.md";
+
 /// The file names inside a model's directory (training writes the first four).
 pub mod model_files {
     /// The adapter the model is evaluated with (the best epoch's, with validation).
@@ -146,10 +198,23 @@ pub mod model_files {
     pub const BEST_ADAPTER: &str = "best_adapter";
     /// The checkpoint a killed training resumes from.
     pub const CHECKPOINT: &str = "checkpoint";
+    /// The file of a checkpoint that records the training settings in full.
+    pub const CHECKPOINT_RUN: &str = "run.json";
     /// The training log.
     pub const TRAIN_LOG: &str = "train_log.jsonl";
     /// Its answers to the test questions.
     pub const PREDICTIONS: &str = "predictions.jsonl";
+}
+
+/// The file names of the generation stages and filters, in `work/<stage>/` and wherever
+/// `qa-filter` writes.
+pub mod work_files {
+    /// Records in, refusals per filter, records out (and endpoint usage, for synthesis).
+    pub const FUNNEL: &str = "funnel.json";
+    /// The contamination stage's comparison of its answers with the human ones.
+    pub const CONTAMINATION: &str = "contamination.json";
+    /// What a generation run was started with (its generator, prompt and sampling).
+    pub const SETTINGS: &str = "settings.json";
 }
 
 /// The file names inside `results/`.

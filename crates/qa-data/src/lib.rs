@@ -30,6 +30,7 @@ pub mod config;
 pub mod download;
 mod error;
 pub mod files;
+pub mod hub_cache;
 pub mod layout;
 pub mod manifest;
 pub mod parts;
@@ -43,6 +44,7 @@ pub mod shard;
 pub mod split;
 pub mod squad;
 pub mod template;
+pub mod usage;
 
 pub use error::{Error, Result};
 pub use record::{Provenance, QaRecord, Source};

@@ -43,6 +43,9 @@ pub struct Provenance {
     /// Which of the candidates generated for the parent this one is (0-based), if several were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate_index: Option<u32>,
+    /// What the endpoint billed for the completion (absent for a local model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::CompletionUsage>,
 }
 
 /// One question/answer pair with its context.
@@ -147,6 +150,7 @@ mod tests {
                 prompt_template: "Paraphrase: {question}".into(),
                 sampling: BTreeMap::from([("temperature".to_string(), serde_json::json!(0.8))]),
                 candidate_index: Some(2),
+                usage: None,
             }),
         };
         let text = serde_json::to_string(&record).expect("serialises");

@@ -20,8 +20,8 @@ pub const PREDICT: &[&str] = &["device", "batch_size"];
 pub const TRAIN: &[&str] = &["device"];
 /// Of the local T5 generator (`generator.t5:`).
 pub const T5_GENERATOR: &[&str] = &["device", "batch_size"];
-/// Of the chat-completions client (`generator.openai:`): which variable holds the key, and
-/// how hard and how fast it asks.
+/// Of the chat-completions client (`generator.openai:`): which variable holds the key, how
+/// hard and how fast it asks, and what it may spend.
 pub const OPENAI_GENERATOR: &[&str] = &[
     "api_key_env",
     "concurrency",
@@ -32,6 +32,9 @@ pub const OPENAI_GENERATOR: &[&str] = &[
     "initial_backoff_s",
     "max_backoff_s",
     "max_retry_after_s",
+    // What a run costs and may cost: a raised budget or a new price resumes the same run.
+    "price",
+    "max_budget",
 ];
 /// Of a synthesis config (`synth:`; records stay in seed order whatever the batch).
 pub const SYNTH: &[&str] = &["seeds_per_batch"];

@@ -127,6 +127,36 @@ pub fn offline_squad_file(name: &str) -> Result<PathBuf> {
     )
 }
 
+/// What the Hub's `squad` columns hold beyond a [`QaRecord`]: a question's article title and
+/// where each of its answers starts in the context (in characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SquadSpans {
+    /// The article's title.
+    pub title: String,
+    /// Each answer's text and `answer_start`, in file order.
+    pub answers: Vec<(String, usize)>,
+}
+
+/// The title and answer offsets of every question in the SQuAD file `path`, by question id.
+pub fn read_spans(path: impl AsRef<Path>) -> Result<HashMap<String, SquadSpans>> {
+    let SquadTopLevel(parsed) = read_json(path.as_ref())?;
+    let mut spans = HashMap::new();
+    for article in parsed.data {
+        for paragraph in article.paragraphs {
+            for qa in paragraph.qas {
+                let answers = qa
+                    .answers
+                    .into_iter()
+                    .map(|a| (a.text, a.answer_start))
+                    .collect();
+                let title = article.title.clone();
+                spans.insert(qa.id, SquadSpans { title, answers });
+            }
+        }
+    }
+    Ok(spans)
+}
+
 /// Reads and checks a SQuAD JSON file (v1.1 or v2.0).
 pub fn read_squad(path: impl AsRef<Path>) -> Result<SquadFile> {
     let path = path.as_ref();

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use qa_data::layout::{MODELS, RunLayout, ZERO_SHOT, model_files, results_files};
+use qa_data::layout::{EXPORT_CARD, MODELS, RunLayout, ZERO_SHOT, model_files, results_files};
 
 use crate::ExperimentConfig;
 
@@ -106,6 +106,11 @@ pub(crate) fn plan(
     let mut systems: Vec<(String, PathBuf, Option<PathBuf>)> =
         vec![(ZERO_SHOT.into(), run.zero_shot_dir(), None)];
     let mut train_logs = Vec::new();
+    // The report stage's export: each dataset's card and each adapter's.
+    let mut exported: Vec<PathBuf> = MODELS
+        .iter()
+        .map(|model| run.export_dataset(model).join(EXPORT_CARD))
+        .collect();
     for model in &MODELS {
         let train = run.training_data(model);
         for &seed in &experiment.train_seeds {
@@ -149,6 +154,11 @@ pub(crate) fn plan(
                 .to_vec(),
                 publish: vec![],
             });
+            let seed_name = seed.to_string();
+            exported.push(
+                run.export_model(model, several.then_some(seed_name.as_str()))
+                    .join(EXPORT_CARD),
+            );
             systems.push((system, out, Some(adapter)));
         }
     }
@@ -224,7 +234,10 @@ pub(crate) fn plan(
         inputs,
         outputs: results_files::REPORT
             .map(|name| results.join(name))
-            .to_vec(),
+            .into_iter()
+            .chain([run.export().join(EXPORT_CARD)])
+            .chain(exported)
+            .collect(),
         clear: vec![],
         publish: vec![],
     });

@@ -135,7 +135,7 @@ impl Rejected {
 
 /// How many records entered, how many each filter refused (in pipeline order; a record counts
 /// against the first filter that refuses it), and how many came out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Funnel {
     /// Records checked.
     pub input: usize,
@@ -143,6 +143,10 @@ pub struct Funnel {
     pub rejected: Vec<FilterCount>,
     /// Records kept.
     pub output: usize,
+    /// What generating the records through a paid endpoint used (synthesis on an
+    /// OpenAI-compatible backend), every candidate counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<qa_data::usage::UsageTotals>,
 }
 
 /// One filter's line of the funnel.
@@ -242,6 +246,7 @@ impl Pipeline {
                 })
                 .collect(),
             output: 0,
+            usage: None,
         };
         Ok(Pipeline { filters, funnel })
     }

@@ -1,5 +1,7 @@
 //! What the report says, section by section, as [`Block`]s.
 
+use qa_data::plan::format_count;
+use qa_data::usage::{UsageTotals, format_usd};
 use qa_metrics::breakdown::MIN_PRECISE_CELL;
 use qa_metrics::compare::Interval;
 
@@ -446,6 +448,7 @@ pub fn blocks(
             .collect(),
     ));
     out.extend(plot(plots, stems::LOSS_CURVES));
+    out.extend(generation_cost(&gathered.generation_usage));
 
     out.push(Block::Heading(2, "Example training records".into()));
     for set in &gathered.examples {
@@ -519,6 +522,46 @@ pub fn blocks(
             .collect(),
     ));
     out
+}
+
+/// The generation stages' endpoint usage and cost, when an endpoint generated.
+fn generation_cost(usage: &[(&str, UsageTotals)]) -> Vec<Block> {
+    if usage.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Block::Heading(2, "Generation cost".into()),
+        Block::Paragraph(
+            "Tokens as the endpoint reported them, every completion counted (also those the \
+             filters refused), and their cost at openai.price when it was set."
+                .into(),
+        ),
+        Block::Table(
+            [
+                "stage",
+                "completions",
+                "retried requests",
+                "prompt tokens",
+                "completion tokens",
+                "cost",
+            ]
+            .map(String::from)
+            .to_vec(),
+            usage
+                .iter()
+                .map(|(stage, u)| {
+                    vec![
+                        stage.to_string(),
+                        format_count(u.completions),
+                        format_count(u.retries),
+                        format_count(u.prompt_tokens),
+                        format_count(u.completion_tokens),
+                        u.cost_usd.map_or("— (no price set)".into(), format_usd),
+                    ]
+                })
+                .collect(),
+        ),
+    ]
 }
 
 fn first_answer(record: &qa_data::QaRecord) -> String {

@@ -8,6 +8,7 @@ use qa_data::files::{read_json, read_jsonl, sha256_file};
 use qa_data::layout::{MODELS, ModelSpec, RunLayout, ZERO_SHOT, model_files, results_files};
 use qa_data::manifest::Manifest;
 use qa_data::predictions::read_predictions;
+use qa_data::usage::UsageTotals;
 use qa_filters::Funnel;
 use qa_metrics::breakdown::QuestionType;
 use qa_metrics::evaluate::{MetricsReport, QuestionRow, SystemMetrics};
@@ -28,6 +29,8 @@ pub struct SystemRow {
     pub n_train: Option<usize>,
     /// Its training log, read (none for the zero-shot row).
     pub training: Option<Training>,
+    /// Its directory in the run (none for the zero-shot row).
+    pub dir: Option<PathBuf>,
 }
 
 impl SystemRow {
@@ -165,6 +168,16 @@ pub struct Gathered {
     pub examples: Vec<Examples>,
     /// Every file the figures rest on, with its SHA-256: `(path, sha256)`.
     pub checksums: Vec<(String, String)>,
+    /// What each generation stage used of a paid endpoint: `(stage in words, totals)`; empty
+    /// when both generated locally.
+    pub generation_usage: Vec<(&'static str, UsageTotals)>,
+}
+
+/// The part of `contamination.json` the report reads.
+#[derive(Deserialize)]
+struct ContaminationUsage {
+    #[serde(default)]
+    usage: Option<UsageTotals>,
 }
 
 fn require(path: PathBuf, hint: &'static str) -> Result<PathBuf> {
@@ -255,6 +268,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
             });
         }
         note(Path::new(&system.predictions.path))?;
+        let mut model_dir = None;
         let training = match &model {
             Some(model) => {
                 let seed = match (several_seeds, &system.seed) {
@@ -267,6 +281,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
                     _ => None,
                 };
                 let dir = run.model_dir(model, seed);
+                model_dir = Some(dir.clone());
                 let log = require(dir.join(model_files::TRAIN_LOG), "run the train stage")?;
                 note(&log)?;
                 let adapter = dir
@@ -284,14 +299,30 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
             n_train: model.map(|m| data[m.name].len()),
             model,
             training,
+            dir: model_dir,
         });
     }
 
-    let funnel_path = run.work("synth").join("funnel.json");
+    let funnel_path = run.synthesis_funnel();
     let funnel: Option<Funnel> = match funnel_path.is_file() {
         true => Some(read_json(&funnel_path)?),
         false => None,
     };
+    let contamination_path = run.contamination_report();
+    let contamination_usage = match contamination_path.is_file() {
+        true => read_json::<ContaminationUsage>(&contamination_path)?.usage,
+        false => None,
+    };
+    let generation_usage = [
+        ("contamination (model B's answers)", contamination_usage),
+        (
+            "synthesis (model C's questions)",
+            funnel.as_ref().and_then(|f| f.usage),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(stage, usage)| Some((stage, usage?)))
+    .collect();
     // The human record a generated one came from.
     let parent = |record: &QaRecord| -> Option<&QaRecord> {
         record
@@ -353,6 +384,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         questions,
         examples,
         checksums: all_checksums,
+        generation_usage,
     })
 }
 

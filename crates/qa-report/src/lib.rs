@@ -11,7 +11,8 @@
 //! within the interval), explains the zero-shot row, breaks the scores down by question and
 //! answer ([`analysis`]), describes where the contamination and the synthesis land, offers a
 //! per-question explorer in the HTML page, and lists the checksum of every file its figures rest
-//! on.
+//! on. [`write_export`] lays the run out for the Hugging Face Hub: the training sets as
+//! `datasets`-loadable folders and the adapters, each with its card ([`export`]).
 //!
 //! ```
 //! use qa_report::findings::{p_value, signed};
@@ -29,6 +30,7 @@ mod content;
 mod document;
 mod error;
 mod explorer;
+pub mod export;
 pub mod findings;
 pub mod gather;
 mod plots;
@@ -41,6 +43,7 @@ use qa_data::plan::StagePlan;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Error, Result};
+pub use export::{Exported, write_export};
 
 /// The `report:` config section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,7 +115,9 @@ pub fn write_report(run_dir: &Path, config: &ReportConfig) -> Result<Written> {
 /// nothing calibrates here.
 pub fn plan() -> StagePlan {
     StagePlan {
-        work: "the table, the findings, the plots and the page".to_string(),
+        work: "the table, the findings, the plots, the page, and the export (datasets and \
+               adapters with their cards)"
+            .to_string(),
         notes: vec![
             "not estimated: a small share of a run, measured in docs/performance.md".to_string(),
         ],

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use qa_data::files::{write_json_atomic, write_jsonl_atomic};
 use qa_data::layout::{MODELS, RunLayout, model_files, results_files};
+use qa_data::usage::UsageTotals;
 use qa_data::{Provenance, QaRecord, Source};
 use qa_filters::{FilterCount, Funnel};
 use qa_metrics::compare::ResamplingConfig;
@@ -22,6 +23,7 @@ fn record(id: String, question: String, answer: String, source: Source) -> QaRec
             prompt_template: "{question}".into(),
             sampling: Default::default(),
             candidate_index: None,
+            usage: None,
         }),
         id,
         question,
@@ -102,7 +104,7 @@ fn finished_run_of(
     });
     write_jsonl_atomic(run.synthetic_train(), synthetic).expect("synthetic");
     write_json_atomic(
-        run.work("synth").join("funnel.json"),
+        run.synthesis_funnel(),
         &Funnel {
             input: 16,
             rejected: vec![
@@ -116,6 +118,14 @@ fn finished_run_of(
                 },
             ],
             output: 8,
+            usage: Some(UsageTotals {
+                completions: 16,
+                retries: 1,
+                unreported: 0,
+                prompt_tokens: 4_000,
+                completion_tokens: 320,
+                cost_usd: Some(0.0025),
+            }),
         },
     )
     .expect("funnel");
@@ -200,6 +210,12 @@ fn report_states_the_comparisons_and_writes_every_file() {
         "C ≈ A (synthetic as good as human): does not hold: the interval of C − A lies above 0"
     ));
     assert!(markdown.contains("B +50.0 F1"), "zero-shot gains");
+    // Synthesis went through a paid endpoint (the funnel's usage); contamination did not.
+    assert!(
+        markdown.contains("| synthesis (model C's questions) | 16 | 1 | 4,000 | 320 | $0.0025 |"),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("contamination (model B's answers) |"));
     // B's data: 2 of 8 generated answers agree with the human ones.
     assert!(markdown.contains("score 25.0 EM"), "{markdown}");
     assert!(markdown.contains("which river is number 0 in the old town?"));
@@ -325,4 +341,199 @@ fn a_run_without_scores_names_the_missing_file_and_the_stage() {
     let message = error.to_string();
     assert!(message.contains("results/metrics.json"), "{message}");
     assert!(message.contains("run the score stage first"), "{message}");
+}
+
+/// Adds to a finished run what the export reads besides the report's inputs: prepare's
+/// manifest, the generation stages' settings and the adapters.
+fn exportable(run: &RunLayout) {
+    // The SQuAD slices stand in for the files prepare read (their ids are not the run's).
+    let squad = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/squad");
+    let prepare = qa_data::prepare::PrepareConfig {
+        train_file: squad.join("train-slice.json"),
+        test_file: squad.join("dev-slice.json"),
+        ..Default::default()
+    };
+    let manifest = json!({"stage": "prepare", "code_version": "0.1.0", "seed": 42,
+        "config": prepare, "inputs": [], "outputs": [], "counts": {}});
+    write_json_atomic(run.processed().join("manifest.json"), &manifest).expect("manifest");
+    let validation = (0..4).map(|i| {
+        record(
+            format!("v{i}"),
+            format!("validation question {i}?"),
+            format!("answer {i}"),
+            Source::Human,
+        )
+    });
+    write_jsonl_atomic(run.human("val"), validation).expect("validation");
+    let synth = json!({"stage": {
+            "synth": {"generator": {"backend": "t5", "t5": {"model": "google/flan-t5-xl"}},
+                      "prompt_template": "Paraphrase: {question}", "candidates": 2,
+                      "target": 8, "round_trip": null},
+            "filters": {"min_question_tokens": 8}},
+        "generator": "google/flan-t5-xl", "sampling": {"temperature": 0.8},
+        "input_sha256": "ab12", "shard": {"index": 0, "count": 1}});
+    write_json_atomic(run.synthesis_settings(), &synth).expect("synth settings");
+    let contaminate = json!({"stage": {
+            "generator": {"backend": "openai",
+                          "openai": {"model": "gpt-3.5-turbo", "base_url": "https://api.openai.com/v1"}},
+            "prompt_template": "Answer: {question}"},
+        "generator": "gpt-3.5-turbo", "sampling": {"temperature": 0.0},
+        "input_sha256": "ab12", "shard": {"index": 0, "count": 1}});
+    write_json_atomic(run.contamination_settings(), &contaminate).expect("settings");
+    for model in &MODELS {
+        let adapter = run.model_dir(model, None).join(model_files::ADAPTER);
+        let config = json!({"base_model_name_or_path": "google/flan-t5-base", "r": 8,
+                            "peft_type": "LORA"});
+        write_json_atomic(adapter.join("adapter_config.json"), &config).expect("config");
+        std::fs::write(adapter.join("adapter_model.safetensors"), b"weights").expect("weights");
+    }
+}
+
+/// The YAML front matter of a card, parsed.
+fn front_matter(card: &str) -> serde_yaml::Mapping {
+    let yaml = card
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.split_once("\n---\n"))
+        .map(|(yaml, _)| yaml)
+        .unwrap_or_else(|| panic!("no front matter:\n{card}"));
+    serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("front matter is not YAML ({e}):\n{yaml}"))
+}
+
+fn has_keys(metadata: &serde_yaml::Mapping, keys: &[&str], card: &str) {
+    for key in keys {
+        assert!(metadata.contains_key(*key), "no {key} in\n{card}");
+    }
+}
+
+#[test]
+fn the_export_holds_squad_shaped_datasets_and_adapters_with_their_cards() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = finished_run(dir.path(), &[None]);
+    exportable(&run);
+    let configs = [dir.path().join("config.yaml")];
+    std::fs::write(&configs[0], "report: {examples: 2}\n").expect("config");
+    let exported =
+        qa_report::write_export(run.root(), &ReportConfig::default(), &configs).expect("export");
+    assert_eq!((exported.datasets.len(), exported.models.len()), (3, 3));
+
+    for (model, splits) in
+        MODELS
+            .iter()
+            .zip([&["train", "validation", "test"][..], &["train"], &["train"]])
+    {
+        let folder = run.export_dataset(model);
+        let card = read(folder.join("README.md"));
+        let metadata = front_matter(&card);
+        has_keys(
+            &metadata,
+            &[
+                "license",
+                "language",
+                "task_categories",
+                "task_ids",
+                "source_datasets",
+                "size_categories",
+                "pretty_name",
+                "configs",
+            ],
+            &card,
+        );
+        assert_eq!(metadata["license"], "cc-by-sa-4.0");
+        assert_eq!(metadata["task_ids"][0], "extractive-qa");
+        let files = &metadata["configs"][0]["data_files"];
+        let named: Vec<&str> = files
+            .as_sequence()
+            .expect("data_files")
+            .iter()
+            .map(|f| f["split"].as_str().expect("split"))
+            .collect();
+        assert_eq!(named, splits, "{card}");
+        for text in [
+            "## How it was made",
+            "## Limitations",
+            "Rajpurkar",
+            "Chung, Hyung Won",
+            "cargo xtask run-experiment --config",
+            "config.yaml (config)",
+        ] {
+            assert!(card.contains(text), "{text:?} not in\n{card}");
+        }
+        let rows: Vec<serde_json::Value> =
+            qa_data::files::read_jsonl(folder.join("train.jsonl")).expect("rows");
+        assert_eq!(rows.len(), 8);
+        let row = &rows[0];
+        for column in ["id", "title", "context", "question", "source"] {
+            assert!(row.get(column).is_some(), "no {column}: {row}");
+        }
+        let start = row["answers"]["answer_start"][0]
+            .as_i64()
+            .expect("answer_start");
+        let text = row["answers"]["text"][0].as_str().expect("text");
+        let context: Vec<char> = row["context"].as_str().expect("context").chars().collect();
+        match start {
+            -1 => assert_eq!(model.name, "b", "only a generated answer may be no span"),
+            _ => assert_eq!(
+                context[start as usize..start as usize + text.chars().count()]
+                    .iter()
+                    .collect::<String>(),
+                text
+            ),
+        }
+        assert_eq!(row.get("provenance").is_some(), model.name != "a");
+    }
+    let contaminated = read(run.export_dataset(&MODELS[1]).join("README.md"));
+    assert!(contaminated.contains("`gpt-3.5-turbo` at `https://api.openai.com/v1`"));
+    let synthetic = read(run.export_dataset(&MODELS[2]).join("README.md"));
+    assert!(
+        synthetic.contains("Acceptance: 8 of 16 candidates kept (50.0%)"),
+        "{synthetic}"
+    );
+    assert!(
+        synthetic.contains("16 completions, 1 retried requests, 4000 prompt"),
+        "{synthetic}"
+    );
+    assert!(synthetic.contains("\"min_question_tokens\": 8"));
+
+    let card = read(run.export_model(&MODELS[0], None).join("README.md"));
+    let metadata = front_matter(&card);
+    has_keys(
+        &metadata,
+        &[
+            "base_model",
+            "library_name",
+            "license",
+            "datasets",
+            "pipeline_tag",
+            "tags",
+            "model-index",
+        ],
+        &card,
+    );
+    assert_eq!(metadata["library_name"], "peft");
+    assert_eq!(metadata["base_model"], "google/flan-t5-base");
+    let metrics = &metadata["model-index"][0]["results"][0]["metrics"];
+    // A is right on 30 of the 40 test questions.
+    assert_eq!(metrics[0]["type"], "exact_match");
+    assert_eq!(metrics[0]["value"].as_f64(), Some(75.0));
+    assert!(card.contains("| Exact Match | 75.00 | ["), "{card}");
+    assert!(
+        card.contains("Best epoch: 2 (validation loss 0.9000, EM 50.0, F1 60.0)"),
+        "{card}"
+    );
+    let adapter = run
+        .export_model(&MODELS[0], None)
+        .join("adapter_model.safetensors");
+    assert_eq!(std::fs::read(adapter).expect("adapter"), b"weights");
+
+    let readme = read(run.export().join("README.md"));
+    assert!(
+        readme.contains(
+            "huggingface-cli upload <user>/provenance-qa-human datasets/provenance-qa-human . \
+             --repo-type dataset"
+        ),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("provenance-qa-model-c-synthetic models/provenance-qa-model-c-synthetic .")
+    );
 }

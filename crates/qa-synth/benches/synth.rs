@@ -42,7 +42,7 @@ use qa_data::template::PromptTemplate;
 use qa_filters::FilterConfig;
 use qa_synth::run::RunFiles;
 use qa_synth::synthesize::{SynthConfig, synthesize};
-use qa_synth::{Generator, GeneratorConfig, Request, T5Generator, T5GeneratorConfig};
+use qa_synth::{Completion, Generator, GeneratorConfig, Request, T5Generator, T5GeneratorConfig};
 use t5_lora::tokenizer::pad_batch;
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate_with_streams};
 
@@ -130,7 +130,7 @@ impl Generator for EncodePerCandidate {
         BTreeMap::new()
     }
 
-    fn generate(&self, requests: &[Request]) -> qa_synth::Result<Vec<Vec<String>>> {
+    fn generate(&self, requests: &[Request]) -> qa_synth::Result<Vec<Vec<Completion>>> {
         let mut out = Vec::new();
         for batch in requests.chunks(self.config.batch_size) {
             let mut prompts = Vec::new();
@@ -148,7 +148,9 @@ impl Generator for EncodePerCandidate {
             let (ids, mask) = pad_batch(&encoded.ids, self.tokenizer.pad_id(), &device);
             let tokens =
                 generate_with_streams(&self.model, ids, mask, &self.config.generation, &streams)?;
-            let mut texts = tokens.iter().map(|t| self.tokenizer.decode(t));
+            let mut texts = tokens
+                .iter()
+                .map(|t| self.tokenizer.decode(t).map(Completion::unbilled));
             for request in batch {
                 out.push(texts.by_ref().take(request.n).collect::<Result<_, _>>()?);
             }

@@ -13,9 +13,11 @@ use qa_data::files::{read_jsonl, write_json_atomic, write_jsonl_atomic};
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
 use qa_data::template::PromptTemplate;
+use qa_data::usage::{CompletionUsage, UsageTotals};
 use qa_data::{Provenance, QaRecord, Source};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Spending;
 use crate::error::Result;
 use crate::generator::{Generator, GeneratorConfig, Request};
 use crate::plan::{Need, generation_plan};
@@ -31,7 +33,7 @@ pub const OUTPUT_FILE: &str = "contaminated.jsonl";
 /// Records left out (empty answers), with reasons.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// How the generated answers compare with the human ones.
-pub const REPORT_FILE: &str = "contamination.json";
+pub const REPORT_FILE: &str = qa_data::layout::work_files::CONTAMINATION;
 
 /// The `contaminate:` config section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +111,9 @@ pub struct AnswerOutcome {
     pub id: String,
     /// The generator's answer, trimmed.
     pub answer: String,
+    /// What the endpoint billed for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<CompletionUsage>,
 }
 
 impl LedgerLine for AnswerOutcome {
@@ -132,19 +137,24 @@ pub struct ContaminationReport {
     pub f1: f64,
     /// Kept answers that match no human answer exactly (after SQuAD normalisation).
     pub differs: usize,
+    /// What the answers used of a paid endpoint (absent for a local model), every answer
+    /// counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageTotals>,
 }
 
 impl ContaminationReport {
     /// The report as a small readable table.
     pub fn table(&self) -> String {
         let share = |count: usize| 100.0 * count as f64 / self.kept.max(1) as f64;
+        let usage = self.usage.map_or(String::new(), |usage| usage.table());
         format!(
             "records answered        {:>8}\n\
              kept                    {:>8}\n\
              rejected (empty answer) {:>8}\n\
              differs from human      {:>8}  ({:.1}% of kept)\n\
              EM vs human answers     {:>8.2}\n\
-             F1 vs human answers     {:>8.2}\n",
+             F1 vs human answers     {:>8.2}\n{usage}",
             self.records,
             self.kept,
             self.rejected,
@@ -170,6 +180,7 @@ type Settings = RunSettings<ContaminateConfig>;
 /// Builds the outputs from ledger lines in input order.
 struct Outputs<'a> {
     settings: &'a Settings,
+    spending: Spending<'a>,
     kept: Vec<QaRecord>,
     rejected: Vec<Rejection>,
     exact_match: f64,
@@ -178,9 +189,10 @@ struct Outputs<'a> {
 }
 
 impl<'a> Outputs<'a> {
-    fn new(settings: &'a Settings) -> Self {
+    fn new(settings: &'a Settings, generator: &'a GeneratorConfig) -> Self {
         Outputs {
             settings,
+            spending: Spending::new(generator),
             kept: Vec::new(),
             rejected: Vec::new(),
             exact_match: 0.0,
@@ -211,8 +223,10 @@ impl<'a> Outputs<'a> {
                 prompt_template: self.settings.stage.prompt_template.clone(),
                 sampling: self.settings.sampling.clone(),
                 candidate_index: None,
+                usage: outcome.usage,
             }),
         };
+        self.spending.add(outcome.usage.as_ref());
         if outcome.answer.is_empty() {
             self.rejected.push(Rejection {
                 id: Some(record.id.clone()),
@@ -242,6 +256,7 @@ impl<'a> Outputs<'a> {
             exact_match: mean(self.exact_match),
             f1: mean(self.f1),
             differs: self.differs,
+            usage: self.spending.totals(),
         };
         let output = out_dir.join(OUTPUT_FILE);
         write_jsonl_atomic(&output, &self.kept)?;
@@ -263,7 +278,7 @@ pub fn contaminate(
     let human: Vec<QaRecord> = read_jsonl(&files.input)?;
     let settings = RunSettings::new(config.output_settings(), generator, files)?;
     let mut run = run::open::<_, AnswerOutcome>(files, &settings, &human)?;
-    let mut outputs = Outputs::new(&settings);
+    let mut outputs = Outputs::new(&settings, &config.generator);
     for outcome in &run.done {
         outputs.add(&human[outcome.index], outcome);
     }
@@ -277,12 +292,18 @@ pub fn contaminate(
                 stream: i as u64,
             })
             .collect();
+        outputs.spending.check(&requests)?;
         let answers = generator.generate(&requests)?;
-        for (&index, mut texts) in batch.iter().zip(answers) {
+        for (&index, mut completions) in batch.iter().zip(answers) {
+            let completion = completions.pop();
             let outcome = AnswerOutcome {
                 index,
                 id: human[index].id.clone(),
-                answer: texts.pop().unwrap_or_default().trim().to_string(),
+                answer: completion
+                    .as_ref()
+                    .map_or("", |c| c.text.trim())
+                    .to_string(),
+                usage: completion.and_then(|c| c.usage),
             };
             run.ledger.append(&outcome)?;
             outputs.add(&human[index], &outcome);
@@ -298,7 +319,8 @@ pub fn contaminate(
 pub fn merge(parts: &[PathBuf], input: &Path, out_dir: &Path) -> Result<ContaminateSummary> {
     let human: Vec<QaRecord> = read_jsonl(input)?;
     let (settings, outcomes) = run::gather::<ContaminateConfig, AnswerOutcome>(parts, input)?;
-    let mut outputs = Outputs::new(&settings);
+    // The recorded settings hold no price: a merge counts tokens, not dollars.
+    let mut outputs = Outputs::new(&settings, &settings.stage.generator);
     for (index, record) in human.iter().enumerate() {
         let outcome = outcomes
             .get(&index)

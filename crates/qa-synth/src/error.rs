@@ -45,6 +45,20 @@ pub enum Error {
         /// The funnel as a table.
         funnel: String,
     },
+    /// The next batch could take the stage's spend past `openai.max_budget`.
+    #[error(
+        "stopping before the next batch ({next}), which could take the spend past \
+         openai.max_budget ({budget}); spent so far: {spent}. Raise openai.max_budget and run the \
+         stage again with --resume: what was paid for is kept and not asked for again"
+    )]
+    OverBudget {
+        /// The budget, in words.
+        budget: String,
+        /// What the ledger has spent.
+        spent: String,
+        /// The next batch's largest possible bill.
+        next: String,
+    },
 }
 
 /// This crate's results.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use qa_data::run_place;
+use qa_data::usage::CompletionUsage;
 use serde::{Deserialize, Serialize};
 use t5_lora::device::DeviceChoice;
 use t5_lora::predict::load_model;
@@ -25,6 +26,23 @@ pub struct Request {
     pub stream: u64,
 }
 
+/// One generated text, with what the endpoint billed for it (`None` from a local model, or from
+/// an endpoint that reports no `usage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The text as generated.
+    pub text: String,
+    /// Its tokens and retries, as the endpoint reported them.
+    pub usage: Option<CompletionUsage>,
+}
+
+impl Completion {
+    /// A completion nobody billed for.
+    pub fn unbilled(text: String) -> Self {
+        Completion { text, usage: None }
+    }
+}
+
 /// A text generator: a local model or a remote endpoint.
 pub trait Generator {
     /// The model's name, for provenance (a Hugging Face id, a directory, an endpoint's model).
@@ -34,7 +52,7 @@ pub trait Generator {
     fn sampling(&self) -> BTreeMap<String, serde_json::Value>;
 
     /// `request.n` completions for each request, in order.
-    fn generate(&self, requests: &[Request]) -> Result<Vec<Vec<String>>>;
+    fn generate(&self, requests: &[Request]) -> Result<Vec<Vec<Completion>>>;
 }
 
 /// Which backend a stage generates with.
@@ -86,6 +104,12 @@ impl GeneratorConfig {
             }
         }
         kept
+    }
+
+    /// What the chosen backend bills by: the endpoint's settings (its price and budget), or
+    /// `None` for the local model.
+    pub fn billing(&self) -> Option<&OpenAiConfig> {
+        (self.backend == Backend::Openai).then_some(&self.openai)
     }
 
     /// The chosen backend's model, for messages.
@@ -178,7 +202,7 @@ impl Generator for T5Generator {
     /// prompt length go into one batch of `batch_size`, so that batches carry little padding;
     /// the completions come back in request order, and each draws from its own stream, so
     /// neither changes the text.
-    fn generate(&self, requests: &[Request]) -> Result<Vec<Vec<String>>> {
+    fn generate(&self, requests: &[Request]) -> Result<Vec<Vec<Completion>>> {
         let prompts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
         let encoded = self
             .tokenizer
@@ -205,7 +229,11 @@ impl Generator for T5Generator {
             )?
             .into_iter();
             for &i in batch {
-                out[i] = texts.by_ref().take(requests[i].n).collect();
+                out[i] = texts
+                    .by_ref()
+                    .take(requests[i].n)
+                    .map(Completion::unbilled)
+                    .collect();
             }
         }
         Ok(out)

@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod budget;
 pub mod contaminate;
 mod error;
 pub mod generator;
@@ -17,5 +18,7 @@ pub mod run;
 pub mod synthesize;
 
 pub use error::{Error, Result};
-pub use generator::{Backend, Generator, GeneratorConfig, Request, T5Generator, T5GeneratorConfig};
+pub use generator::{
+    Backend, Completion, Generator, GeneratorConfig, Request, T5Generator, T5GeneratorConfig,
+};
 pub use openai::{OpenAiConfig, OpenAiGenerator};

@@ -20,8 +20,11 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use qa_data::usage::{CompletionUsage, Price};
+
+use crate::budget::Budget;
 use crate::error::{Error, Result};
-use crate::generator::{Generator, Request};
+use crate::generator::{Completion, Generator, Request};
 
 /// Settings of the chat-completions backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +65,13 @@ pub struct OpenAiConfig {
     /// Longest wait a server's `Retry-After` may ask for, in seconds; a longer one fails the
     /// run rather than stalling it.
     pub max_retry_after_s: f64,
+    /// Dollars per million tokens, to state what a run costs (none: tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
+    /// The most a stage may spend, `{tokens: N}` or `{usd: X}` (the latter needs `price`): the
+    /// stage stops before a batch could take it past this, and resumes when it is raised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_budget: Option<Budget>,
 }
 
 impl Default for OpenAiConfig {
@@ -84,6 +94,8 @@ impl Default for OpenAiConfig {
             initial_backoff_s: 1.0,
             max_backoff_s: 60.0,
             max_retry_after_s: 600.0,
+            price: None,
+            max_budget: None,
         }
     }
 }
@@ -108,6 +120,19 @@ impl OpenAiConfig {
             return Err(Error::Config(
                 "openai.concurrency and openai.max_tokens must be at least 1".to_string(),
             ));
+        }
+        if let Some(price) = &self.price
+            && ![price.prompt_per_million, price.completion_per_million]
+                .iter()
+                .all(|p| p.is_finite() && *p >= 0.0)
+        {
+            return Err(Error::Config(format!(
+                "openai.price must be two non-negative numbers of dollars per million tokens, \
+                 not {price:?}"
+            )));
+        }
+        if let Some(budget) = &self.max_budget {
+            budget.validate(self.price.as_ref())?;
         }
         if !self.base_url.starts_with("http://") && !self.base_url.starts_with("https://") {
             return Err(Error::Config(format!(
@@ -141,7 +166,7 @@ pub struct OpenAiGenerator {
 
 /// How one attempt ended.
 enum Attempt {
-    Done(String),
+    Done(String, Option<Usage>),
     /// Worth retrying, after at least `not_before` if the server said so.
     Retry {
         reason: String,
@@ -204,7 +229,7 @@ impl OpenAiGenerator {
     }
 
     /// One completion of `prompt` from random stream `stream`, retried as the module says.
-    fn complete(&self, prompt: &str, stream: u64) -> Result<String> {
+    fn complete(&self, prompt: &str, stream: u64) -> Result<Completion> {
         // llama.cpp takes 32-bit seeds; the others take any.
         let seed = self.config.seed.wrapping_add(stream) & 0x7fff_ffff;
         let body = self.body(prompt, seed);
@@ -212,7 +237,16 @@ impl OpenAiGenerator {
         let mut attempt = 0u32;
         loop {
             let (reason, not_before) = match self.attempt(&body)? {
-                Attempt::Done(text) => return Ok(text),
+                Attempt::Done(text, usage) => {
+                    return Ok(Completion {
+                        text,
+                        usage: usage.map(|usage| CompletionUsage {
+                            prompt_tokens: usage.prompt_tokens,
+                            completion_tokens: usage.completion_tokens,
+                            retries: attempt,
+                        }),
+                    });
+                }
                 Attempt::Retry { reason, not_before } => (reason, not_before),
             };
             if attempt >= self.config.max_retries {
@@ -279,7 +313,7 @@ impl OpenAiGenerator {
             }
         };
         completion_text(&text)
-            .map(Attempt::Done)
+            .map(|(text, usage)| Attempt::Done(text, usage))
             .map_err(|e| self.fail(e))
     }
 
@@ -376,11 +410,21 @@ fn shorten(text: &str, limit: usize) -> String {
     }
 }
 
-/// The first choice's message content of a chat-completions answer.
-fn completion_text(body: &str) -> std::result::Result<String, String> {
+/// The token counts of a chat-completions answer's `usage`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+/// The first choice's message content of a chat-completions answer, and the answer's `usage`
+/// when it has one.
+fn completion_text(body: &str) -> std::result::Result<(String, Option<Usage>), String> {
     #[derive(Deserialize)]
     struct Answer {
         choices: Vec<Choice>,
+        #[serde(default)]
+        usage: Option<Usage>,
     }
     #[derive(Deserialize)]
     struct Choice {
@@ -401,10 +445,10 @@ fn completion_text(body: &str) -> std::result::Result<String, String> {
         .into_iter()
         .next()
         .ok_or("malformed chat-completions answer: no choices")?;
-    choice
-        .message
-        .content
-        .ok_or_else(|| "malformed chat-completions answer: the message has no content".to_string())
+    let text = choice.message.content.ok_or_else(|| {
+        "malformed chat-completions answer: the message has no content".to_string()
+    })?;
+    Ok((text, answer.usage))
 }
 
 impl Generator for OpenAiGenerator {
@@ -426,7 +470,7 @@ impl Generator for OpenAiGenerator {
 
     /// Completion `j` of request `r` is sent with seed `stream(r) · n + j`; up to
     /// `concurrency` are in flight; the first failure stops the rest.
-    fn generate(&self, requests: &[Request]) -> Result<Vec<Vec<String>>> {
+    fn generate(&self, requests: &[Request]) -> Result<Vec<Vec<Completion>>> {
         let jobs: Vec<(usize, &str, u64)> = requests
             .iter()
             .enumerate()
@@ -440,7 +484,7 @@ impl Generator for OpenAiGenerator {
                 })
             })
             .collect();
-        let results: Vec<Mutex<Option<Result<String>>>> =
+        let results: Vec<Mutex<Option<Result<Completion>>>> =
             jobs.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
@@ -459,12 +503,12 @@ impl Generator for OpenAiGenerator {
                 });
             }
         });
-        let mut out: Vec<Vec<String>> = requests.iter().map(|_| Vec::new()).collect();
+        let mut out: Vec<Vec<Completion>> = requests.iter().map(|_| Vec::new()).collect();
         // The earliest failure is the one reported; jobs after a failure may not have run,
         // but only a failure leaves any unrun.
         for (&(r, _, _), result) in jobs.iter().zip(results) {
             match result.into_inner().unwrap_or_else(|e| e.into_inner()) {
-                Some(Ok(text)) => out[r].push(text),
+                Some(Ok(completion)) => out[r].push(completion),
                 Some(Err(e)) => return Err(e),
                 None => {}
             }
@@ -517,7 +561,19 @@ mod tests {
     #[test]
     fn answers_are_read_strictly() {
         let ok = r#"{"choices":[{"message":{"role":"assistant","content":"Why?"}}]}"#;
-        assert_eq!(completion_text(ok).as_deref(), Ok("Why?"));
+        assert_eq!(completion_text(ok), Ok(("Why?".to_string(), None)));
+        let billed = r#"{"choices":[{"message":{"content":"Why?"}}],
+            "usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#;
+        assert_eq!(
+            completion_text(billed),
+            Ok((
+                "Why?".to_string(),
+                Some(Usage {
+                    prompt_tokens: 12,
+                    completion_tokens: 3
+                })
+            ))
+        );
         for bad in [
             "not json",
             r#"{"choices":[]}"#,

@@ -3,6 +3,7 @@
 //! that an OpenAI-compatible endpoint would be sent.
 
 use qa_data::plan::{Planning, StagePlan, format_count, mean_and_p90};
+use qa_data::usage::format_usd;
 use t5_lora::estimate::{
     CHARS_PER_TOKEN, GenerationWork, approximate_tokens, estimate_generation, model_shape,
     resolve_device,
@@ -72,22 +73,32 @@ pub(crate) fn generation_plan(
                 true => openai.max_tokens as f64,
                 false => completion_mean.min(openai.max_tokens as f64),
             };
-            let total = |mean: f64| format_count((mean * requests as f64).round() as u64);
+            let total = |mean: f64| (mean * requests as f64).round() as u64;
+            let (prompt, completion) = (total(prompt_mean), total(completion_mean));
+            let most = requests * openai.max_tokens as u64;
+            let mut notes = vec![
+                format!(
+                    "{} requests: about {} prompt and {} completion tokens (at most {} \
+                     completion tokens), counted as 1 token per {CHARS_PER_TOKEN} characters",
+                    format_count(requests),
+                    format_count(prompt),
+                    format_count(completion),
+                    format_count(most)
+                ),
+                "an endpoint's speed is not measured in a dry run".to_string(),
+            ];
+            if let Some(price) = &openai.price {
+                notes.push(format!(
+                    "about {} at openai.price (at most {})",
+                    format_usd(price.of(prompt, completion)),
+                    format_usd(price.of(prompt, most))
+                ));
+            }
             Ok(StagePlan {
                 work,
                 seconds: None,
                 device: Some(format!("{} at {}", openai.model, openai.base_url)),
-                notes: vec![
-                    format!(
-                        "{} requests: about {} prompt and {} completion tokens (at most {} \
-                         completion tokens), counted as 1 token per {CHARS_PER_TOKEN} characters",
-                        format_count(requests),
-                        total(prompt_mean),
-                        total(completion_mean),
-                        format_count(requests * openai.max_tokens as u64)
-                    ),
-                    "an endpoint's speed is not measured in a dry run".to_string(),
-                ],
+                notes,
                 ..StagePlan::default()
             })
         }

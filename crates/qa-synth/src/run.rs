@@ -21,7 +21,7 @@ use crate::generator::Generator;
 /// The ledger: one line per input record done.
 pub const LEDGER_FILE: &str = "ledger.jsonl";
 /// The settings of the run.
-pub const SETTINGS_FILE: &str = "settings.json";
+pub const SETTINGS_FILE: &str = qa_data::layout::work_files::SETTINGS;
 
 /// The files and part of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]

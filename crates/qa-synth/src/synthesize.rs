@@ -14,11 +14,13 @@ use qa_data::files::{read_jsonl, write_json_atomic, write_jsonl_atomic};
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
 use qa_data::template::PromptTemplate;
+use qa_data::usage::CompletionUsage;
 use qa_data::{Provenance, QaRecord, Source};
 use qa_filters::filters::Duplicates;
 use qa_filters::{Candidate, Filter, FilterConfig, FilterCount, Funnel, Pipeline, Rejected};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Spending;
 use crate::error::{Error, Result};
 use crate::generator::{Generator, GeneratorConfig, Request};
 use crate::plan::{Need, generation_plan};
@@ -108,6 +110,9 @@ pub struct CandidateOutcome {
     pub question: String,
     /// The refusing filter, field and reason; `None` when every filter passed.
     pub rejected: Option<Rejected>,
+    /// What the endpoint billed for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<CompletionUsage>,
 }
 
 /// One line of the ledger: a seed and its candidates.
@@ -126,7 +131,7 @@ pub const OUTPUT_FILE: &str = "synthetic.jsonl";
 /// Refused candidates, with reasons.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// The funnel.
-pub const FUNNEL_FILE: &str = "funnel.json";
+pub const FUNNEL_FILE: &str = qa_data::layout::work_files::FUNNEL;
 
 /// What synthesis from `input` into `out_dir` would do (see [`qa_data::plan`]): every seed's
 /// candidates (the run may stop sooner, once it keeps `target` records), their time on the
@@ -228,10 +233,15 @@ fn filter_names(settings: &Settings, pipeline: &Pipeline) -> Vec<String> {
 }
 
 /// The record candidate `j` of `seed` would be.
-fn candidate_record(seed: &QaRecord, j: usize, question: &str, settings: &Settings) -> QaRecord {
+fn candidate_record(
+    seed: &QaRecord,
+    j: usize,
+    candidate: &CandidateOutcome,
+    settings: &Settings,
+) -> QaRecord {
     QaRecord {
         id: format!("{}-syn{j}", seed.id),
-        question: question.to_string(),
+        question: candidate.question.clone(),
         context: seed.context.clone(),
         answers: seed.answers.clone(),
         source: Source::SyntheticFromHuman,
@@ -241,6 +251,7 @@ fn candidate_record(seed: &QaRecord, j: usize, question: &str, settings: &Settin
             prompt_template: settings.stage.synth.prompt_template.clone(),
             sampling: settings.sampling.clone(),
             candidate_index: Some(j as u32),
+            usage: candidate.usage,
         }),
     }
 }
@@ -250,6 +261,7 @@ fn candidate_record(seed: &QaRecord, j: usize, question: &str, settings: &Settin
 /// candidates looked at; stops at the target.
 struct Selection<'a> {
     settings: &'a Settings,
+    spending: Spending<'a>,
     seeds: &'a [QaRecord],
     duplicates: Option<Duplicates>,
     funnel: Funnel,
@@ -259,9 +271,15 @@ struct Selection<'a> {
 }
 
 impl<'a> Selection<'a> {
-    fn new(settings: &'a Settings, seeds: &'a [QaRecord], filter_names: Vec<String>) -> Self {
+    fn new(
+        settings: &'a Settings,
+        generator: &'a GeneratorConfig,
+        seeds: &'a [QaRecord],
+        filter_names: Vec<String>,
+    ) -> Self {
         Selection {
             settings,
+            spending: Spending::new(generator),
             seeds,
             duplicates: settings.stage.filters.duplicates.then(Duplicates::default),
             funnel: Funnel {
@@ -274,6 +292,7 @@ impl<'a> Selection<'a> {
                     })
                     .collect(),
                 output: 0,
+                usage: None,
             },
             kept: Vec::new(),
             rejected: Vec::new(),
@@ -300,11 +319,18 @@ impl<'a> Selection<'a> {
         }
     }
 
+    /// Counts what the seed's candidates cost, whether or not the selection looks at them.
+    fn pay(&mut self, outcome: &SeedOutcome) {
+        for candidate in &outcome.candidates {
+            self.spending.add(candidate.usage.as_ref());
+        }
+    }
+
     fn add(&mut self, outcome: &SeedOutcome) {
         let seed = &self.seeds[outcome.index];
         self.seeds_seen += 1;
         for (j, candidate) in outcome.candidates.iter().enumerate() {
-            let record = candidate_record(seed, j, &candidate.question, self.settings);
+            let record = candidate_record(seed, j, candidate, self.settings);
             self.funnel.input += 1;
             let refusal = match (&candidate.rejected, &self.duplicates) {
                 (Some(rejected), _) => Some(rejected.clone()),
@@ -354,7 +380,8 @@ impl<'a> Selection<'a> {
         Ok(())
     }
 
-    fn write(&self, out_dir: &Path) -> Result<SynthSummary> {
+    fn write(&mut self, out_dir: &Path) -> Result<SynthSummary> {
+        self.funnel.usage = self.spending.totals();
         let output = out_dir.join(OUTPUT_FILE);
         write_jsonl_atomic(&output, &self.kept)?;
         write_jsonl_atomic(out_dir.join(REJECTED_FILE), &self.rejected)?;
@@ -378,7 +405,12 @@ struct CandidateMaker<'a> {
 }
 
 impl CandidateMaker<'_> {
-    fn make(&mut self, seeds: &[QaRecord], batch: &[usize]) -> Result<Vec<SeedOutcome>> {
+    fn make(
+        &mut self,
+        seeds: &[QaRecord],
+        batch: &[usize],
+        spending: &Spending<'_>,
+    ) -> Result<Vec<SeedOutcome>> {
         let n = self.settings.stage.synth.candidates;
         let requests: Vec<Request> = batch
             .iter()
@@ -388,6 +420,7 @@ impl CandidateMaker<'_> {
                 stream: i as u64,
             })
             .collect();
+        spending.check(&requests)?;
         let completions = self.generator.generate(&requests)?;
         let mut outcomes = Vec::with_capacity(batch.len());
         // Candidates passing the per-record filters go to the round trip together.
@@ -395,17 +428,21 @@ impl CandidateMaker<'_> {
         for (&index, texts) in batch.iter().zip(completions) {
             let seed = &seeds[index];
             let mut candidates = Vec::with_capacity(texts.len());
-            for (j, text) in texts.iter().enumerate() {
-                let question = text.trim().to_string();
-                let record = candidate_record(seed, j, &question, self.settings);
-                let rejected = self
+            for (j, completion) in texts.into_iter().enumerate() {
+                let mut candidate = CandidateOutcome {
+                    question: completion.text.trim().to_string(),
+                    rejected: None,
+                    usage: completion.usage,
+                };
+                let record = candidate_record(seed, j, &candidate, self.settings);
+                candidate.rejected = self
                     .pipeline
                     .run(&Candidate::with_seed(&record, seed))
                     .err();
-                if rejected.is_none() {
+                if candidate.rejected.is_none() {
                     passed.push((outcomes.len(), j, record));
                 }
-                candidates.push(CandidateOutcome { question, rejected });
+                candidates.push(candidate);
             }
             outcomes.push(SeedOutcome {
                 index,
@@ -450,7 +487,12 @@ pub fn synthesize(
     };
     let settings = RunSettings::new(stage, generator, files)?;
     let pipeline = candidate_pipeline(&settings, &template)?;
-    let mut selection = Selection::new(&settings, &seeds, filter_names(&settings, &pipeline));
+    let mut selection = Selection::new(
+        &settings,
+        &config.generator,
+        &seeds,
+        filter_names(&settings, &pipeline),
+    );
     // Models load before the run directory is touched, so a bad model path leaves nothing.
     let round_trip = config
         .round_trip
@@ -466,6 +508,7 @@ pub fn synthesize(
         generator,
     };
     for outcome in &run.done {
+        selection.pay(outcome);
         if !selection.full() {
             selection.add(outcome);
         }
@@ -476,8 +519,9 @@ pub fn synthesize(
         if stops_at_target && selection.full() {
             break;
         }
-        for outcome in maker.make(&seeds, batch)? {
+        for outcome in maker.make(&seeds, batch, &selection.spending)? {
             run.ledger.append(&outcome)?;
+            selection.pay(&outcome);
             if !selection.full() {
                 selection.add(&outcome);
             }
@@ -500,7 +544,16 @@ pub fn merge(parts: &[PathBuf], seeds_file: &Path, out_dir: &Path) -> Result<Syn
     let (settings, outcomes) = run::gather::<SynthStage, SeedOutcome>(parts, seeds_file)?;
     let template = PromptTemplate::parse(&settings.stage.synth.prompt_template)?;
     let pipeline = candidate_pipeline(&settings, &template)?;
-    let mut selection = Selection::new(&settings, &seeds, filter_names(&settings, &pipeline));
+    // The recorded settings hold no price: a merge counts tokens, not dollars.
+    let mut selection = Selection::new(
+        &settings,
+        &settings.stage.synth.generator,
+        &seeds,
+        filter_names(&settings, &pipeline),
+    );
+    for outcome in outcomes.values() {
+        selection.pay(outcome);
+    }
     for (index, seed) in seeds.iter().enumerate() {
         if selection.full() {
             break;

@@ -11,7 +11,7 @@ use qa_synth::contaminate::{
     contaminate, merge,
 };
 use qa_synth::run::{RunFiles, Shard};
-use qa_synth::{Error, Generator, Request};
+use qa_synth::{Completion, Error, Generator, Request};
 
 /// Answers the question about game `g` from a fixed pattern: the human answer for g % 4 == 0, a
 /// partly right one for 1, a wrong one for 2, nothing for 3; fails once `fail_after` prompts
@@ -39,7 +39,7 @@ impl Generator for Scripted {
         BTreeMap::from([("temperature".to_string(), 0.0.into())])
     }
 
-    fn generate(&self, requests: &[Request]) -> qa_synth::Result<Vec<Vec<String>>> {
+    fn generate(&self, requests: &[Request]) -> qa_synth::Result<Vec<Vec<Completion>>> {
         requests
             .iter()
             .map(|request| {
@@ -54,7 +54,7 @@ impl Generator for Scripted {
                     2 => "the visitors".to_string(),
                     _ => "  ".to_string(),
                 };
-                Ok(vec![answer])
+                Ok(vec![Completion::unbilled(answer)])
             })
             .collect()
     }

@@ -1,10 +1,18 @@
 //! The chat-completions client against a real HTTP server on 127.0.0.1 (wiremock), answering
-//! from a script: success, rate limiting, server errors, refusals, garbage and slowness.
+//! from a script: success, rate limiting, server errors, refusals, garbage and slowness; and
+//! what a stage spends through it, up to its budget and on after a resume.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use qa_synth::{Error, Generator, OpenAiConfig, OpenAiGenerator, Request};
+use qa_data::QaRecord;
+use qa_data::usage::Price;
+use qa_synth::budget::Budget;
+use qa_synth::contaminate::{ContaminateConfig, OUTPUT_FILE, REPORT_FILE, contaminate};
+use qa_synth::run::{RunFiles, Shard};
+use qa_synth::{Backend, Completion, Error, Generator, OpenAiConfig, OpenAiGenerator, Request};
+use t5_lora::estimate::approximate_tokens;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
@@ -44,13 +52,25 @@ impl Respond for EchoSeed {
     }
 }
 
+/// An answer as OpenAI gives it, `usage` included: the prompt's and the content's length in
+/// words stand in for their tokens.
 fn completion(content: &str) -> serde_json::Value {
     serde_json::json!({
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                      "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": content.split_whitespace().count(),
+                  "total_tokens": 20 + content.split_whitespace().count()},
     })
+}
+
+/// The texts of completions.
+fn texts(completions: Vec<Vec<Completion>>) -> Vec<Vec<String>> {
+    completions
+        .into_iter()
+        .map(|c| c.into_iter().map(|c| c.text).collect())
+        .collect()
 }
 
 /// A mock server on 127.0.0.1 with its own runtime; the client under test blocks on the
@@ -108,7 +128,7 @@ fn one(prompt: &str) -> Vec<Request> {
     }]
 }
 
-fn endpoint_error(result: qa_synth::Result<Vec<Vec<String>>>) -> String {
+fn endpoint_error(result: qa_synth::Result<Vec<Vec<Completion>>>) -> String {
     match result {
         Err(Error::Endpoint { reason, .. }) => reason,
         other => panic!("expected an endpoint error, got {other:?}"),
@@ -136,12 +156,14 @@ fn completions_come_back_in_order_with_their_seeds_and_the_key() {
             stream: 6,
         },
     ];
-    let texts = generator.generate(&requests).expect("completions");
+    let completions = generator.generate(&requests).expect("completions");
+    let usage = completions[0][0].usage.expect("usage");
+    assert_eq!((usage.prompt_tokens, usage.retries), (20, 0));
     // Completion j of a request with stream s is sent seed 100 + s·n + j.
     let expect =
         |prompt, seed| format!("{prompt} seed={seed} model=\"test-model\" key=Bearer sk-test");
     assert_eq!(
-        texts,
+        texts(completions),
         vec![
             vec![expect("a", 110), expect("a", 111)],
             vec![expect("b", 112), expect("b", 113)],
@@ -164,9 +186,15 @@ fn rate_limits_are_retried_no_earlier_than_the_server_asks() {
             ResponseTemplate::new(200).set_body_json(completion("What is it?")),
         ]);
         let generator = OpenAiGenerator::new(&server.config(), None).expect("client");
-        let texts = generator.generate(&one("q")).expect("retried to success");
-        assert_eq!(texts, vec![vec!["What is it?".to_string()]]);
+        let completions = generator.generate(&one("q")).expect("retried to success");
+        let usage = completions[0][0].usage.expect("usage");
+        assert_eq!(texts(completions), vec![vec!["What is it?".to_string()]]);
         assert_eq!(generator.retries(), 1);
+        assert_eq!(
+            (usage.prompt_tokens, usage.completion_tokens, usage.retries),
+            (20, 3, 1),
+            "the completion's bill counts the retry before it"
+        );
         let arrivals = arrivals.lock().expect("lock");
         assert_eq!(arrivals.len(), 2);
         // Our own backoff here is at most 50 ms: the wait is the server's.
@@ -278,4 +306,119 @@ fn a_response_slower_than_the_timeout_fails_after_the_retries() {
         started.elapsed() < Duration::from_secs(30),
         "the client waited for the slow answer"
     );
+}
+
+/// Answers every request with "10 points" and the usage [`completion`] gives, recording the
+/// seed each request was sent with.
+struct AnswerAndRecordSeeds(Arc<Mutex<Vec<u64>>>);
+
+impl Respond for AnswerAndRecordSeeds {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json body");
+        let seed = body["seed"].as_u64().expect("a seed");
+        self.0.lock().expect("lock").push(seed);
+        ResponseTemplate::new(200).set_body_json(completion("10 points"))
+    }
+}
+
+#[test]
+fn contamination_stops_at_its_budget_and_resumes_without_paying_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first six records of the committed season.
+    let season = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/records/season.jsonl");
+    let human: Vec<QaRecord> = qa_data::files::read_jsonl(&season).expect("season");
+    let input = dir.path().join("human.jsonl");
+    qa_data::files::write_jsonl_atomic(&input, &human[..6]).expect("input");
+    let seeds = Arc::new(Mutex::new(Vec::new()));
+    let server = Server::start(AnswerAndRecordSeeds(Arc::clone(&seeds)));
+    let price = Price {
+        prompt_per_million: 1.0,
+        completion_per_million: 2.0,
+    };
+    let mut config = ContaminateConfig {
+        prompt_template: "{question}".to_string(),
+        records_per_batch: 2,
+        ..ContaminateConfig::default()
+    };
+    config.generator.backend = Backend::Openai;
+    config.generator.openai = OpenAiConfig {
+        max_tokens: 8,
+        price: Some(price),
+        ..server.config()
+    };
+    // Each completion bills 20 + 2 tokens. A batch may cost at most its prompts at a token
+    // per four characters and 8 tokens per answer: the budget lets two batches through and
+    // stops the third.
+    let bound: u64 = human[..2]
+        .iter()
+        .map(|r| (approximate_tokens(&r.question) + 8) as u64)
+        .sum();
+    config.generator.openai.max_budget = Some(Budget::Tokens(2 * 2 * 22 + bound - 1));
+    let out = dir.path().join("out");
+    let files = |resume| RunFiles {
+        input: input.clone(),
+        shard: Shard::WHOLE,
+        out_dir: out.clone(),
+        resume,
+    };
+    let run = |config: &ContaminateConfig, resume| {
+        let generator = OpenAiGenerator::new(&config.generator.openai, None).expect("client");
+        contaminate(config, &files(resume), &generator, |_| {})
+    };
+
+    let stop = run(&config, false).expect_err("the budget stops the run");
+    let message = stop.to_string();
+    assert!(matches!(stop, Error::OverBudget { .. }), "{message}");
+    assert!(
+        message.contains("spent so far: 80 prompt + 8 completion tokens, $0.0001 in 4 completions"),
+        "{message}"
+    );
+    assert!(message.contains("Raise openai.max_budget"), "{message}");
+    assert_eq!(
+        server.requests(),
+        4,
+        "two batches of two, and nothing of the third"
+    );
+    let ledger = std::fs::read_to_string(out.join("ledger.jsonl")).expect("ledger");
+    assert_eq!(
+        ledger.lines().count(),
+        4,
+        "what was paid for is in the ledger"
+    );
+
+    // The same settings but the budget resume the run; a budget change is no other run.
+    config.generator.openai.max_budget = Some(Budget::Usd(1.0));
+    let summary = run(&config, true).expect("resumes within the raised budget");
+    assert_eq!(
+        server.requests(),
+        6,
+        "only the two unanswered records were asked for"
+    );
+    let mut sent = seeds.lock().expect("lock").clone();
+    sent.sort_unstable();
+    sent.dedup();
+    assert_eq!(sent.len(), 6, "no completion was requested twice");
+
+    let usage = summary.report.usage.expect("usage totals");
+    assert_eq!(
+        (
+            usage.completions,
+            usage.prompt_tokens,
+            usage.completion_tokens
+        ),
+        (6, 120, 12)
+    );
+    assert_eq!(usage.cost_usd, Some(price.of(120, 12)));
+    let report: serde_json::Value =
+        qa_data::files::read_json(out.join(REPORT_FILE)).expect("contamination.json");
+    assert_eq!(report["usage"]["prompt_tokens"], 120);
+    let records: Vec<QaRecord> =
+        qa_data::files::read_jsonl(out.join(OUTPUT_FILE)).expect("records");
+    let billed = records[5].provenance.as_ref().and_then(|p| p.usage);
+    assert_eq!(billed.map(|u| u.completion_tokens), Some(2));
+
+    // A budget in dollars needs a price to count in.
+    config.generator.openai.price = None;
+    let refused = OpenAiGenerator::new(&config.generator.openai, None).expect_err("no price");
+    assert!(refused.to_string().contains("openai.price"), "{refused}");
 }

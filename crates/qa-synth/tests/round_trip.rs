@@ -8,7 +8,7 @@ use qa_filters::{FilterConfig, Funnel};
 use qa_synth::round_trip::{RoundTrip, RoundTripConfig};
 use qa_synth::run::{RunFiles, Shard};
 use qa_synth::synthesize::{FUNNEL_FILE, REJECTED_FILE, SynthConfig, synthesize};
-use qa_synth::{Generator, Request};
+use qa_synth::{Completion, Generator, Request};
 
 /// Paraphrases that pass every per-record filter.
 struct GoodParaphrases;
@@ -22,17 +22,17 @@ impl Generator for GoodParaphrases {
         BTreeMap::new()
     }
 
-    fn generate(&self, requests: &[Request]) -> qa_synth::Result<Vec<Vec<String>>> {
+    fn generate(&self, requests: &[Request]) -> qa_synth::Result<Vec<Vec<Completion>>> {
         Ok(requests
             .iter()
             .map(|request| {
                 (0..request.n)
                     .map(|j| {
-                        format!(
+                        Completion::unbilled(format!(
                             "In game {} of the season, what number of points did the home \
                              side put up (take {j})?",
                             request.stream
-                        )
+                        ))
                     })
                     .collect()
             })

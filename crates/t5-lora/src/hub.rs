@@ -24,10 +24,7 @@ impl HubOptions {
     /// else `~/.cache/huggingface/hub`; offline when `HF_HUB_OFFLINE` is `1`, `true`, `yes` or
     /// `on`.
     pub fn from_env() -> Self {
-        let cache_dir = match std::env::var_os("HF_HUB_CACHE") {
-            Some(dir) => PathBuf::from(dir),
-            None => Cache::from_env().path().clone(),
-        };
+        let cache_dir = qa_data::hub_cache::cache_dir();
         let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|value| {
             matches!(
                 value.trim().to_ascii_lowercase().as_str(),

@@ -329,7 +329,7 @@ pub struct Checkpointing {
 }
 
 /// The file of a checkpoint that records what decides the run's output.
-pub const RUN_FILE: &str = "run.json";
+pub const RUN_FILE: &str = qa_data::layout::model_files::CHECKPOINT_RUN;
 
 /// The file holding the optimiser state (Burn's record bytes).
 pub const OPTIMIZER_FILE: &str = "optimizer.bin";

@@ -53,6 +53,9 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 fn report(summary: &SynthSummary) {
     print!("{}", summary.funnel.table());
+    if let Some(usage) = &summary.funnel.usage {
+        print!("{}", usage.table());
+    }
     println!(
         "kept {} records from {} seeds in {}",
         summary.kept,
