@@ -130,7 +130,11 @@ fn nvidia_driver() -> Option<String> {
         .map(|smi| smi.display().to_string())
 }
 
-/// The t5-lora test binaries and tests of the `gpu` group: Hugging Face parity of the encoder
+/// t5-lora's test binary (`tests/t5_lora.rs`).
+const TEST_BINARY: &str = "t5_lora";
+
+/// The t5-lora test modules and tests of the `gpu` group (every test of a module listed
+/// without names): Hugging Face parity of the encoder
 /// output and logits, greedy and beam strings, the cache, LoRA against PEFT, and eight
 /// training steps whose losses follow the same run on the CPU. The other training tests
 /// (finite differences, exact resume, early stopping, memorising sixteen pairs) and the
@@ -176,8 +180,8 @@ struct Target {
 }
 
 /// Builds the test suite with wgpu (as `cargo xtask test --features wgpu` does) and returns
-/// t5-lora's integration-test binaries by name.
-fn test_binaries() -> anyhow::Result<Vec<(String, PathBuf)>> {
+/// t5-lora's integration-test binary.
+fn test_binary() -> anyhow::Result<PathBuf> {
     let features = cargo_features(&[GpuFeature::Wgpu]);
     let output = cargo_command()
         .args([
@@ -195,7 +199,6 @@ fn test_binaries() -> anyhow::Result<Vec<(String, PathBuf)>> {
     if !output.status.success() {
         bail!("building the tests with wgpu failed ({})", output.status);
     }
-    let mut binaries = Vec::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let Ok(artifact) = serde_json::from_str::<Artifact>(line) else {
             continue;
@@ -204,11 +207,12 @@ fn test_binaries() -> anyhow::Result<Vec<(String, PathBuf)>> {
             && artifact.reason == "compiler-artifact"
             && artifact.package_id.contains("/crates/t5-lora#")
             && target.kind.iter().any(|kind| kind == "test")
+            && target.name == TEST_BINARY
         {
-            binaries.push((target.name, executable));
+            return Ok(executable);
         }
     }
-    Ok(binaries)
+    bail!("t5-lora has no test binary {TEST_BINARY}")
 }
 
 /// The wgpu adapter `qa-eval devices` reports, if any (software ones included).
@@ -232,7 +236,7 @@ fn wgpu_adapter(qa_eval: &Path) -> anyhow::Result<Option<String>> {
 /// prediction on the GPU, whose zero-shot answers must equal the CPU's byte for byte. With no wgpu adapter it says so and stops; `require` makes that an error (CI, which
 /// installs lavapipe, must run the group).
 pub fn gpu_tests(require: bool) -> anyhow::Result<()> {
-    let binaries = test_binaries()?;
+    let binary = test_binary()?;
     let root = project_root();
     let target = root.join("target/debug");
     let Some(adapter) = wgpu_adapter(&target.join("qa-eval"))? else {
@@ -246,17 +250,20 @@ pub fn gpu_tests(require: bool) -> anyhow::Result<()> {
         return Ok(());
     };
     println!("gpu group: on {adapter}");
-    for (name, filters) in GPU_GROUP {
-        let Some((_, binary)) = binaries.iter().find(|(binary, _)| binary == name) else {
-            bail!("t5-lora has no test binary {name}");
-        };
-        let mut command = Command::new(binary);
+    for (module, tests) in GPU_GROUP {
+        let mut command = Command::new(&binary);
         command.env(TEST_DEVICE_VARIABLE, "wgpu");
-        let mut args: Vec<&str> = filters.to_vec();
-        if !filters.is_empty() {
-            args.push("--exact");
-        }
-        println!("gpu group: t5-lora --test {name} on wgpu");
+        // A module's tests by prefix, or the named ones exactly.
+        let filters: Vec<String> = match tests {
+            [] => vec![format!("{module}::")],
+            named => named
+                .iter()
+                .map(|test| format!("{module}::{test}"))
+                .chain(["--exact".to_string()])
+                .collect(),
+        };
+        println!("gpu group: t5-lora's {module} tests on wgpu");
+        let args: Vec<&str> = filters.iter().map(String::as_str).collect();
         run(command, &args)?;
     }
     smoke_on_wgpu(&target, &adapter)

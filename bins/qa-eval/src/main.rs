@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use t5_lora::device::DeviceChoice;
+use qa_data::commands::subcommands;
+use t5_lora::DeviceChoice;
 
 /// Evaluate question-answering models and predictions.
 #[derive(Parser)]
@@ -26,6 +27,7 @@ enum Command {
     /// reads. An interrupted run resumes from <out>.partial. Settings come from the
     /// `predict:` section of --config files, then QA_PREDICT__<KEY> variables (nested keys
     /// as QA_PREDICT__GENERATION__NUM_BEAMS), then the flags.
+    #[command(name = subcommands::PREDICT)]
     Predict(predict::PredictArgs),
     /// Score one or more systems on the same gold questions.
     ///
@@ -38,6 +40,7 @@ enum Command {
     ///
     /// Resampling settings come from the `eval:` section of --config files, then
     /// QA_EVAL__<KEY> variables, then the flags.
+    #[command(name = subcommands::SCORE)]
     Score(score::ScoreArgs),
     /// Join the prediction files of a sharded `predict` run, in input order.
     ///
@@ -76,7 +79,7 @@ fn devices() -> anyhow::Result<()> {
         .map(DeviceChoice::name)
         .collect();
     println!("compiled in: {}", compiled.join(", "));
-    for (found, _) in t5_lora::device::probe() {
+    for (found, _) in t5_lora::probe() {
         let note = match found.software {
             true => "  (software rasteriser: only with --device wgpu)",
             false => "",

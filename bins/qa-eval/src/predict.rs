@@ -5,20 +5,21 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::QaRecord;
+use qa_data::cli::StageArgs;
+use qa_data::commands::flags;
 use qa_data::parts::write_part_info;
-use qa_data::plan::Planning;
 use qa_data::shard::ShardSpec;
 use serde::Serialize;
-use t5_lora::device::DeviceChoice;
-use t5_lora::predict::{PredictConfig, load_model, plan, predict_records, resume_settings};
+use t5_lora::DeviceChoice;
+use t5_lora::{PredictConfig, load_model, plan_prediction, predict_records, resume_settings};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
     /// Records to answer (JSONL, one QaRecord per line, e.g. human_test.jsonl).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = flags::INPUT, value_name = "FILE")]
     input: PathBuf,
     /// Predictions file to write ({"id", "prediction"} per line).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = flags::OUT, value_name = "FILE")]
     out: PathBuf,
     /// Answer only part i of n of the questions (by id; see qa_data::shard), or `auto`: the
     /// part of a Slurm array task or Kubernetes Indexed Job pod. Join parts with `merge`.
@@ -28,13 +29,8 @@ pub struct PredictArgs {
     /// resubmitted alone).
     #[arg(long, value_name = "N")]
     shard_count: Option<usize>,
-    /// YAML config file; repeat to layer several (later files win).
-    #[arg(long = "config", value_name = "FILE")]
-    configs: Vec<PathBuf>,
-    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
-    plan: Option<PathBuf>,
     #[command(flatten)]
-    overrides: PredictOverrides,
+    stage: StageArgs<PredictOverrides>,
 }
 
 /// Flags that override single `predict:` keys; an absent flag overrides nothing.
@@ -45,7 +41,7 @@ struct PredictOverrides {
     #[arg(long, value_name = "ID|DIR")]
     model: Option<String>,
     /// PEFT LoRA adapter directory applied to the model, merged on load [predict.adapter].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = flags::ADAPTER, value_name = "DIR")]
     adapter: Option<PathBuf>,
     /// auto (default), cpu, cuda, wgpu, ndarray or tch [predict.device].
     #[arg(long, value_name = "DEVICE")]
@@ -99,16 +95,10 @@ struct GenerationOverrides {
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    let config: PredictConfig = qa_data::config::load_section(
-        "predict",
-        &PredictConfig::default(),
-        &args.configs,
-        &args.overrides,
-    )?;
-    if let Some(dir) = &args.plan {
-        let planning = Planning::open(dir)?;
+    let config: PredictConfig = args.stage.load()?;
+    if let Some(planning) = args.stage.planning()? {
         let input = planning.input(&args.input)?;
-        return Ok(plan(&config, &input, &planning)?.print()?);
+        return Ok(plan_prediction(&config, &input, &planning)?.print()?);
     }
     let records: Vec<QaRecord> = qa_data::files::read_jsonl(&args.input)?;
     let shard = ShardSpec::resolve(args.shard, args.shard_count).map_err(anyhow::Error::msg)?;

@@ -3,30 +3,26 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use qa_data::plan::Planning;
+use qa_data::cli::StageArgs;
+use qa_data::commands::flags;
 use qa_metrics::compare::ResamplingConfig;
 use serde::Serialize;
 
 #[derive(clap::Args)]
 pub struct ScoreArgs {
     /// Gold questions: our JSONL (human_test.jsonl) or an original SQuAD JSON file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = flags::GOLD, value_name = "FILE")]
     gold: PathBuf,
     /// A system to score, as NAME=FILE (FILE alone uses its file stem as the name). FILE is our
     /// JSONL ({"id", "prediction"} per line) or the official SQuAD .json (id → answer). Repeat
     /// for several systems.
-    #[arg(long = "pred", value_name = "NAME=FILE", required = true)]
+    #[arg(long = flags::PRED, value_name = "NAME=FILE", required = true)]
     predictions: Vec<String>,
     /// Directory for metrics.json and per_question.jsonl.
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long = flags::OUT_DIR, value_name = "DIR", default_value = "results")]
     out_dir: PathBuf,
-    /// YAML config file; repeat to layer several (later files win).
-    #[arg(long = "config", value_name = "FILE")]
-    configs: Vec<PathBuf>,
-    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
-    plan: Option<PathBuf>,
     #[command(flatten)]
-    overrides: ResamplingOverrides,
+    stage: StageArgs<ResamplingOverrides>,
 }
 
 /// Flags that override single `eval:` keys; an absent flag overrides nothing.
@@ -54,14 +50,8 @@ struct ResamplingOverrides {
 }
 
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
-    let config: ResamplingConfig = qa_data::config::load_section(
-        "eval",
-        &ResamplingConfig::default(),
-        &args.configs,
-        &args.overrides,
-    )?;
-    if let Some(dir) = &args.plan {
-        let planning = Planning::open(dir)?;
+    let config: ResamplingConfig = args.stage.load()?;
+    if let Some(planning) = args.stage.planning()? {
         let gold = planning.input(&args.gold)?;
         let systems = args.predictions.len();
         return Ok(qa_metrics::evaluate::plan(&gold, systems, &config, &planning)?.print()?);

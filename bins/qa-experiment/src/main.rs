@@ -19,7 +19,7 @@ use qa_experiment::{Options, run_experiment};
 struct Args {
     /// YAML config file; repeat to layer several (later files win).
     #[arg(
-        long = "config",
+        long = qa_data::config::CONFIG_FLAG,
         value_name = "FILE",
         default_value = "configs/experiment.yaml"
     )]

@@ -28,9 +28,8 @@ struct Args {
     /// Directory for the outputs.
     #[arg(long, value_name = "DIR")]
     out_dir: PathBuf,
-    /// YAML config file; repeat to layer several (later files win).
-    #[arg(long = "config", value_name = "FILE")]
-    configs: Vec<PathBuf>,
+    #[command(flatten)]
+    config: qa_data::cli::ConfigArgs,
 }
 
 fn main() -> ExitCode {
@@ -38,8 +37,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let config: FilterConfig =
-        qa_data::config::load_section("filters", &FilterConfig::default(), &args.configs, &())?;
+    let config: FilterConfig = args.config.load()?;
     let summary = filter_file(&config, &args.input, args.seeds.as_deref(), &args.out_dir)
         .with_context(|| format!("filtering {}", args.input.display()))?;
     print!("{}", summary.funnel.table());

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use qa_data::cli::StageArgs;
+use qa_data::commands::flags;
 use qa_data::download::{Fetched, fetch_squad};
-use qa_data::plan::Planning;
 use qa_data::prepare::{PrepareConfig, plan, prepare};
 use serde::Serialize;
 
@@ -28,16 +29,11 @@ use serde::Serialize;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// YAML config file; repeat to layer several (later files win).
-    #[arg(long = "config", value_name = "FILE")]
-    configs: Vec<PathBuf>,
     /// Only make sure the SQuAD files are there (downloading what is missing), then stop.
-    #[arg(long)]
+    #[arg(long = flags::FETCH_ONLY)]
     fetch_only: bool,
-    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
-    plan: Option<PathBuf>,
     #[command(flatten)]
-    overrides: Overrides,
+    stage: StageArgs<Overrides>,
 }
 
 /// Flags that override single config keys; an absent flag overrides nothing.
@@ -50,7 +46,7 @@ struct Overrides {
     #[arg(long, value_name = "FILE")]
     test_file: Option<PathBuf>,
     /// Directory for the outputs [prepare.out_dir].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = flags::OUT_DIR, value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// Number of training examples [prepare.train_size].
     #[arg(long, value_name = "N")]
@@ -71,14 +67,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let config: PrepareConfig = qa_data::config::load_section(
-        "prepare",
-        &PrepareConfig::default(),
-        &args.configs,
-        &args.overrides,
-    )?;
-    if let Some(dir) = &args.plan {
-        return Ok(plan(&config, &Planning::open(dir)?)?.print()?);
+    let config: PrepareConfig = args.stage.load()?;
+    if let Some(planning) = args.stage.planning()? {
+        return Ok(plan(&config, &planning)?.print()?);
     }
     for (file, url, setting) in [
         (&config.train_file, &config.train_url, "prepare.train_url"),

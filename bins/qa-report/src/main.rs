@@ -1,5 +1,7 @@
 //! `qa-report`: writes the experiment's report from its run directory.
 
+use qa_data::cli::StageArgs;
+use qa_data::commands::flags;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,15 +23,10 @@ use serde::Serialize;
 #[command(version)]
 struct Args {
     /// The experiment's run directory (experiment.run_dir).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = flags::RUN_DIR, value_name = "DIR")]
     run_dir: PathBuf,
-    /// YAML config file; repeat to layer several (later files win).
-    #[arg(long = "config", value_name = "FILE")]
-    configs: Vec<PathBuf>,
-    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
-    plan: Option<PathBuf>,
     #[command(flatten)]
-    overrides: Overrides,
+    stage: StageArgs<Overrides>,
 }
 
 /// Flags that override single `report:` keys; an absent flag overrides nothing.
@@ -45,13 +42,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let config: ReportConfig = qa_data::config::load_section(
-        "report",
-        &ReportConfig::default(),
-        &args.configs,
-        &args.overrides,
-    )?;
-    if args.plan.is_some() {
+    let config: ReportConfig = args.stage.load()?;
+    if args.stage.plan.is_some() {
         return Ok(qa_report::plan().print()?);
     }
     let written = write_report(&args.run_dir, &config)
@@ -63,12 +55,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     for file in &written.files {
         println!("  {}", file.display());
     }
-    let exported = write_export(&args.run_dir, &config, &args.configs).with_context(|| {
-        format!(
-            "exporting the datasets and adapters of {}",
-            args.run_dir.display()
-        )
-    })?;
+    let exported =
+        write_export(&args.run_dir, &config, &args.stage.config.configs).with_context(|| {
+            format!(
+                "exporting the datasets and adapters of {}",
+                args.run_dir.display()
+            )
+        })?;
     println!(
         "exported {} datasets and {} adapters with their cards ({} files); to publish them, see {}",
         exported.datasets.len(),

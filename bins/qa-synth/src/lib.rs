@@ -1,28 +1,76 @@
 //! What the two generation binaries, `qa-synth` and `qa-contaminate`, share: their `run` and
-//! `merge` arguments, config loading and the progress bar.
+//! `merge` arguments and what they do with them ([`run_stage`]), and the progress bar.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use qa_data::plan::{PlannedInput, Planning};
+use qa_data::cli::ConfigArgs;
+use qa_data::commands::{flags, subcommands};
+use qa_data::plan::{PlannedInput, Planning, StagePlan};
 use qa_data::shard::ShardSpec;
 use qa_synth::run::{Progress, RunFiles};
 use qa_synth::{Generator, GeneratorConfig};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+
+/// A generation stage's run: its settings, files and generator, and what sees its progress.
+pub type RunFn<C, S> =
+    fn(&C, &RunFiles, &dyn Generator, &mut dyn FnMut(Progress)) -> qa_synth::Result<S>;
+
+/// What a generation binary runs: its stage's settings (`C`), functions and summary (`S`).
+pub struct GenerationStage<C, S> {
+    /// What the progress bar counts (`records`, `seeds`).
+    pub unit: &'static str,
+    /// What a run does, for its errors (`contaminating`).
+    pub doing: &'static str,
+    /// The settings from the config files and the `QA_` variables.
+    pub load: fn(&ConfigArgs) -> qa_data::Result<C>,
+    /// The generator the settings choose.
+    pub generator: fn(&C) -> &GeneratorConfig,
+    /// The work and time of a run over an input into a directory (`--plan`).
+    pub plan: fn(&C, &PlannedInput, &Path, &Planning) -> qa_synth::Result<StagePlan>,
+    /// Runs (or resumes) the stage on its files with a generator.
+    pub run: RunFn<C, S>,
+    /// Joins the outputs of a sharded run: the parts, the input, the output directory.
+    pub merge: fn(&[PathBuf], &Path, &Path) -> qa_synth::Result<S>,
+    /// Prints what a run or merge did.
+    pub report: fn(&S),
+}
+
+/// Runs `command` of `stage`: a run (or its plan) with a progress bar, or a merge; then its
+/// report.
+pub fn run_stage<C, S>(stage: GenerationStage<C, S>, command: Command) -> anyhow::Result<()> {
+    let summary = match command {
+        Command::Run(args) => {
+            let config = (stage.load)(&args.config)?;
+            if let Some((planning, input)) = args.planning()? {
+                return Ok((stage.plan)(&config, &input, &args.out_dir, &planning)?.print()?);
+            }
+            let generator = load_generator((stage.generator)(&config))?;
+            let files = args.files()?;
+            with_progress(stage.unit, |on_progress| {
+                (stage.run)(&config, &files, generator.as_ref(), on_progress)
+            })?
+            .with_context(|| format!("{} into {}", stage.doing, files.out_dir.display()))?
+        }
+        Command::Merge(args) => (stage.merge)(&args.parts, &args.input, &args.out_dir)
+            .with_context(|| format!("merging into {}", args.out_dir.display()))?,
+    };
+    (stage.report)(&summary);
+    Ok(())
+}
 
 /// The subcommands of a generation stage.
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Run (or resume) the stage over the records in --input, or one shard of it.
+    #[command(name = subcommands::RUN)]
     Run(RunArgs),
     /// Join the output directories of sharded runs, checking that no input record is missing.
     Merge(MergeArgs),
 }
 
 /// The generator `config` chooses: the local model loaded, or the endpoint's client.
-pub fn load_generator(config: &GeneratorConfig) -> anyhow::Result<Box<dyn Generator>> {
+fn load_generator(config: &GeneratorConfig) -> anyhow::Result<Box<dyn Generator>> {
     config
         .load()
         .with_context(|| format!("loading {}", config.model()))
@@ -32,13 +80,13 @@ pub fn load_generator(config: &GeneratorConfig) -> anyhow::Result<Box<dyn Genera
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Human records (JSONL, e.g. human_train.jsonl).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = flags::INPUT, value_name = "FILE")]
     pub input: PathBuf,
     /// Directory for the ledger and outputs.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = flags::OUT_DIR, value_name = "DIR")]
     pub out_dir: PathBuf,
     /// Continue the run in --out-dir after its ledger's last complete line.
-    #[arg(long)]
+    #[arg(long = flags::RESUME)]
     pub resume: bool,
     /// Do part i of n (the records whose id hashes to i; see qa_data::shard), or `auto`: the
     /// part a Slurm array task or a Kubernetes Indexed Job pod is given. Join the parts with
@@ -49,9 +97,8 @@ pub struct RunArgs {
     /// resubmitted alone; without it, a Slurm array must be exactly 0-(n-1).
     #[arg(long, value_name = "N")]
     pub shard_count: Option<usize>,
-    /// YAML config file; repeat to layer several (later files win).
-    #[arg(long = "config", value_name = "FILE")]
-    pub configs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
     pub plan: Option<PathBuf>,
 }
@@ -77,20 +124,6 @@ impl RunArgs {
             resume: self.resume,
         })
     }
-
-    /// Config section `section`: the defaults, then the --config files, then `QA_<SECTION>__*`
-    /// variables.
-    pub fn section<T: Serialize + DeserializeOwned + Default>(
-        &self,
-        section: &str,
-    ) -> anyhow::Result<T> {
-        Ok(qa_data::config::load_section(
-            section,
-            &T::default(),
-            &self.configs,
-            &(),
-        )?)
-    }
 }
 
 /// Arguments of `merge`: the parts of a sharded run.
@@ -109,7 +142,7 @@ pub struct MergeArgs {
 
 /// Runs `work` with a progress bar over input records: counts kept and rejected, the rate of
 /// records per second, and the ETA.
-pub fn with_progress<T>(
+fn with_progress<T>(
     what: &str,
     work: impl FnOnce(&mut dyn FnMut(Progress)) -> T,
 ) -> anyhow::Result<T> {

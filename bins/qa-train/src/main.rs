@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use qa_data::plan::Planning;
+use qa_data::cli::StageArgs;
+use qa_data::commands::flags;
 use serde::Serialize;
-use t5_lora::device::DeviceChoice;
-use t5_lora::fine_tune::{Progress, RunFiles, fine_tune, plan};
-use t5_lora::train::TrainConfig;
+use t5_lora::DeviceChoice;
+use t5_lora::TrainConfig;
+use t5_lora::{Progress, RunFiles, fine_tune, plan_training};
 
 /// Train LoRA adapters on question/answer records (target: each record's first answer).
 ///
@@ -27,26 +28,21 @@ use t5_lora::train::TrainConfig;
 #[command(version)]
 struct Args {
     /// Training records (JSONL, e.g. human_train.jsonl).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = flags::TRAIN, value_name = "FILE")]
     train: PathBuf,
     /// Validation records (JSONL), scored after each epoch: loss, and EM/F1 of greedy answers
     /// to the first train.validation.generate_examples of them; the best epoch's adapter is
     /// kept, and training stops after train.validation.patience epochs without improvement.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = flags::VALIDATION, value_name = "FILE")]
     validation: Option<PathBuf>,
     /// Directory for the adapter, the log and the checkpoint.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = flags::OUT_DIR, value_name = "DIR")]
     out_dir: PathBuf,
     /// Continue from the checkpoint in --out-dir.
-    #[arg(long)]
+    #[arg(long = flags::RESUME)]
     resume: bool,
-    /// YAML config file; repeat to layer several (later files win).
-    #[arg(long = "config", value_name = "FILE")]
-    configs: Vec<PathBuf>,
-    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
-    plan: Option<PathBuf>,
     #[command(flatten)]
-    overrides: Overrides,
+    stage: StageArgs<Overrides>,
 }
 
 /// Flags that override single `train:` keys; an absent flag overrides nothing.
@@ -71,7 +67,7 @@ struct Overrides {
     #[arg(long, value_name = "N")]
     checkpoint_every: Option<usize>,
     /// Seed of shuffling, adapter initialisation and dropout [train.seed].
-    #[arg(long, value_name = "N")]
+    #[arg(long = flags::SEED, value_name = "N")]
     seed: Option<u64>,
 }
 
@@ -80,21 +76,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let config: TrainConfig = qa_data::config::load_section(
-        "train",
-        &TrainConfig::default(),
-        &args.configs,
-        &args.overrides,
-    )?;
-    if let Some(dir) = &args.plan {
-        let planning = Planning::open(dir)?;
+    let config: TrainConfig = args.stage.load()?;
+    if let Some(planning) = args.stage.planning()? {
         let train = planning.input(&args.train)?;
         let validation = args
             .validation
             .as_ref()
             .map(|file| planning.input(file))
             .transpose()?;
-        return Ok(plan(&config, &train, validation.as_ref(), &planning)?.print()?);
+        return Ok(plan_training(&config, &train, validation.as_ref(), &planning)?.print()?);
     }
     let files = RunFiles {
         train: args.train,

@@ -15,18 +15,55 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+/// The name of each section, as config files and `QA_<SECTION>__` variables spell it.
+pub mod section_names {
+    /// `qa-prepare`'s splits.
+    pub const PREPARE: &str = "prepare";
+    /// `qa-eval score`'s intervals and tests.
+    pub const EVAL: &str = "eval";
+    /// `qa-eval predict`'s model and decoding.
+    pub const PREDICT: &str = "predict";
+    /// `qa-train`'s training.
+    pub const TRAIN: &str = "train";
+    /// The quality filters of synthesis.
+    pub const FILTERS: &str = "filters";
+    /// `qa-synth`'s paraphrasing.
+    pub const SYNTH: &str = "synth";
+    /// `qa-contaminate`'s answers.
+    pub const CONTAMINATE: &str = "contaminate";
+    /// The driver's run directory and seeds.
+    pub const EXPERIMENT: &str = "experiment";
+    /// `qa-report`'s report.
+    pub const REPORT: &str = "report";
+}
+
 /// The sections a config file may contain, one per stage.
 pub const SECTIONS: &[&str] = &[
-    "prepare",
-    "eval",
-    "predict",
-    "train",
-    "filters",
-    "synth",
-    "contaminate",
-    "experiment",
-    "report",
+    section_names::PREPARE,
+    section_names::EVAL,
+    section_names::PREDICT,
+    section_names::TRAIN,
+    section_names::FILTERS,
+    section_names::SYNTH,
+    section_names::CONTAMINATE,
+    section_names::EXPERIMENT,
+    section_names::REPORT,
 ];
+
+/// A config section: the settings type a stage reads from its own key of the config files.
+pub trait Section: Serialize + DeserializeOwned + Default {
+    /// Its key (one of [`section_names`]).
+    const NAME: &'static str;
+
+    /// The section as its defaults, `files` (later ones win), `QA_<NAME>__*` variables and
+    /// `overrides` resolve it ([`load_section`]; `&()` when there are no flags).
+    fn load<O: Serialize>(files: &[PathBuf], overrides: &O) -> Result<Self> {
+        load_section(Self::NAME, &Self::default(), files, overrides)
+    }
+}
+
+/// The stage binaries' flag that names a config file (`--config FILE`, repeated).
+pub const CONFIG_FLAG: &str = crate::commands::flags::CONFIG;
 
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "QA_";

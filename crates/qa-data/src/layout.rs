@@ -19,40 +19,67 @@
 //!
 //! let run = RunLayout::new("runs/smoke");
 //! assert_eq!(run.human("test"), std::path::Path::new("runs/smoke/data/processed/human_test.jsonl"));
-//! assert_eq!(run.model_dir(&MODELS[2], None), std::path::Path::new("runs/smoke/runs/model_c_synthetic"));
+//! assert_eq!(run.model_dir(MODELS[2], None), std::path::Path::new("runs/smoke/runs/model_c_synthetic"));
 //! ```
 
 use std::path::{Path, PathBuf};
 
 /// One of the three trained models of the study.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModelSpec {
-    /// Its short name, as systems are named in `metrics.json` (`a`, `b`, `c`).
-    pub name: &'static str,
-    /// What it is trained on, in words.
-    pub training_source: &'static str,
-    /// Its directory under `runs/`, as the original experiment named it.
-    pub dir: &'static str,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Model {
+    /// Trained on the human SQuAD pairs.
+    A,
+    /// Trained on the same questions with generated answers.
+    B,
+    /// Trained on paraphrased questions from the human seed.
+    C,
 }
 
 /// Models A, B and C, in the study's order.
-pub const MODELS: [ModelSpec; 3] = [
-    ModelSpec {
-        name: "a",
-        training_source: "human",
-        dir: "model_a_human",
-    },
-    ModelSpec {
-        name: "b",
-        training_source: "AI-contaminated",
-        dir: "model_b_contaminated",
-    },
-    ModelSpec {
-        name: "c",
-        training_source: "synthetic from human seed",
-        dir: "model_c_synthetic",
-    },
-];
+pub const MODELS: [Model; 3] = [Model::A, Model::B, Model::C];
+
+impl Model {
+    /// Its short name, as systems are named in `metrics.json` (`a`, `b`, `c`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::A => "a",
+            Model::B => "b",
+            Model::C => "c",
+        }
+    }
+
+    /// The model of a short name.
+    pub fn from_name(name: &str) -> Option<Model> {
+        MODELS.into_iter().find(|model| model.name() == name)
+    }
+
+    /// What it is trained on, in words.
+    pub fn training_source(self) -> &'static str {
+        match self {
+            Model::A => "human",
+            Model::B => "AI-contaminated",
+            Model::C => "synthetic from human seed",
+        }
+    }
+
+    /// Its directory under `runs/`, as the original experiment named it.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Model::A => "model_a_human",
+            Model::B => "model_b_contaminated",
+            Model::C => "model_c_synthetic",
+        }
+    }
+
+    /// The kind of its training data, as the exported dataset is named.
+    fn data_kind(self) -> &'static str {
+        match self {
+            Model::A => "human",
+            Model::B => "ai-contaminated",
+            Model::C => "synthetic",
+        }
+    }
+}
 
 /// The name of the untuned base model's system and directory.
 pub const ZERO_SHOT: &str = "zero_shot";
@@ -95,17 +122,17 @@ impl RunLayout {
     }
 
     /// The training data of `model`.
-    pub fn training_data(&self, model: &ModelSpec) -> PathBuf {
-        match model.name {
-            "a" => self.human("train"),
-            "b" => self.contaminated_train(),
-            _ => self.synthetic_train(),
+    pub fn training_data(&self, model: Model) -> PathBuf {
+        match model {
+            Model::A => self.human("train"),
+            Model::B => self.contaminated_train(),
+            Model::C => self.synthetic_train(),
         }
     }
 
     /// The directory of a trained model (per seed when there are several seeds).
-    pub fn model_dir(&self, model: &ModelSpec, seed: Option<u64>) -> PathBuf {
-        let dir = self.root.join("runs").join(model.dir);
+    pub fn model_dir(&self, model: Model, seed: Option<u64>) -> PathBuf {
+        let dir = self.root.join("runs").join(model.dir());
         match seed {
             Some(seed) => dir.join(format!("seed-{seed}")),
             None => dir,
@@ -154,20 +181,15 @@ impl RunLayout {
     }
 
     /// The exported training data of `model`: `export/datasets/provenance-qa-<kind>/`.
-    pub fn export_dataset(&self, model: &ModelSpec) -> PathBuf {
-        let kind = match model.name {
-            "a" => "human",
-            "b" => "ai-contaminated",
-            _ => "synthetic",
-        };
+    pub fn export_dataset(&self, model: Model) -> PathBuf {
         self.export()
             .join("datasets")
-            .join(format!("provenance-qa-{kind}"))
+            .join(format!("provenance-qa-{}", model.data_kind()))
     }
 
     /// The exported adapter of `model`: `export/models/provenance-qa-<model dir>[-seed-<n>]/`.
-    pub fn export_model(&self, model: &ModelSpec, seed: Option<&str>) -> PathBuf {
-        let base = format!("provenance-qa-{}", model.dir.replace('_', "-"));
+    pub fn export_model(&self, model: Model, seed: Option<&str>) -> PathBuf {
+        let base = format!("provenance-qa-{}", model.dir().replace('_', "-"));
         let name = match seed {
             Some(seed) => format!("{base}-seed-{seed}"),
             None => base,
@@ -204,6 +226,10 @@ pub mod model_files {
     pub const TRAIN_LOG: &str = "train_log.jsonl";
     /// Its answers to the test questions.
     pub const PREDICTIONS: &str = "predictions.jsonl";
+    /// PEFT's adapter settings, in an adapter directory.
+    pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+    /// PEFT's adapter weights, in an adapter directory.
+    pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
 }
 
 /// The file names of the generation stages and filters, in `work/<stage>/` and wherever
@@ -215,6 +241,12 @@ pub mod work_files {
     pub const CONTAMINATION: &str = "contamination.json";
     /// What a generation run was started with (its generator, prompt and sampling).
     pub const SETTINGS: &str = "settings.json";
+    /// A generation run's record of every input done, appended as it goes.
+    pub const LEDGER: &str = "ledger.jsonl";
+    /// The contamination stage's records (model B's training data).
+    pub const CONTAMINATED: &str = "contaminated.jsonl";
+    /// The synthesis stage's records (model C's training data).
+    pub const SYNTHETIC: &str = "synthetic.jsonl";
 }
 
 /// The file names inside `results/`.

@@ -25,6 +25,7 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod commands;
 pub mod config;
 #[cfg(feature = "download")]
 pub mod download;

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::files::{read_json, read_jsonl, write_json_atomic};
 
 /// The long flag that asks a stage binary for its plan (`--plan DIR`), as the driver passes it.
-pub const PLAN_FLAG: &str = "plan";
+pub const PLAN_FLAG: &str = crate::commands::flags::PLAN;
 /// The help of that flag, the same in every stage binary.
 pub const PLAN_HELP: &str = "Run nothing: print the work and its estimated time (or an \
     endpoint's requests and tokens) as one line of JSON, planning inputs not written yet from \

@@ -53,6 +53,10 @@ pub struct PrepareConfig {
     pub seed: u64,
 }
 
+impl crate::config::Section for PrepareConfig {
+    const NAME: &'static str = crate::config::section_names::PREPARE;
+}
+
 impl Default for PrepareConfig {
     /// The real experiment: 20,000 / 1,000 / 2,000 from the full official SQuAD v1.1 files.
     fn default() -> Self {

@@ -54,6 +54,52 @@ pub const PLACES: &[(&str, &[&str])] = &[
     ("contaminate.generator.openai", OPENAI_GENERATOR),
 ];
 
+/// A stage's settings type, each of whose fields is declared once, beside the type: where and
+/// how fast the stage runs, or what decides its output. The type's test calls
+/// [`undeclared_fields`], so that a new field declared in neither list fails it.
+pub trait Placed: Serialize + DeserializeOwned + Default {
+    /// The fields that say where and how fast the stage runs (one of this module's lists).
+    const RUN_PLACE: &'static [&'static str];
+    /// The fields that decide what the stage writes.
+    const DECIDING: &'static [&'static str];
+
+    /// These settings with the run-place fields at their defaults: what a resume must share.
+    fn deciding(&self) -> Self {
+        without(self, Self::RUN_PLACE)
+    }
+}
+
+/// What is wrong with `T`'s two lists: a field `T` has that neither declares, one both declare,
+/// or a declared name that is no field of `T` (which its `deny_unknown_fields` refuses). Empty
+/// when every field is declared once.
+pub fn undeclared_fields<T: Placed>() -> Vec<String> {
+    let mut problems = Vec::new();
+    let declared: Vec<&str> = T::RUN_PLACE.iter().chain(T::DECIDING).copied().collect();
+    let fields = match serde_json::to_value(T::default()) {
+        Ok(Value::Object(fields)) => fields,
+        _ => return vec!["the settings do not serialise to an object".to_string()],
+    };
+    for field in fields.keys() {
+        match declared.iter().filter(|d| *d == field).count() {
+            0 => problems.push(format!(
+                "{field} is declared neither run-place nor deciding"
+            )),
+            1 => {}
+            _ => problems.push(format!("{field} is declared twice")),
+        }
+    }
+    for name in declared {
+        // A field absent from the serialised defaults (skipped when unset) must still be one
+        // the type reads.
+        let known = fields.contains_key(name)
+            || serde_json::from_value::<T>(serde_json::json!({ name: null })).is_ok();
+        if !known {
+            problems.push(format!("{name} is declared but is no field"));
+        }
+    }
+    problems
+}
+
 /// Removes `fields` from the object `value` (anything else is left alone).
 fn strip(value: &mut Value, fields: &[&str]) {
     if let Value::Object(map) = value {
@@ -136,6 +182,34 @@ mod tests {
         assert_eq!(
             section_without_run_place("synth", &Value::Null),
             Value::Null
+        );
+    }
+
+    /// A settings type whose lists the checks below get wrong in every way.
+    #[derive(Default, serde::Serialize, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Settings {
+        device: String,
+        model: String,
+        seed: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        price: Option<f64>,
+    }
+
+    impl Placed for Settings {
+        const RUN_PLACE: &'static [&'static str] = &["device", "price", "seed"];
+        const DECIDING: &'static [&'static str] = &["seed", "temperature"];
+    }
+
+    #[test]
+    fn an_undeclared_doubly_declared_or_unknown_field_is_named() {
+        assert_eq!(
+            undeclared_fields::<Settings>(),
+            [
+                "model is declared neither run-place nor deciding",
+                "seed is declared twice",
+                "temperature is declared but is no field",
+            ]
         );
     }
 

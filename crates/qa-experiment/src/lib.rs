@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use qa_data::commands::{flag, flags};
+use qa_data::config::Section;
 use qa_data::files::{read_json, sha256_file, write_json_atomic};
 use qa_data::layout::RunLayout;
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,10 @@ pub struct ExperimentConfig {
     pub run_dir: PathBuf,
     /// Training seeds: each model is trained once per seed.
     pub train_seeds: Vec<u64>,
+}
+
+impl qa_data::config::Section for ExperimentConfig {
+    const NAME: &'static str = qa_data::config::section_names::EXPERIMENT;
 }
 
 impl Default for ExperimentConfig {
@@ -189,12 +195,7 @@ fn group_index(group: &str) -> Result<usize> {
 /// Runs the experiment as `options` say, printing the plan (in a dry run) or each stage's verdict
 /// and command on stdout; the stage binaries inherit stdout and stderr.
 pub fn run_experiment(options: &Options) -> Result<()> {
-    let experiment: ExperimentConfig = qa_data::config::load_section(
-        "experiment",
-        &ExperimentConfig::default(),
-        &options.configs,
-        &(),
-    )?;
+    let experiment = ExperimentConfig::load(&options.configs, &())?;
     let mut sections = BTreeMap::from([("prepare", section("prepare", &options.configs)?)]);
     let prepare = &sections["prepare"];
     // The SQuAD files prepare reads (an unset one shows as missing, and prepare names it).
@@ -240,9 +241,9 @@ pub fn run_experiment(options: &Options) -> Result<()> {
             println!("{:<24} fetching {}", "prepare", list.join(", "));
             let program = options.bin_dir.join("qa-prepare");
             let mut fetch = Command::new(&program);
-            fetch.arg("--fetch-only");
+            fetch.arg(flag(flags::FETCH_ONLY));
             for config in &options.configs {
-                fetch.arg("--config").arg(config);
+                fetch.arg(flag(flags::CONFIG)).arg(config);
             }
             let status = fetch.status().map_err(|source| Error::Start {
                 program: program.clone(),
@@ -372,8 +373,8 @@ fn run_stage(
         write_json_atomic(&started_path, &key)?;
     }
     let mut args = stage.args.clone();
-    if resume && let Some((flag, _)) = &stage.resume {
-        args.push(flag.to_string());
+    if resume && let Some((resume_flag, _)) = &stage.resume {
+        args.push(flag(resume_flag));
     }
     println!(
         "{:<24} {} {}",

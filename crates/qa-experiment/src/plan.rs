@@ -3,7 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use qa_data::layout::{EXPORT_CARD, MODELS, RunLayout, ZERO_SHOT, model_files, results_files};
+use qa_data::commands::{flag, flags, subcommands};
+use qa_data::config::section_names;
+use qa_data::layout::{
+    EXPORT_CARD, MODELS, RunLayout, ZERO_SHOT, model_files, results_files, work_files,
+};
 
 use crate::ExperimentConfig;
 
@@ -15,8 +19,9 @@ pub(crate) struct Stage {
     /// The binary (a file name in the binaries' directory) and its arguments.
     pub program: &'static str,
     pub args: Vec<String>,
-    /// The flag that continues an interrupted run, and the file or directory that shows
-    /// there is something to continue (without it, the stage starts over).
+    /// The flag that continues an interrupted run (without its `--`), and the file or
+    /// directory that shows there is something to continue (without it, the stage starts
+    /// over).
     pub resume: Option<(&'static str, PathBuf)>,
     /// Config sections that decide the output.
     pub sections: Vec<&'static str>,
@@ -44,7 +49,7 @@ pub(crate) fn plan(
     let run = RunLayout::new(&experiment.run_dir);
     let config_args: Vec<String> = configs
         .iter()
-        .flat_map(|c| ["--config".to_string(), path_arg(c)])
+        .flat_map(|c| [flag(flags::CONFIG), path_arg(c)])
         .collect();
     let with_config = |mut args: Vec<String>| {
         args.extend(config_args.iter().cloned());
@@ -54,9 +59,9 @@ pub(crate) fn plan(
         name: "prepare".into(),
         group: "prepare",
         program: "qa-prepare",
-        args: with_config(vec!["--out-dir".into(), path_arg(&run.processed())]),
+        args: with_config(vec![flag(flags::OUT_DIR), path_arg(&run.processed())]),
         resume: None,
-        sections: vec!["prepare"],
+        sections: vec![section_names::PREPARE],
         inputs: squad_files.to_vec(),
         outputs: ["train", "val", "test"].map(|s| run.human(s)).to_vec(),
         clear: vec![],
@@ -66,35 +71,35 @@ pub(crate) fn plan(
         (
             "contaminate",
             "qa-contaminate",
+            section_names::CONTAMINATE,
             "contaminate",
-            "contaminate",
-            ("contaminated.jsonl", run.contaminated_train()),
+            (work_files::CONTAMINATED, run.contaminated_train()),
         ),
         (
             "synthesize",
             "qa-synth",
+            section_names::SYNTH,
             "synth",
-            "synth",
-            ("synthetic.jsonl", run.synthetic_train()),
+            (work_files::SYNTHETIC, run.synthetic_train()),
         ),
     ] {
         let work_dir = run.work(work);
         let mut sections = vec![section];
         if group == "synthesize" {
-            sections.push("filters");
+            sections.push(section_names::FILTERS);
         }
         stages.push(Stage {
             name: group.into(),
             group,
             program,
             args: with_config(vec![
-                "run".into(),
-                "--input".into(),
+                subcommands::RUN.into(),
+                flag(flags::INPUT),
                 path_arg(&run.human("train")),
-                "--out-dir".into(),
+                flag(flags::OUT_DIR),
                 path_arg(&work_dir),
             ]),
-            resume: Some(("--resume", work_dir.join("ledger.jsonl"))),
+            resume: Some((flags::RESUME, work_dir.join(work_files::LEDGER))),
             sections,
             inputs: vec![run.human("train")],
             outputs: vec![published.1.clone()],
@@ -108,16 +113,16 @@ pub(crate) fn plan(
     let mut train_logs = Vec::new();
     // The report stage's export: each dataset's card and each adapter's.
     let mut exported: Vec<PathBuf> = MODELS
-        .iter()
+        .into_iter()
         .map(|model| run.export_dataset(model).join(EXPORT_CARD))
         .collect();
-    for model in &MODELS {
+    for model in MODELS {
         let train = run.training_data(model);
         for &seed in &experiment.train_seeds {
             let out = run.model_dir(model, several.then_some(seed));
             let system = match several {
-                true => format!("{}@{seed}", model.name),
-                false => model.name.to_string(),
+                true => format!("{}@{seed}", model.name()),
+                false => model.name().to_string(),
             };
             let adapter = out.join(model_files::ADAPTER);
             train_logs.push(out.join(model_files::TRAIN_LOG));
@@ -126,21 +131,21 @@ pub(crate) fn plan(
                 group: "train",
                 program: "qa-train",
                 args: with_config(vec![
-                    "--train".into(),
+                    flag(flags::TRAIN),
                     path_arg(&train),
-                    "--validation".into(),
+                    flag(flags::VALIDATION),
                     path_arg(&run.human("val")),
-                    "--out-dir".into(),
+                    flag(flags::OUT_DIR),
                     path_arg(&out),
-                    "--seed".into(),
+                    flag(flags::SEED),
                     seed.to_string(),
                 ]),
-                resume: Some(("--resume", out.join(model_files::CHECKPOINT))),
-                sections: vec!["train"],
+                resume: Some((flags::RESUME, out.join(model_files::CHECKPOINT))),
+                sections: vec![section_names::TRAIN],
                 inputs: vec![train.clone(), run.human("val")],
                 outputs: vec![
-                    adapter.join("adapter_model.safetensors"),
-                    adapter.join("adapter_config.json"),
+                    adapter.join(model_files::ADAPTER_WEIGHTS),
+                    adapter.join(model_files::ADAPTER_CONFIG),
                     out.join(model_files::TRAIN_LOG),
                 ],
                 // Not the whole directory: the model's predictions live there too.
@@ -165,16 +170,16 @@ pub(crate) fn plan(
     for (system, dir, adapter) in &systems {
         let predictions = dir.join(model_files::PREDICTIONS);
         let mut args = vec![
-            "predict".into(),
-            "--input".into(),
+            subcommands::PREDICT.into(),
+            flag(flags::INPUT),
             path_arg(&run.human("test")),
-            "--out".into(),
+            flag(flags::OUT),
             path_arg(&predictions),
         ];
         let mut inputs = vec![run.human("test")];
         if let Some(adapter) = adapter {
-            args.extend(["--adapter".into(), path_arg(adapter)]);
-            inputs.push(adapter.join("adapter_model.safetensors"));
+            args.extend([flag(flags::ADAPTER), path_arg(adapter)]);
+            inputs.push(adapter.join(model_files::ADAPTER_WEIGHTS));
         }
         stages.push(Stage {
             name: format!("predict-{}", system.replace('@', "-")),
@@ -183,7 +188,7 @@ pub(crate) fn plan(
             args: with_config(args),
             // A prediction run continues from its `.partial` file by itself.
             resume: None,
-            sections: vec!["predict"],
+            sections: vec![section_names::PREDICT],
             inputs,
             outputs: vec![predictions],
             clear: vec![],
@@ -193,27 +198,27 @@ pub(crate) fn plan(
     let results = run.results();
     let metrics = results.join(results_files::METRICS);
     let mut args = vec![
-        "score".into(),
-        "--gold".into(),
+        subcommands::SCORE.into(),
+        flag(flags::GOLD),
         path_arg(&run.human("test")),
     ];
     let mut inputs = vec![run.human("test")];
     for (system, dir, _) in &systems {
         let predictions = dir.join(model_files::PREDICTIONS);
         args.extend([
-            "--pred".into(),
+            flag(flags::PRED),
             format!("{system}={}", path_arg(&predictions)),
         ]);
         inputs.push(predictions);
     }
-    args.extend(["--out-dir".into(), path_arg(&results)]);
+    args.extend([flag(flags::OUT_DIR), path_arg(&results)]);
     stages.push(Stage {
         name: "score".into(),
         group: "score",
         program: "qa-eval",
         args: with_config(args),
         resume: None,
-        sections: vec!["eval"],
+        sections: vec![section_names::EVAL],
         inputs,
         outputs: vec![metrics.clone(), results.join(results_files::PER_QUESTION)],
         clear: vec![],
@@ -222,15 +227,15 @@ pub(crate) fn plan(
     // Besides the scores, the report reads the training sets and logs, so it is rebuilt when
     // any of them changes.
     let mut inputs = vec![metrics];
-    inputs.extend(MODELS.iter().map(|model| run.training_data(model)));
+    inputs.extend(MODELS.map(|model| run.training_data(model)));
     inputs.extend(train_logs);
     stages.push(Stage {
         name: "report".into(),
         group: "report",
         program: "qa-report",
-        args: with_config(vec!["--run-dir".into(), path_arg(run.root())]),
+        args: with_config(vec![flag(flags::RUN_DIR), path_arg(run.root())]),
         resume: None,
-        sections: vec!["report"],
+        sections: vec![section_names::REPORT],
         inputs,
         outputs: results_files::REPORT
             .map(|name| results.join(name))

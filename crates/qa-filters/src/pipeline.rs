@@ -42,6 +42,10 @@ pub struct FilterConfig {
     pub duplicates: bool,
 }
 
+impl qa_data::config::Section for FilterConfig {
+    const NAME: &'static str = qa_data::config::section_names::FILTERS;
+}
+
 impl Default for FilterConfig {
     fn default() -> Self {
         FilterConfig {

@@ -37,6 +37,10 @@ pub struct ResamplingConfig {
     pub power: f64,
 }
 
+impl qa_data::config::Section for ResamplingConfig {
+    const NAME: &'static str = qa_data::config::section_names::EVAL;
+}
+
 fn default_alpha() -> f64 {
     0.05
 }

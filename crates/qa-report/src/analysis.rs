@@ -2,6 +2,7 @@
 //! and where the contamination and the synthesis land. All of it is descriptive: it says where
 //! the systems differ, not why.
 
+use qa_data::layout::Model;
 use qa_metrics::breakdown::{AnswerLength, Cell, QuestionType, cells, is_number_or_date};
 use qa_metrics::compare::{Interval, PairedComparison, ResamplingConfig};
 use qa_metrics::evaluate::{comparison_percent, interval_percent};
@@ -133,12 +134,12 @@ pub struct SynthesisView {
     pub extremes: Vec<(QuestionType, f64, usize, Interval)>,
 }
 
-fn first_row<'a>(gathered: &'a Gathered, model: &str) -> Option<(usize, &'a SystemRow)> {
+fn first_row(gathered: &Gathered, model: Model) -> Option<(usize, &SystemRow)> {
     gathered
         .rows
         .iter()
         .enumerate()
-        .find(|(_, r)| r.model.is_some_and(|m| m.name == model))
+        .find(|(_, r)| r.model == Some(model))
 }
 
 fn paired_on(
@@ -160,7 +161,8 @@ pub fn contamination(
     gathered: &Gathered,
     config: &ResamplingConfig,
 ) -> Result<Option<ContaminationView>> {
-    let (Some((a, a_row)), Some((b, b_row))) = (first_row(gathered, "a"), first_row(gathered, "b"))
+    let (Some((a, a_row)), Some((b, b_row))) =
+        (first_row(gathered, Model::A), first_row(gathered, Model::B))
     else {
         return Ok(None);
     };
@@ -248,7 +250,7 @@ pub fn contamination(
 
 /// The synthesis view of the first C row, if C was scored and its data has records.
 pub fn synthesis(gathered: &Gathered, config: &ResamplingConfig) -> Result<Option<SynthesisView>> {
-    let Some((c, c_row)) = first_row(gathered, "c") else {
+    let Some((c, c_row)) = first_row(gathered, Model::C) else {
         return Ok(None);
     };
     let kept = gathered.synthetic_types.len();

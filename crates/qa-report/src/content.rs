@@ -1,5 +1,6 @@
 //! What the report says, section by section, as [`Block`]s.
 
+use qa_data::layout::Model;
 use qa_data::plan::format_count;
 use qa_data::usage::{UsageTotals, format_usd};
 use qa_metrics::breakdown::MIN_PRECISE_CELL;
@@ -456,19 +457,19 @@ pub fn blocks(
             3,
             format!(
                 "{} ({})",
-                set.model.name.to_uppercase(),
-                set.model.training_source
+                set.model.name().to_uppercase(),
+                set.model.training_source()
             ),
         ));
-        let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match set.model.name {
-            "a" => (
+        let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match set.model {
+            Model::A => (
                 vec!["question", "answer"],
                 set.records
                     .iter()
                     .map(|(r, _)| vec![r.question.clone(), first_answer(r)])
                     .collect(),
             ),
-            "b" => (
+            Model::B => (
                 vec!["question", "generated answer", "human answer"],
                 set.records
                     .iter()
@@ -481,7 +482,7 @@ pub fn blocks(
                     })
                     .collect(),
             ),
-            _ => (
+            Model::C => (
                 vec!["synthetic question", "seed question", "answer"],
                 set.records
                     .iter()

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use qa_data::layout::ZERO_SHOT;
+use qa_data::layout::{Model, ZERO_SHOT};
 
 use crate::document::escape;
 use crate::gather::Gathered;
@@ -104,7 +104,7 @@ pub fn html(gathered: &Gathered) -> String {
     );
     out.push_str("<table><thead><tr><th>question</th><th>context</th><th>gold answers</th>");
     for row in &gathered.rows {
-        let model = row.model.map_or(ZERO_SHOT, |m| m.name);
+        let model = row.model.map_or(ZERO_SHOT, Model::name);
         let _ = write!(
             out,
             "<th data-model=\"{model}\">{}</th>",

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use qa_data::files::{read_json, read_jsonl, sha256_file, write_bytes_atomic, write_jsonl_atomic};
-use qa_data::layout::{EXPORT_CARD, MODELS, ModelSpec, RunLayout, model_files};
+use qa_data::layout::{EXPORT_CARD, MODELS, Model, RunLayout, model_files};
 use qa_data::manifest::Manifest;
 use qa_data::prepare::PrepareConfig;
 use qa_data::squad::{SquadSpans, read_spans};
@@ -34,7 +34,7 @@ use crate::ReportConfig;
 use crate::error::{Error, Result};
 use crate::gather::{Gathered, SystemRow};
 /// The adapter files a model directory is exported with.
-const ADAPTER_FILES: [&str; 2] = ["adapter_config.json", "adapter_model.safetensors"];
+const ADAPTER_FILES: [&str; 2] = [model_files::ADAPTER_CONFIG, model_files::ADAPTER_WEIGHTS];
 /// SQuAD's licence, which every derived set keeps (share-alike).
 const LICENSE: &str = "cc-by-sa-4.0";
 const SQUAD_BIBTEX: &str = "@inproceedings{rajpurkar-etal-2016-squad,
@@ -71,7 +71,7 @@ fn folder_name(dir: &Path) -> String {
 }
 
 /// The Hub name of the dataset `model` trains on.
-fn dataset_name(run: &RunLayout, model: &ModelSpec) -> String {
+fn dataset_name(run: &RunLayout, model: Model) -> String {
     folder_name(&run.export_dataset(model))
 }
 
@@ -257,7 +257,7 @@ pub fn write_export(
         models: Vec::new(),
         files: Vec::new(),
     };
-    for model in &MODELS {
+    for model in MODELS {
         let dir = run.export_dataset(model);
         write_dataset(&run, model, &dir, &sources, gathered, &mut exported.files)?;
         exported.datasets.push(dir);
@@ -274,19 +274,19 @@ pub fn write_export(
 
 fn write_dataset(
     run: &RunLayout,
-    model: &ModelSpec,
+    model: Model,
     dir: &Path,
     sources: &Sources,
     gathered: &Gathered,
     files: &mut Vec<PathBuf>,
 ) -> Result<()> {
-    let splits: Vec<(&'static str, PathBuf)> = match model.name {
-        "a" => vec![
+    let splits: Vec<(&'static str, PathBuf)> = match model {
+        Model::A => vec![
             ("train", run.human("train")),
             ("validation", run.human("val")),
             ("test", run.human("test")),
         ],
-        _ => vec![("train", run.training_data(model))],
+        Model::B | Model::C => vec![("train", run.training_data(model))],
     };
     let mut written = Vec::new();
     for (name, path) in &splits {
@@ -305,16 +305,16 @@ fn write_dataset(
     let name = dataset_name(run, model);
     let total: usize = written.iter().map(|s| s.rows).sum();
     let front_matter = serde_json::json!({
-        "pretty_name": format!("provenance-qa: {} SQuAD training data", model.training_source),
+        "pretty_name": format!("provenance-qa: {} SQuAD training data", model.training_source()),
         "license": LICENSE,
         "language": ["en"],
         "task_categories": ["question-answering"],
         "task_ids": ["extractive-qa"],
         "source_datasets": ["extended|squad"],
         "size_categories": [size_category(total)],
-        "annotations_creators": [match model.name {
-            "a" => "crowdsourced",
-            _ => "machine-generated",
+        "annotations_creators": [match model {
+            Model::A => "crowdsourced",
+            Model::B | Model::C => "machine-generated",
         }],
         "tags": ["squad", "provenance-qa", "synthetic-data", "data-provenance"],
         "configs": [{
@@ -383,7 +383,7 @@ fn usage_lines(out: &mut String, usage: Option<&UsageTotals>) {
 
 fn dataset_body(
     run: &RunLayout,
-    model: &ModelSpec,
+    model: Model,
     name: &str,
     splits: &[Split],
     sources: &Sources,
@@ -400,8 +400,8 @@ fn dataset_body(
          answers), **AI-contaminated** (the same questions and contexts, answers written by a \
          model) and **synthetic** (questions a larger model paraphrased from the human ones, \
          context and answer kept, quality-filtered). This card describes the {} set.\n",
-        model.name.to_uppercase(),
-        model.training_source
+        model.name().to_uppercase(),
+        model.training_source()
     );
     if sources.stand_in {
         let _ = writeln!(
@@ -452,9 +452,9 @@ fn dataset_body(
         prepare.code_version,
         pretty(&prepare.config)
     );
-    match model.name {
-        "a" => {}
-        "b" => {
+    match model {
+        Model::A => {}
+        Model::B => {
             let settings: serde_json::Value = read_json(run.contamination_settings())?;
             let _ = writeln!(
                 out,
@@ -492,7 +492,7 @@ fn dataset_body(
                 settings["input_sha256"].as_str().unwrap_or("?")
             );
         }
-        _ => {
+        Model::C => {
             let settings: serde_json::Value = read_json(run.synthesis_settings())?;
             let synth = &settings["stage"]["synth"];
             let _ = writeln!(
@@ -549,9 +549,9 @@ fn dataset_body(
         "with the provenance-qa toolkit at version {}; the set is then `{}` in the run \
          directory. The same config gives byte-identical files.\n",
         prepare.code_version,
-        match model.name {
-            "a" => "data/processed/human_{train,val,test}.jsonl".to_string(),
-            _ => run
+        match model {
+            Model::A => "data/processed/human_{train,val,test}.jsonl".to_string(),
+            Model::B | Model::C => run
                 .training_data(model)
                 .strip_prefix(run.root())
                 .unwrap_or(&run.training_data(model))
@@ -605,7 +605,7 @@ fn write_model(
     };
     let seed = row.metrics.seed.as_deref();
     let adapter = model_dir.join(model_files::ADAPTER);
-    let dir = run.export_model(&model, seed);
+    let dir = run.export_model(model, seed);
     let name = folder_name(&dir);
     for file in ADAPTER_FILES {
         let from = adapter.join(file);
@@ -628,7 +628,7 @@ fn write_model(
             .cloned(),
         false => None,
     };
-    let dataset = dataset_name(run, &model);
+    let dataset = dataset_name(run, model);
     let m = &row.metrics;
     let front_matter = serde_json::json!({
         "base_model": base_model,
@@ -643,7 +643,7 @@ fn write_model(
             "results": [{
                 "task": {"type": "question-answering", "name": "Extractive question answering"},
                 "dataset": {
-                    "type": dataset_name(run, &MODELS[0]),
+                    "type": dataset_name(run, Model::A),
                     "name": "provenance-qa-human (test split: SQuAD v1.1 dev questions)",
                     "split": "test",
                 },
@@ -662,7 +662,7 @@ fn write_model(
          experiment ([`{dataset}`](../../datasets/{dataset}/README.md)). It answers prompts \
          of the form `{}` with a short span of the context.\n",
         sources.model_with_commit(&base_model),
-        model.training_source,
+        model.training_source(),
         settings
             .as_ref()
             .and_then(|s| s["prompt_template"].as_str())

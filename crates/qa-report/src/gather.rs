@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
 use qa_data::files::{read_json, read_jsonl, sha256_file};
-use qa_data::layout::{MODELS, ModelSpec, RunLayout, ZERO_SHOT, model_files, results_files};
+use qa_data::layout::{MODELS, Model, RunLayout, ZERO_SHOT, model_files, results_files};
 use qa_data::manifest::Manifest;
 use qa_data::predictions::read_predictions;
 use qa_data::usage::UsageTotals;
@@ -24,7 +24,7 @@ pub struct SystemRow {
     /// Its scores, as `qa-eval score` wrote them.
     pub metrics: SystemMetrics,
     /// The trained model it is (none for the zero-shot row).
-    pub model: Option<ModelSpec>,
+    pub model: Option<Model>,
     /// Training examples (none for the zero-shot row).
     pub n_train: Option<usize>,
     /// Its training log, read (none for the zero-shot row).
@@ -37,7 +37,7 @@ impl SystemRow {
     /// `A`, `B`, `C` or `zero-shot`, with the seed when there are several.
     pub fn label(&self) -> String {
         let base = match &self.model {
-            Some(model) => model.name.to_uppercase(),
+            Some(model) => model.name().to_uppercase(),
             None => "zero-shot".to_string(),
         };
         match &self.metrics.seed {
@@ -49,8 +49,7 @@ impl SystemRow {
     /// What it was trained on, in words.
     pub fn training_source(&self) -> &'static str {
         self.model
-            .as_ref()
-            .map_or("none (base model)", |m| m.training_source)
+            .map_or("none (base model)", Model::training_source)
     }
 }
 
@@ -139,7 +138,7 @@ pub struct TestQuestion {
 #[derive(Debug, Clone)]
 pub struct Examples {
     /// Which model's data.
-    pub model: ModelSpec,
+    pub model: Model,
     /// Each record, with the human record it came from (B and C).
     pub records: Vec<(QaRecord, Option<QaRecord>)>,
 }
@@ -233,14 +232,14 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
     let human_train: Vec<QaRecord> = read_jsonl(require(run.human("train"), "run prepare")?)?;
     let by_id: HashMap<&str, &QaRecord> = human_train.iter().map(|r| (r.id.as_str(), r)).collect();
     let mut data = HashMap::new();
-    for model in &MODELS {
+    for model in MODELS {
         let path = run.training_data(model);
         let records: Vec<QaRecord> = read_jsonl(require(
             path.clone(),
             "run the stage that writes this model's training data",
         )?)?;
         note(&path)?;
-        data.insert(model.name, records);
+        data.insert(model, records);
     }
     for split in ["val", "test"] {
         let path = run.human(split);
@@ -257,7 +256,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
     let several_seeds = metrics.systems.iter().any(|s| s.seed.is_some());
     let mut rows = Vec::new();
     for system in &metrics.systems {
-        let model = MODELS.iter().find(|m| m.name == system.model).copied();
+        let model = Model::from_name(&system.model);
         if model.is_none() && system.model != ZERO_SHOT {
             return Err(Error::Inconsistent {
                 path: metrics_path.clone(),
@@ -269,7 +268,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         }
         note(Path::new(&system.predictions.path))?;
         let mut model_dir = None;
-        let training = match &model {
+        let training = match model {
             Some(model) => {
                 let seed = match (several_seeds, &system.seed) {
                     (true, Some(seed)) => {
@@ -286,7 +285,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
                 note(&log)?;
                 let adapter = dir
                     .join(model_files::ADAPTER)
-                    .join("adapter_model.safetensors");
+                    .join(model_files::ADAPTER_WEIGHTS);
                 if adapter.is_file() {
                     note(&adapter)?;
                 }
@@ -296,7 +295,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         };
         rows.push(SystemRow {
             metrics: system.clone(),
-            n_train: model.map(|m| data[m.name].len()),
+            n_train: model.map(|m| data[&m].len()),
             model,
             training,
             dir: model_dir,
@@ -332,7 +331,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
             .or_else(|| by_id.get(record.id.as_str()))
             .copied()
     };
-    let overlaps = data["c"]
+    let overlaps = data[&Model::C]
         .iter()
         .filter_map(|r| {
             parent(r).map(|seed| {
@@ -340,7 +339,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
             })
         })
         .collect();
-    let contaminated: Vec<(QuestionType, QuestionScores)> = data["b"]
+    let contaminated: Vec<(QuestionType, QuestionScores)> = data[&Model::B]
         .iter()
         .filter_map(|r| {
             let scores = score_question(r.answers.first()?, &parent(r)?.answers);
@@ -349,20 +348,20 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         .collect();
     let scores: Vec<QuestionScores> = contaminated.iter().map(|(_, s)| *s).collect();
     let agreement = agreement(&scores);
-    let synthetic_types = data["c"]
+    let synthetic_types = data[&Model::C]
         .iter()
         .map(|r| QuestionType::of(&r.question))
         .collect();
     let questions = test_questions(run, &metrics, &metrics_path)?;
     let examples = MODELS
-        .iter()
+        .into_iter()
         .map(|model| Examples {
-            model: *model,
-            records: data[model.name]
+            model,
+            records: data[&model]
                 .iter()
                 .take(config.examples)
                 .map(|r| {
-                    let seed = (model.name != "a").then(|| parent(r).cloned()).flatten();
+                    let seed = (model != Model::A).then(|| parent(r).cloned()).flatten();
                     (r.clone(), seed)
                 })
                 .collect(),

@@ -57,6 +57,10 @@ pub struct ReportConfig {
     pub overlap_n: usize,
 }
 
+impl qa_data::config::Section for ReportConfig {
+    const NAME: &'static str = qa_data::config::section_names::REPORT;
+}
+
 impl Default for ReportConfig {
     fn default() -> Self {
         ReportConfig {

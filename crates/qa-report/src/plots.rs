@@ -10,6 +10,7 @@ use plotters::coord::ranged1d::SegmentedCoord;
 use plotters::coord::types::RangedCoordusize;
 use plotters::prelude::*;
 use qa_data::files::write_bytes_atomic;
+use qa_data::layout::Model;
 use qa_filters::Funnel;
 
 use crate::analysis::{Analysis, Breakdown};
@@ -60,11 +61,11 @@ trait Figure {
 
 /// The colour of a system: A blue, B red, C green, the base model grey.
 fn colour(row: &SystemRow) -> RGBColor {
-    match row.model.map(|m| m.name) {
-        Some("a") => RGBColor(31, 119, 180),
-        Some("b") => RGBColor(214, 39, 40),
-        Some("c") => RGBColor(44, 160, 44),
-        _ => RGBColor(127, 127, 127),
+    match row.model {
+        Some(Model::A) => RGBColor(31, 119, 180),
+        Some(Model::B) => RGBColor(214, 39, 40),
+        Some(Model::C) => RGBColor(44, 160, 44),
+        None => RGBColor(127, 127, 127),
     }
 }
 

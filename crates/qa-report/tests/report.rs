@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use qa_data::files::{write_json_atomic, write_jsonl_atomic};
-use qa_data::layout::{MODELS, RunLayout, model_files, results_files};
+use qa_data::layout::{MODELS, Model, RunLayout, model_files, results_files};
 use qa_data::usage::UsageTotals;
 use qa_data::{Provenance, QaRecord, Source};
 use qa_filters::{FilterCount, Funnel};
@@ -131,7 +131,7 @@ fn finished_run_of(
     .expect("funnel");
 
     let mut systems = vec![("zero_shot".to_string(), run.zero_shot_dir(), 0)];
-    for (model, right) in MODELS.iter().zip([30, 20, 36]) {
+    for (model, right) in MODELS.into_iter().zip([30, 20, 36]) {
         for (i, &seed) in seeds.iter().enumerate() {
             let dir = run.model_dir(model, seed);
             let log = (1..=6).map(|step| {
@@ -146,8 +146,8 @@ fn finished_run_of(
             );
             write_jsonl_atomic(dir.join(model_files::TRAIN_LOG), lines).expect("log");
             let name = match seed {
-                Some(seed) => format!("{}@{seed}", model.name),
-                None => model.name.to_string(),
+                Some(seed) => format!("{}@{seed}", model.name()),
+                None => model.name().to_string(),
             };
             systems.push((name, dir, right + i));
         }
@@ -380,7 +380,7 @@ fn exportable(run: &RunLayout) {
         "generator": "gpt-3.5-turbo", "sampling": {"temperature": 0.0},
         "input_sha256": "ab12", "shard": {"index": 0, "count": 1}});
     write_json_atomic(run.contamination_settings(), &contaminate).expect("settings");
-    for model in &MODELS {
+    for model in MODELS {
         let adapter = run.model_dir(model, None).join(model_files::ADAPTER);
         let config = json!({"base_model_name_or_path": "google/flan-t5-base", "r": 8,
                             "peft_type": "LORA"});
@@ -418,7 +418,7 @@ fn the_export_holds_squad_shaped_datasets_and_adapters_with_their_cards() {
 
     for (model, splits) in
         MODELS
-            .iter()
+            .into_iter()
             .zip([&["train", "validation", "test"][..], &["train"], &["train"]])
     {
         let folder = run.export_dataset(model);
@@ -471,7 +471,7 @@ fn the_export_holds_squad_shaped_datasets_and_adapters_with_their_cards() {
         let text = row["answers"]["text"][0].as_str().expect("text");
         let context: Vec<char> = row["context"].as_str().expect("context").chars().collect();
         match start {
-            -1 => assert_eq!(model.name, "b", "only a generated answer may be no span"),
+            -1 => assert_eq!(model, Model::B, "only a generated answer may be no span"),
             _ => assert_eq!(
                 context[start as usize..start as usize + text.chars().count()]
                     .iter()
@@ -479,11 +479,11 @@ fn the_export_holds_squad_shaped_datasets_and_adapters_with_their_cards() {
                 text
             ),
         }
-        assert_eq!(row.get("provenance").is_some(), model.name != "a");
+        assert_eq!(row.get("provenance").is_some(), model != Model::A);
     }
-    let contaminated = read(run.export_dataset(&MODELS[1]).join("README.md"));
+    let contaminated = read(run.export_dataset(MODELS[1]).join("README.md"));
     assert!(contaminated.contains("`gpt-3.5-turbo` at `https://api.openai.com/v1`"));
-    let synthetic = read(run.export_dataset(&MODELS[2]).join("README.md"));
+    let synthetic = read(run.export_dataset(MODELS[2]).join("README.md"));
     assert!(
         synthetic.contains("Acceptance: 8 of 16 candidates kept (50.0%)"),
         "{synthetic}"
@@ -494,7 +494,7 @@ fn the_export_holds_squad_shaped_datasets_and_adapters_with_their_cards() {
     );
     assert!(synthetic.contains("\"min_question_tokens\": 8"));
 
-    let card = read(run.export_model(&MODELS[0], None).join("README.md"));
+    let card = read(run.export_model(MODELS[0], None).join("README.md"));
     let metadata = front_matter(&card);
     has_keys(
         &metadata,
@@ -521,7 +521,7 @@ fn the_export_holds_squad_shaped_datasets_and_adapters_with_their_cards() {
         "{card}"
     );
     let adapter = run
-        .export_model(&MODELS[0], None)
+        .export_model(MODELS[0], None)
         .join("adapter_model.safetensors");
     assert_eq!(std::fs::read(adapter).expect("adapter"), b"weights");
 

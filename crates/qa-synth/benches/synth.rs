@@ -43,7 +43,7 @@ use qa_filters::FilterConfig;
 use qa_synth::run::RunFiles;
 use qa_synth::synthesize::{SynthConfig, synthesize};
 use qa_synth::{Completion, Generator, GeneratorConfig, Request, T5Generator, T5GeneratorConfig};
-use t5_lora::tokenizer::pad_batch;
+use t5_lora::pad_batch;
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate_with_streams};
 
 const SEEDS: usize = 64;

@@ -12,16 +12,18 @@ use std::path::{Path, PathBuf};
 use qa_data::files::{read_jsonl, write_json_atomic, write_jsonl_atomic};
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
+use qa_data::run_place::Placed;
 use qa_data::template::PromptTemplate;
 use qa_data::usage::{CompletionUsage, UsageTotals};
 use qa_data::{Provenance, QaRecord, Source};
 use serde::{Deserialize, Serialize};
 
-use crate::budget::Spending;
+use crate::backend::{Decoding, GeneratorConfig};
 use crate::error::Result;
-use crate::generator::{Generator, GeneratorConfig, Request};
+use crate::generator::{Generator, Request};
 use crate::plan::{Need, generation_plan};
 use crate::run::{self, LEDGER_FILE, LedgerLine, Progress, RunFiles, RunSettings, SETTINGS_FILE};
+use crate::spending::Spending;
 
 /// The default prompt: answer from the passage, briefly (SQuAD answers are spans).
 pub const DEFAULT_ANSWER_PROMPT: &str = "Answer the question using the passage. Reply with \
@@ -29,7 +31,7 @@ pub const DEFAULT_ANSWER_PROMPT: &str = "Answer the question using the passage. 
      Answer:";
 
 /// The contaminated records.
-pub const OUTPUT_FILE: &str = "contaminated.jsonl";
+pub const OUTPUT_FILE: &str = qa_data::layout::work_files::CONTAMINATED;
 /// Records left out (empty answers), with reasons.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// How the generated answers compare with the human ones.
@@ -48,15 +50,20 @@ pub struct ContaminateConfig {
     pub records_per_batch: usize,
 }
 
+impl qa_data::run_place::Placed for ContaminateConfig {
+    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::CONTAMINATE;
+    const DECIDING: &'static [&'static str] = &["generator", "prompt_template"];
+}
+
+impl qa_data::config::Section for ContaminateConfig {
+    const NAME: &'static str = qa_data::config::section_names::CONTAMINATE;
+}
+
 impl Default for ContaminateConfig {
     fn default() -> Self {
-        // The most likely short answer, on either backend.
-        let mut generator = GeneratorConfig::default();
-        generator.t5.generation.max_new_tokens = 64;
-        let openai = &mut generator.openai;
-        (openai.temperature, openai.top_p, openai.max_tokens) = (0.0, 1.0, 64);
         ContaminateConfig {
-            generator,
+            // The most likely short answer.
+            generator: GeneratorConfig::decoding(Decoding::Greedy, 64),
             prompt_template: DEFAULT_ANSWER_PROMPT.to_string(),
             records_per_batch: 16,
         }
@@ -68,7 +75,7 @@ impl ContaminateConfig {
     fn output_settings(&self) -> ContaminateConfig {
         ContaminateConfig {
             generator: self.generator.output_settings(),
-            ..qa_data::run_place::without(self, qa_data::run_place::CONTAMINATE)
+            ..self.deciding()
         }
     }
 }

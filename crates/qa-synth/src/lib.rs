@@ -7,18 +7,22 @@
 
 #![deny(missing_docs)]
 
-pub mod budget;
+mod backend;
+mod budget;
 pub mod contaminate;
 mod error;
-pub mod generator;
-pub mod openai;
+mod generator;
+mod openai;
 mod plan;
 pub mod round_trip;
 pub mod run;
+mod spending;
 pub mod synthesize;
+mod t5;
 
+pub use backend::{Backend, Decoding, GeneratorConfig};
+pub use budget::Budget;
 pub use error::{Error, Result};
-pub use generator::{
-    Backend, Completion, Generator, GeneratorConfig, Request, T5Generator, T5GeneratorConfig,
-};
+pub use generator::{Completion, Generator, Request};
 pub use openai::{OpenAiConfig, OpenAiGenerator};
+pub use t5::{T5Generator, T5GeneratorConfig};

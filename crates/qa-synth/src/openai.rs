@@ -74,6 +74,19 @@ pub struct OpenAiConfig {
     pub max_budget: Option<Budget>,
 }
 
+impl qa_data::run_place::Placed for OpenAiConfig {
+    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::OPENAI_GENERATOR;
+    const DECIDING: &'static [&'static str] = &[
+        "base_url",
+        "model",
+        "system_prompt",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "seed",
+    ];
+}
+
 impl Default for OpenAiConfig {
     fn default() -> Self {
         OpenAiConfig {

@@ -4,13 +4,13 @@
 
 use qa_data::plan::{Planning, StagePlan, format_count, mean_and_p90};
 use qa_data::usage::format_usd;
-use t5_lora::estimate::{
+use t5_lora::{
     CHARS_PER_TOKEN, GenerationWork, approximate_tokens, estimate_generation, model_shape,
     resolve_device,
 };
 
+use crate::backend::{Backend, GeneratorConfig};
 use crate::error::Result;
-use crate::generator::{Backend, GeneratorConfig};
 
 /// What a stage asks of its generator.
 pub(crate) struct Need<'a> {

@@ -10,7 +10,7 @@ use qa_data::QaRecord;
 use qa_data::template::PromptTemplate;
 use qa_filters::Rejected;
 use serde::{Deserialize, Serialize};
-use t5_lora::predict::{PredictConfig, load_model};
+use t5_lora::{PredictConfig, load_model};
 use t5_lora::{T5ForConditionalGeneration, T5Tokenizer, generate_text};
 
 use crate::error::{Error, Result};

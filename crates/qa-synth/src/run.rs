@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::generator::Generator;
 
 /// The ledger: one line per input record done.
-pub const LEDGER_FILE: &str = "ledger.jsonl";
+pub const LEDGER_FILE: &str = qa_data::layout::work_files::LEDGER;
 /// The settings of the run.
 pub const SETTINGS_FILE: &str = qa_data::layout::work_files::SETTINGS;
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use qa_data::files::{read_jsonl, write_json_atomic, write_jsonl_atomic};
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
+use qa_data::run_place::Placed;
 use qa_data::template::PromptTemplate;
 use qa_data::usage::CompletionUsage;
 use qa_data::{Provenance, QaRecord, Source};
@@ -20,12 +21,13 @@ use qa_filters::filters::Duplicates;
 use qa_filters::{Candidate, Filter, FilterConfig, FilterCount, Funnel, Pipeline, Rejected};
 use serde::{Deserialize, Serialize};
 
-use crate::budget::Spending;
+use crate::backend::{Decoding, GeneratorConfig};
 use crate::error::{Error, Result};
-use crate::generator::{Generator, GeneratorConfig, Request};
+use crate::generator::{Generator, Request};
 use crate::plan::{Need, generation_plan};
 use crate::round_trip::{RoundTrip, RoundTripConfig};
 use crate::run::{self, LEDGER_FILE, LedgerLine, RunFiles, RunSettings, SETTINGS_FILE};
+use crate::spending::Spending;
 
 /// The default prompt: a FLAN-style instruction to paraphrase, with the passage for context.
 pub const DEFAULT_PROMPT: &str = "Paraphrase the question about the passage below so that it \
@@ -58,16 +60,32 @@ pub struct SynthConfig {
     pub round_trip: Option<RoundTripConfig>,
 }
 
+impl qa_data::run_place::Placed for SynthConfig {
+    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::SYNTH;
+    const DECIDING: &'static [&'static str] = &[
+        "generator",
+        "prompt_template",
+        "candidates",
+        "target",
+        "min_acceptance",
+        "floor_seeds",
+        "round_trip",
+    ];
+}
+
+impl qa_data::config::Section for SynthConfig {
+    const NAME: &'static str = qa_data::config::section_names::SYNTH;
+}
+
 impl Default for SynthConfig {
     fn default() -> Self {
-        // The study's sampling for synthesis, on either backend.
-        let mut generator = GeneratorConfig::default();
-        let t5 = &mut generator.t5.generation;
-        (t5.do_sample, t5.temperature, t5.top_p, t5.max_new_tokens) = (true, 0.8, 0.95, 256);
-        let openai = &mut generator.openai;
-        (openai.temperature, openai.top_p, openai.max_tokens) = (0.8, 0.95, 256);
+        let sampling = Decoding::Sample {
+            temperature: 0.8,
+            top_p: 0.95,
+        };
         SynthConfig {
-            generator,
+            // The study's sampling for synthesis.
+            generator: GeneratorConfig::decoding(sampling, 256),
             prompt_template: DEFAULT_PROMPT.to_string(),
             candidates: 4,
             target: 20_000,
@@ -86,10 +104,10 @@ impl SynthConfig {
         SynthConfig {
             generator: self.generator.output_settings(),
             round_trip: self.round_trip.as_ref().map(|round_trip| RoundTripConfig {
-                qa_model: t5_lora::predict::resume_settings(&round_trip.qa_model),
+                qa_model: t5_lora::resume_settings(&round_trip.qa_model),
                 ..round_trip.clone()
             }),
-            ..qa_data::run_place::without(self, qa_data::run_place::SYNTH)
+            ..self.deciding()
         }
     }
 }
@@ -127,7 +145,7 @@ pub struct SeedOutcome {
 }
 
 /// The kept records.
-pub const OUTPUT_FILE: &str = "synthetic.jsonl";
+pub const OUTPUT_FILE: &str = qa_data::layout::work_files::SYNTHETIC;
 /// Refused candidates, with reasons.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// The funnel.
@@ -167,7 +185,7 @@ pub fn plan(
             records: candidates,
             ..input.clone()
         };
-        let answering = t5_lora::predict::plan(&round_trip.qa_model, &checked, planning)?;
+        let answering = t5_lora::plan_prediction(&round_trip.qa_model, &checked, planning)?;
         plan.seconds = plan.seconds.zip(answering.seconds).map(|(a, b)| a + b);
         plan.notes.push(format!(
             "with the round-trip model answering every candidate ({})",

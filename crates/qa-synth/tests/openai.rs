@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use qa_data::QaRecord;
 use qa_data::usage::Price;
-use qa_synth::budget::Budget;
+use qa_synth::Budget;
 use qa_synth::contaminate::{ContaminateConfig, OUTPUT_FILE, REPORT_FILE, contaminate};
 use qa_synth::run::{RunFiles, Shard};
 use qa_synth::{Backend, Completion, Error, Generator, OpenAiConfig, OpenAiGenerator, Request};
-use t5_lora::estimate::approximate_tokens;
+use t5_lora::approximate_tokens;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 

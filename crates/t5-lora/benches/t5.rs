@@ -18,7 +18,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use common::{bench_device, flan_t5, tokens};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use t5_lora::model::T5ForConditionalGeneration;
+use t5_lora::T5ForConditionalGeneration;
 use t5_lora::{GenerationConfig, generate};
 
 const NEW_TOKENS: usize = 32;

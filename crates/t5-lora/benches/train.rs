@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 
 use common::{bench_device, flan_t5, peak_rss_bytes};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use t5_lora::train::{Example, TrainConfig, train};
+use t5_lora::{Example, TrainConfig, train};
 
 const BATCH: usize = 8;
 const SOURCE_LEN: usize = 384;

@@ -11,8 +11,8 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
-use t5_lora::checkpoint::load_pretrained;
-use t5_lora::lora::{LoraConfig, save_adapter};
+use t5_lora::load_pretrained;
+use t5_lora::{LoraConfig, save_adapter};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::args().nth(1).ok_or("usage: export_adapter DIR")?);

@@ -3,21 +3,21 @@
 //!
 //! Tensors are read by `burn-store`'s `SafetensorsStore` (`safetensors_reader`), with
 //! `PyTorchToBurnAdapter` transposing linear weights (PyTorch stores `[out, in]`, Burn
-//! `[in, out]`), f16 and bf16 widened to f32 on the host, and the remap table below renaming the
-//! few checkpoint segments Rust cannot mirror.
+//! `[in, out]`), f16 and bf16 widened to f32 on the host, and `keys.rs` renaming the few
+//! checkpoint segments Rust cannot mirror.
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use burn::prelude::*;
 use burn::store::{
-    ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
+    ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
     SafetensorsStore,
 };
 
 use crate::error::{Error, Result};
+use crate::keys::Naming;
 use crate::model::{T5Config, T5ForConditionalGeneration};
 
 /// The model settings file of a checkpoint.
@@ -27,93 +27,14 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The index of a sharded checkpoint.
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
-/// Checkpoint name → module path. One rule per segment Rust cannot mirror: Hugging Face's
-/// CamelCase attribute names, the `layer.N` list of a block's sub-layers, whose position means
-/// self-attention (0), cross-attention (1 in the decoder) or feed-forward (last), and the
-/// `base` inside each adaptable projection ([`crate::lora::LoraLinear`]).
-pub(crate) const REMAP: [(&str, &str); 8] = [
-    (
-        r"\.layer\.0\.SelfAttention\.",
-        ".layer_self_attention.self_attention.",
-    ),
-    (
-        r"\.layer\.0\.layer_norm\.",
-        ".layer_self_attention.layer_norm.",
-    ),
-    (
-        r"^(decoder\.block\.\d+)\.layer\.1\.EncDecAttention\.",
-        "$1.layer_cross_attention.enc_dec_attention.",
-    ),
-    (
-        r"^(decoder\.block\.\d+)\.layer\.1\.layer_norm\.",
-        "$1.layer_cross_attention.layer_norm.",
-    ),
-    (r"^(encoder\.block\.\d+)\.layer\.1\.", "$1.layer_ff."),
-    (r"^(decoder\.block\.\d+)\.layer\.2\.", "$1.layer_ff."),
-    (r"\.DenseReluDense\.", ".dense_relu_dense."),
-    (r"\.(q|k|v|o|wi|wi_0|wi_1|wo)\.weight$", ".$1.base.weight"),
-];
-
 /// Checkpoint tensors (named after remapping) that Hugging Face itself ignores: aliases of
 /// `shared.weight`, and a cross-attention bias table some old checkpoints carry but T5 never
 /// uses (`_keys_to_ignore_on_load_unexpected`).
-const IGNORED: [&str; 3] = [
+pub(crate) const IGNORED: [&str; 3] = [
     "encoder.embed_tokens.weight",
     "decoder.embed_tokens.weight",
     "decoder.block.0.layer_cross_attention.enc_dec_attention.relative_attention_bias.weight",
 ];
-
-/// Module path → checkpoint name: [`REMAP`] backwards, so that messages use the names users
-/// see in their checkpoint files.
-pub(crate) const REMAP_BACK: [(&str, &str); 8] = [
-    (
-        r"\.layer_self_attention\.self_attention\.",
-        ".layer.0.SelfAttention.",
-    ),
-    (
-        r"\.layer_self_attention\.layer_norm\.",
-        ".layer.0.layer_norm.",
-    ),
-    (
-        r"\.layer_cross_attention\.enc_dec_attention\.",
-        ".layer.1.EncDecAttention.",
-    ),
-    (
-        r"\.layer_cross_attention\.layer_norm\.",
-        ".layer.1.layer_norm.",
-    ),
-    (r"^(encoder\.block\.\d+)\.layer_ff\.", "$1.layer.1."),
-    (r"^(decoder\.block\.\d+)\.layer_ff\.", "$1.layer.2."),
-    (r"\.dense_relu_dense\.", ".DenseReluDense."),
-    (r"\.(q|k|v|o|wi|wi_0|wi_1|wo)\.base\.weight$", ".$1.weight"),
-];
-
-fn remapper() -> KeyRemapper {
-    KeyRemapper::from_patterns(REMAP.to_vec())
-        .expect("the remap table's patterns are valid regexes")
-}
-
-/// The checkpoint name of a module path, for messages (the reverse rules are compiled once,
-/// when a message first needs them).
-fn checkpoint_name(path: &str) -> String {
-    static BACK: LazyLock<KeyRemapper> = LazyLock::new(|| {
-        KeyRemapper::from_patterns(REMAP_BACK.to_vec())
-            .expect("the reverse remap table's patterns are valid regexes")
-    });
-    rename(&BACK, path)
-}
-
-/// `name` after every rule of `remapper`, in order (as burn-store renames tensors).
-pub(crate) fn rename(remapper: &KeyRemapper, name: &str) -> String {
-    remapper
-        .to_regex_pairs()
-        .iter()
-        .fold(name.to_string(), |name, (pattern, replacement)| {
-            pattern
-                .replace_all(&name, replacement.as_str())
-                .into_owned()
-        })
-}
 
 /// Reads a checkpoint's `config.json`.
 pub fn read_config(dir: &Path) -> Result<T5Config> {
@@ -161,71 +82,105 @@ pub fn load_pretrained(dir: &Path, device: &Device) -> Result<T5ForConditionalGe
     let config = read_config(dir)?;
     let mut model = config.init(device);
     let mut still_missing: Option<HashSet<String>> = None;
-    let mut unexpected = Vec::new();
+    let mut unused = Vec::new();
     for file in weight_files(dir)? {
-        verify_weights(&file)?;
-        // Partial and unvalidated: missing tensors and shape errors come back in the result,
-        // to be reported under checkpoint names once every shard has been read.
-        let mut store = safetensors_reader(&file)
-            .remap(remapper())
-            .allow_partial(true)
-            .validate(false);
-        let result = model
-            .load_from(&mut store)
-            .map_err(|e| corrupt(&file, e.to_string()))?;
-        if let Some(error) = result.errors.first() {
-            let message = match error {
-                ApplyError::ShapeMismatch {
-                    path,
-                    expected,
-                    found,
-                } => format!(
-                    "tensor {} has shape {found:?} but the model expects {expected:?} \
-                     (linear weights transposed to Burn's [in, out])",
-                    checkpoint_name(path)
-                ),
-                other => other.to_string(),
-            };
-            return Err(Error::BadTensor {
-                path: file.clone(),
-                message: format!(
-                    "{message}; {} tensor(s) could not be applied",
-                    result.errors.len()
-                ),
-            });
-        }
-        let missing_here: HashSet<String> =
-            result.missing.into_iter().map(|(path, _)| path).collect();
+        let applied = apply_file(&mut model, &file, Naming::Checkpoint)?;
+        // Missing from every shard is missing.
+        let missing_here: HashSet<String> = applied.missing.into_iter().collect();
         still_missing = Some(match still_missing {
             None => missing_here,
             Some(before) => before.intersection(&missing_here).cloned().collect(),
         });
-        unexpected.extend(
-            result
-                .unused
-                .into_iter()
-                .filter(|name| !IGNORED.contains(&name.as_str())),
-        );
+        unused.extend(applied.unused);
     }
-    let mut missing: Vec<String> = still_missing
-        .unwrap_or_default()
-        .iter()
-        .map(|path| checkpoint_name(path))
-        .collect();
-    let mut unexpected: Vec<String> = unexpected
-        .iter()
-        .map(|path| checkpoint_name(path))
-        .collect();
-    if !missing.is_empty() || !unexpected.is_empty() {
-        missing.sort();
-        unexpected.sort();
-        return Err(Error::TensorMismatch {
-            dir: dir.to_path_buf(),
-            missing,
-            unexpected,
+    let unused = unused
+        .into_iter()
+        .filter(|path| !IGNORED.contains(&path.as_str()));
+    refuse_mismatch(
+        dir,
+        still_missing.unwrap_or_default(),
+        unused,
+        Naming::Checkpoint,
+    )?;
+    Ok(model)
+}
+
+/// What applying one file to a model left over, as module paths.
+pub(crate) struct Applied {
+    /// Parameters of the model the file does not hold.
+    pub missing: Vec<String>,
+    /// Tensors of the file the model does not have.
+    pub unused: Vec<String>,
+}
+
+/// Applies the tensors of the safetensors `file`, whose names follow `naming`, to `model`,
+/// after checking that the file is whole. A tensor of the wrong shape is an error naming it as
+/// the file does; what is missing or unused is returned for the caller to judge (a sharded
+/// checkpoint, or an adapter over base weights, holds part of the model).
+pub(crate) fn apply_file(
+    model: &mut T5ForConditionalGeneration,
+    file: &Path,
+    naming: Naming,
+) -> Result<Applied> {
+    verify_weights(file)?;
+    // Partial and unvalidated: missing tensors and shape errors come back in the result.
+    let mut store = safetensors_reader(file)
+        .remap(naming.file_to_module())
+        .allow_partial(true)
+        .validate(false);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| corrupt(file, e.to_string()))?;
+    if let Some(error) = result.errors.first() {
+        let message = match error {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => format!(
+                "tensor {} has shape {found:?} but the model expects {expected:?} \
+                 (linear weights transposed to Burn's [in, out])",
+                naming.name_of(path)
+            ),
+            other => other.to_string(),
+        };
+        return Err(Error::BadTensor {
+            path: file.to_path_buf(),
+            message: format!(
+                "{message}; {} tensor(s) could not be applied",
+                result.errors.len()
+            ),
         });
     }
-    Ok(model)
+    Ok(Applied {
+        missing: result.missing.into_iter().map(|(path, _)| path).collect(),
+        unused: result.unused,
+    })
+}
+
+/// An error listing, by their names in the files of `dir`, the tensors the model needs that
+/// were `missing` and those it does not know (`unused`), when there are any.
+pub(crate) fn refuse_mismatch(
+    dir: &Path,
+    missing: impl IntoIterator<Item = String>,
+    unused: impl IntoIterator<Item = String>,
+    naming: Naming,
+) -> Result<()> {
+    let names = |paths: &mut dyn Iterator<Item = String>| {
+        let mut names: Vec<String> = paths.map(|path| naming.name_of(&path)).collect();
+        names.sort();
+        names
+    };
+    let missing = names(&mut missing.into_iter());
+    let unexpected = names(&mut unused.into_iter());
+    if missing.is_empty() && unexpected.is_empty() {
+        return Ok(());
+    }
+    Err(Error::TensorMismatch {
+        dir: dir.to_path_buf(),
+        missing,
+        unexpected,
+    })
 }
 
 /// A reader of a Hugging Face safetensors file (a checkpoint or a PEFT adapter): linear
@@ -234,7 +189,7 @@ pub fn load_pretrained(dir: &Path, device: &Device) -> Result<T5ForConditionalGe
 /// T5 is computed in f32 (it overflows in f16, and mixing dtypes in one operation is an
 /// error). Widening on the host, before a tensor reaches the device, is exact and works on
 /// every backend: wgpu has no bf16 (WGSL lacks the type; cubecl-wgpu panics on it).
-pub(crate) fn safetensors_reader(file: &Path) -> SafetensorsStore {
+fn safetensors_reader(file: &Path) -> SafetensorsStore {
     SafetensorsStore::from_file(file).with_from_adapter(
         PyTorchToBurnAdapter.chain(FloatCastAdapter::to(burn::tensor::DType::F32)),
     )

@@ -6,14 +6,6 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
-    },
     /// `config.json` or the shard index is not what a T5 checkpoint has.
     #[error("{path}: {message}")]
     Config {
@@ -116,12 +108,9 @@ fn describe_mismatch(missing: &[String], unexpected: &[String]) -> String {
 }
 
 impl Error {
-    /// An I/O error about `path`.
+    /// An I/O error about `path` (`qa_data`'s, which every crate of the workspace reports).
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Data(qa_data::Error::io(path, source))
     }
 }
 

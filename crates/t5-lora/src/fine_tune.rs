@@ -18,6 +18,7 @@ use qa_data::QaRecord;
 use qa_data::files::{read_jsonl, sha256_file};
 use qa_data::layout::model_files;
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
+use qa_data::run_place::Placed;
 use qa_data::template::PromptTemplate;
 
 use crate::checkpoint::load_pretrained;
@@ -31,9 +32,9 @@ use crate::lora::save_adapter;
 use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
 use crate::train::{
     Checkpointing, EvalLog, StepLog, TrainConfig, TrainEvent, TrainLog, TrainingState,
-    TruncationCounts, checkpoint_run, checkpoint_state, encode_examples, total_steps, train,
+    TruncationCounts, Validation, checkpoint_run, checkpoint_state, encode_examples,
+    generation_config, total_steps, train,
 };
-use crate::validation::Validation;
 
 /// The adapter a run hands over.
 pub const ADAPTER_DIR: &str = model_files::ADAPTER;
@@ -42,7 +43,7 @@ pub const BEST_ADAPTER_DIR: &str = model_files::BEST_ADAPTER;
 /// The checkpoint a run resumes from.
 pub const CHECKPOINT_DIR: &str = model_files::CHECKPOINT;
 /// The training log.
-pub const LOG_FILE: &str = model_files::TRAIN_LOG;
+pub const TRAIN_LOG_FILE: &str = model_files::TRAIN_LOG;
 
 /// The files of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +94,7 @@ pub struct RunSummary {
 /// it runs ([`qa_data::run_place::TRAIN`]), and the SHA-256 of the training and validation
 /// files.
 fn run_record(config: &TrainConfig, files: &RunFiles) -> Result<serde_json::Value> {
-    let settings = qa_data::run_place::without(config, qa_data::run_place::TRAIN);
+    let settings = config.deciding();
     Ok(serde_json::json!({
         "settings": settings,
         "train_file_sha256": sha256_file(&files.train)?,
@@ -126,7 +127,7 @@ fn check_resume(dir: &Path, run: &serde_json::Value) -> Result<()> {
 /// groups them), so they pad to about the sample's mean; its answers are not grouped, so they
 /// pad to about the 90th percentile. Every epoch is counted, though early stopping may end the
 /// run sooner.
-pub fn plan(
+pub fn plan_training(
     config: &TrainConfig,
     train: &PlannedInput,
     validation: Option<&PlannedInput>,
@@ -165,7 +166,7 @@ pub fn plan(
     if let Some(validation) = validation {
         epoch_seconds += validation.records.div_ceil(batch_size) as f64 * cost.loss_seconds;
         let answered = (config.validation.generate_examples as u64).min(validation.records);
-        let generation = crate::validation::generation_config(config);
+        let generation = generation_config(config.max_target_len);
         let work = GenerationWork {
             requests: answered,
             rows_per_prompt: 1,
@@ -249,13 +250,15 @@ pub fn fine_tune(
     let dir = resolve_model(&config.model, &HubOptions::from_env())?;
     let model = load_pretrained(&dir, &device)?.with_lora(&config.lora)?;
     let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
-    let (examples, truncation) = encode_examples(&tokenizer, &records, config)?;
+    let (examples, truncation) = encode_examples(&tokenizer, &records, &config.encoding())?;
     let validation = validation_records
-        .map(|records| Validation::new(&tokenizer, &records, config))
+        .map(|records| {
+            Validation::new(&tokenizer, &records, &config.encoding(), &config.validation)
+        })
         .transpose()?
         .map(|(validation, _)| validation);
 
-    let log_path = files.out_dir.join(LOG_FILE);
+    let log_path = files.out_dir.join(TRAIN_LOG_FILE);
     let done = resumed.as_ref().map_or(0, |state| state.step);
     let mut log = TrainLog::open(&log_path, done, &resolved.name)?;
     on_progress(Progress::Started {

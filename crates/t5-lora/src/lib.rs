@@ -2,28 +2,83 @@
 //! generation, and LoRA fine-tuning with validation.
 //!
 //! One implementation serves every Burn backend: the [`burn::prelude::Device`] chosen at run
-//! time decides (see [`device`]).
+//! time decides (see [`DeviceChoice`]).
+//!
+//! Loading a checkpoint and answering a question:
+//!
+//! ```
+//! use std::path::Path;
+//! use t5_lora::{DeviceChoice, GenerationConfig, T5Tokenizer, TOKENIZER_FILE, generate_text};
+//!
+//! let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5/flan-t5-tiny");
+//! let device = DeviceChoice::Cpu.resolve()?.device;
+//! let model = t5_lora::load_pretrained(&dir, &device)?;
+//! let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
+//! let prompt = "question: Who wrote Hamlet? context: Hamlet is a tragedy by Shakespeare.";
+//! let greedy = GenerationConfig {
+//!     max_new_tokens: 8,
+//!     ..GenerationConfig::default()
+//! };
+//! let answers = generate_text(&model, &tokenizer, &[prompt], 512, &greedy, &[0])?;
+//! // The fixture's weights are random: its answer is a few arbitrary tokens.
+//! assert_eq!(answers.len(), 1);
+//! # Ok::<(), t5_lora::Error>(())
+//! ```
 
 #![deny(missing_docs)]
 
-pub mod checkpoint;
-pub mod device;
+mod checkpoint;
+mod device;
 mod error;
-pub mod estimate;
-pub mod fine_tune;
-pub mod generation;
-pub mod hub;
-pub mod lora;
-pub mod model;
-pub mod predict;
-pub mod tokenizer;
-pub mod train;
-pub mod validation;
+mod estimate;
+mod fine_tune;
+mod generation;
+mod hub;
+mod keys;
+mod lora;
+mod model;
+mod predict;
+mod tokenizer;
+mod train;
 
-pub use error::{Error, Result};
-
-pub use generation::{
-    GenerationConfig, generate, generate_from_ids, generate_text, generate_with_streams,
+pub use checkpoint::{
+    CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, load_pretrained, read_config, shard_names,
+    verify_weights, weight_files,
 };
-pub use model::{T5Config, T5ForConditionalGeneration};
-pub use tokenizer::T5Tokenizer;
+pub use device::{DeviceChoice, Found, ResolvedDevice, auto_choice, probe};
+pub use error::{Error, Result};
+pub use estimate::{
+    CHARS_PER_TOKEN, Estimate, GenerationBatch, GenerationCost, GenerationWork, ModelShape,
+    TrainingBatch, TrainingCost, approximate_tokens, calibrate_generation, calibrate_training,
+    estimate_generation, model_shape, published_shape, resolve_device,
+};
+pub use fine_tune::{
+    ADAPTER_DIR, BEST_ADAPTER_DIR, CHECKPOINT_DIR, Progress, RunFiles, RunSummary, TRAIN_LOG_FILE,
+    fine_tune, plan_training,
+};
+pub use generation::{
+    GenerationConfig, generate, generate_from_ids, generate_repeated, generate_text,
+    generate_with_streams,
+};
+pub use hub::{HubOptions, local_file, resolve_model};
+pub use lora::{
+    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraAdapter, LoraConfig, LoraLinear, TARGETS,
+    load_adapter, read_adapter_config, save_adapter,
+};
+pub use model::{
+    Activation, DecoderCache, FeedForwardProj, KeyValue, T5Attention, T5Block, T5Config,
+    T5DenseActDense, T5ForConditionalGeneration, T5LayerCrossAttention, T5LayerFF, T5LayerNorm,
+    T5LayerSelfAttention, T5Stack, relative_position_bucket,
+};
+pub use predict::{
+    DEFAULT_TEMPLATE, PredictConfig, PredictSummary, load_model, partial_path,
+    partial_settings_path, plan_prediction, predict_records, resume_settings,
+};
+pub use tokenizer::{Encoded, T5Tokenizer, TOKENIZER_FILE, pad_batch};
+pub use train::{
+    BestMetric, Checkpointing, Encoding, EvalLog, EvalScores, Example, OPTIMIZER_FILE, RUN_FILE,
+    STATE_FILE, Seq2SeqBatch, StepLog, TrainConfig, TrainEvent, TrainLog, TrainOutcome,
+    TrainingState, TruncationCounts, Validation, ValidationConfig, checkpoint_run,
+    checkpoint_state, encode_examples, epoch_batches, generation_config, learning_rate,
+    seq2seq_loss, total_steps, train,
+};

@@ -6,7 +6,7 @@
 //! untie the output projection from the input embedding. This file follows Hugging Face's
 //! `modeling_t5.py`: struct names are its class names and field names its attribute names, so
 //! the module tree is the checkpoint tree (the few segments Rust cannot mirror are remapped in
-//! `checkpoint.rs`).
+//! `keys.rs`).
 //!
 //! Shapes use `batch`, `src_len` (encoder positions), `tgt_len` (decoder positions), `heads`,
 //! `d_kv` (per-head width), `d_model`, `d_ff` and `vocab`.

@@ -12,6 +12,7 @@ use qa_data::QaRecord;
 use qa_data::files::{JsonlAppender, read_appended, write_jsonl_atomic};
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::predictions::Prediction;
+use qa_data::run_place::Placed;
 use qa_data::shard::Shard;
 use qa_data::template::PromptTemplate;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,21 @@ pub struct PredictConfig {
     pub prompt_template: String,
     /// Decoding settings.
     pub generation: GenerationConfig,
+}
+
+impl qa_data::run_place::Placed for PredictConfig {
+    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::PREDICT;
+    const DECIDING: &'static [&'static str] = &[
+        "model",
+        "adapter",
+        "max_source_len",
+        "prompt_template",
+        "generation",
+    ];
+}
+
+impl qa_data::config::Section for PredictConfig {
+    const NAME: &'static str = qa_data::config::section_names::PREDICT;
 }
 
 impl Default for PredictConfig {
@@ -89,7 +105,7 @@ pub fn load_model(
 /// What a prediction run over `input` would do (see [`qa_data::plan`]): its questions, and the
 /// time to answer them with `config`'s model on the device it chooses, from a calibration
 /// cached in the plan directory. The answers are as long as the sample's first gold answers.
-pub fn plan(
+pub fn plan_prediction(
     config: &PredictConfig,
     input: &PlannedInput,
     planning: &Planning,
@@ -152,7 +168,7 @@ fn settings_path(partial: &Path) -> PathBuf {
 /// ([`qa_data::run_place::PREDICT`]: batch size and device), which do not change what is
 /// generated.
 pub fn resume_settings(config: &PredictConfig) -> PredictConfig {
-    qa_data::run_place::without(config, qa_data::run_place::PREDICT)
+    config.deciding()
 }
 
 /// The file beside a partial predictions file that records [`resume_settings`].

@@ -1,12 +1,12 @@
 //! Generation against Hugging Face's `generate` on the fixture checkpoints (token for token),
 //! KV-cache equivalence, and reproducible sampling.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::{Reference, fixtures, hf_sequences, largest_difference, to_vec};
-use t5_lora::checkpoint::load_pretrained;
-use t5_lora::tokenizer::pad_batch;
+use t5_lora::load_pretrained;
+use t5_lora::pad_batch;
 use t5_lora::{
     GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate, generate_from_ids,
     generate_with_streams,
@@ -82,26 +82,31 @@ fn check_generations(dir: &str) {
 
 #[test]
 fn t5_v1_0_generates_what_hugging_face_generates() {
+    let _turn = common::drawing();
     check_generations("t5-v1_0-tiny");
 }
 
 #[test]
 fn flan_t5_generates_what_hugging_face_generates() {
+    let _turn = common::drawing();
     check_generations("flan-t5-tiny");
 }
 
 #[test]
 fn bf16_flan_t5_generates_what_hugging_face_generates() {
+    let _turn = common::drawing();
     check_generations("flan-t5-tiny-bf16");
 }
 
 #[test]
 fn f16_flan_t5_generates_what_hugging_face_generates() {
+    let _turn = common::drawing();
     check_generations("flan-t5-tiny-f16");
 }
 
 #[test]
 fn the_fixtures_exercise_early_and_late_stops() {
+    let _turn = common::drawing();
     // Guards the fixtures themselves: some rows must stop at </s> before the limit, and some
     // must run to it, or the stopping logic would go untested.
     let reference = Reference::open(&fixtures().join("t5-v1_0-tiny"));
@@ -114,6 +119,7 @@ fn the_fixtures_exercise_early_and_late_stops() {
 
 #[test]
 fn cached_decoding_gives_the_logits_of_full_recomputation() {
+    let _turn = common::drawing();
     let (model, reference, device) = setup("flan-t5-tiny");
     let input_ids = reference.int_tensor("input_ids", &device);
     let attention_mask = reference.int_tensor("attention_mask", &device);
@@ -151,6 +157,7 @@ fn cached_decoding_gives_the_logits_of_full_recomputation() {
 
 #[test]
 fn sampling_is_reproducible_and_independent_of_batching() {
+    let _turn = common::drawing();
     let (model, reference, device) = setup("flan-t5-tiny");
     let sample = GenerationConfig {
         max_new_tokens: MAX_NEW_TOKENS,
@@ -196,6 +203,7 @@ fn sampling_is_reproducible_and_independent_of_batching() {
 /// them, and each sample must still be the one the fully repeated batch gives.
 #[test]
 fn repeated_prompts_are_encoded_once_and_sample_as_if_repeated() {
+    let _turn = common::drawing();
     let (model, _, device) = setup("flan-t5-tiny");
     let tokenizer =
         T5Tokenizer::from_file(&fixtures().join("flan-t5-tiny/tokenizer.json")).expect("tokenizer");

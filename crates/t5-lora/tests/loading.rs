@@ -1,7 +1,7 @@
 //! Finding and loading checkpoints: the Hugging Face cache layout (offline), sharded
 //! checkpoints in it, damaged files, and checkpoints whose tensors do not fit the model.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +9,8 @@ use common::fixtures;
 use safetensors::SafeTensors;
 use safetensors::tensor::TensorView;
 use t5_lora::Error;
-use t5_lora::checkpoint::load_pretrained;
-use t5_lora::hub::{HubOptions, resolve_model};
+use t5_lora::load_pretrained;
+use t5_lora::{HubOptions, resolve_model};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -59,6 +59,7 @@ fn offline(cache: &Path) -> HubOptions {
 
 #[test]
 fn model_ids_resolve_in_the_hugging_face_cache() {
+    let _turn = common::drawing();
     let cache = tempfile::tempdir().expect("tempdir");
     let snapshot = cache_model(cache.path(), "google/tiny-flan", "flan-t5-tiny");
     let sharded = cache_model(
@@ -86,6 +87,7 @@ fn model_ids_resolve_in_the_hugging_face_cache() {
 
 #[test]
 fn a_model_missing_from_the_cache_offline_is_an_error_naming_the_cache() {
+    let _turn = common::drawing();
     let cache = tempfile::tempdir().expect("tempdir");
     let error = resolve_model("google/flan-t5-base", &offline(cache.path()))
         .expect_err("not cached")
@@ -106,6 +108,7 @@ fn a_model_missing_from_the_cache_offline_is_an_error_naming_the_cache() {
 
 #[test]
 fn a_truncated_download_is_reported_with_the_blob_to_delete() {
+    let _turn = common::drawing();
     let cache = tempfile::tempdir().expect("tempdir");
     let snapshot = cache_model(cache.path(), "google/tiny-flan", "flan-t5-tiny");
     let weights = snapshot.join("model.safetensors");
@@ -167,6 +170,7 @@ fn edited_checkpoint(target: &str, edit: Edit) -> tempfile::TempDir {
 
 #[test]
 fn missing_unexpected_and_misshaped_tensors_are_named() {
+    let _turn = common::drawing();
     const Q: &str = "encoder.block.1.layer.0.SelfAttention.q.weight";
     let load = |dir: tempfile::TempDir| {
         load_pretrained(dir.path(), &common::device())

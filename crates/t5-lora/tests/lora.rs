@@ -2,16 +2,14 @@
 //! and generations; a new adapter changes nothing; merging changes nothing; saving and loading
 //! round-trips bit for bit, in PEFT's file layout.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
 use common::{Reference, fixtures, hf_sequences, largest_difference, to_vec};
 use safetensors::SafeTensors;
-use t5_lora::checkpoint::load_pretrained;
-use t5_lora::lora::{
-    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraConfig, load_adapter, save_adapter,
-};
+use t5_lora::load_pretrained;
+use t5_lora::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraConfig, load_adapter, save_adapter};
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, generate};
 
 fn base() -> T5ForConditionalGeneration {
@@ -41,6 +39,7 @@ fn unpadded(values: &[f32], reference: &Reference) -> Vec<f32> {
 
 #[test]
 fn a_new_adapter_leaves_the_model_unchanged() {
+    let _turn = common::drawing();
     let reference = Reference::open(&fixtures().join("flan-t5-tiny"));
     let before = logits(&base(), &reference);
     let config = LoraConfig {
@@ -61,6 +60,7 @@ fn a_new_adapter_leaves_the_model_unchanged() {
 
 #[test]
 fn a_peft_adapter_reproduces_hugging_face_with_and_without_merging() {
+    let _turn = common::drawing();
     let dir = fixtures().join("flan-t5-tiny-lora");
     let reference = Reference::open(&dir);
     let (adapted, config) = load_adapter(base(), &dir).expect("adapter loads");
@@ -113,6 +113,7 @@ fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<u8>)> {
 
 #[test]
 fn saving_writes_peft_files_that_load_back_bit_for_bit() {
+    let _turn = common::drawing();
     let source = fixtures().join("flan-t5-tiny-lora");
     let (adapted, config) = load_adapter(base(), &source).expect("adapter loads");
     let out = tempfile::tempdir().expect("tempdir");
@@ -137,6 +138,7 @@ fn saving_writes_peft_files_that_load_back_bit_for_bit() {
 
 #[test]
 fn unusable_adapters_are_refused_with_reasons() {
+    let _turn = common::drawing();
     let source = fixtures().join("flan-t5-tiny-lora");
     let config: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(source.join(ADAPTER_CONFIG_FILE)).expect("config"),

@@ -1,12 +1,12 @@
 //! Numerical parity with Hugging Face transformers, on the random-initialised checkpoints and
 //! reference outputs that `xtask/golden/t5_golden.py` saved under `fixtures/t5/`.
 
-mod common;
+use crate::common;
 
 use common::{Reference, fixtures, i64s, largest_difference, to_vec};
 use safetensors::SafeTensors;
-use t5_lora::checkpoint::load_pretrained;
-use t5_lora::model::relative_position_bucket;
+use t5_lora::load_pretrained;
+use t5_lora::relative_position_bucket;
 
 /// Largest |a - b| over the positions where `keep(batch, position)` holds.
 fn max_abs_diff(
@@ -69,31 +69,37 @@ fn check_parity(model_dir: &str, reference_dir: &str) {
 
 #[test]
 fn t5_v1_0_matches_hugging_face() {
+    let _turn = common::drawing();
     check_parity("t5-v1_0-tiny", "t5-v1_0-tiny");
 }
 
 #[test]
 fn flan_t5_matches_hugging_face() {
+    let _turn = common::drawing();
     check_parity("flan-t5-tiny", "flan-t5-tiny");
 }
 
 #[test]
 fn sharded_checkpoint_loads_the_same_model() {
+    let _turn = common::drawing();
     check_parity("flan-t5-tiny-sharded", "flan-t5-tiny");
 }
 
 #[test]
 fn bf16_checkpoint_matches_hugging_face_on_the_same_rounded_weights() {
+    let _turn = common::drawing();
     check_parity("flan-t5-tiny-bf16", "flan-t5-tiny-bf16");
 }
 
 #[test]
 fn f16_checkpoint_matches_hugging_face_on_the_same_rounded_weights() {
+    let _turn = common::drawing();
     check_parity("flan-t5-tiny-f16", "flan-t5-tiny-f16");
 }
 
 #[test]
 fn relative_position_buckets_match_hugging_face() {
+    let _turn = common::drawing();
     let bytes = std::fs::read(fixtures().join("relative_buckets.safetensors")).expect("fixture");
     let tensors = SafeTensors::deserialize(&bytes).expect("safetensors");
     let read = |name: &str| i64s(&tensors, name);
@@ -112,6 +118,7 @@ fn relative_position_buckets_match_hugging_face() {
 
 #[test]
 fn logits_of_a_row_do_not_depend_on_padding_in_the_batch() {
+    let _turn = common::drawing();
     let device = common::device();
     let model = load_pretrained(&fixtures().join("flan-t5-tiny"), &device).expect("loads");
     let reference = Reference::open(&fixtures().join("flan-t5-tiny"));

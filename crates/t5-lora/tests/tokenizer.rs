@@ -1,12 +1,12 @@
 //! The tokenizer against the ids and texts Hugging Face `tokenizers` (Python) produced for the
 //! fixture `tokenizer.json`.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::fixtures;
 use t5_lora::T5Tokenizer;
-use t5_lora::tokenizer::pad_batch;
+use t5_lora::pad_batch;
 
 #[derive(serde::Deserialize)]
 struct TokenizerReference {

@@ -2,10 +2,9 @@
 //! validation, early stopping and resume, and overfitting a handful of QA pairs through the whole
 //! path (JSONL records → `fine_tune` → adapter on disk → predictions).
 
-mod common;
+use crate::common;
 
 use std::ops::ControlFlow;
-use std::sync::{Mutex, MutexGuard};
 
 use burn::module::Param;
 use burn::prelude::*;
@@ -14,17 +13,17 @@ use common::{fixtures, to_vec};
 use qa_data::files::{read_jsonl, write_jsonl_atomic};
 use qa_data::predictions::Prediction;
 use qa_data::{QaRecord, Source};
-use t5_lora::checkpoint::{load_pretrained, read_config};
-use t5_lora::fine_tune::{Progress, RunFiles, fine_tune};
-use t5_lora::lora::LoraConfig;
-use t5_lora::lora::{load_adapter, save_adapter};
-use t5_lora::predict::{PredictConfig, predict_records};
-use t5_lora::train::{
+use t5_lora::LoraConfig;
+use t5_lora::{BestMetric, Validation, ValidationConfig};
+use t5_lora::{
     Checkpointing, EvalLog, Example, Seq2SeqBatch, TrainConfig, TrainEvent, encode_examples,
     seq2seq_loss, train,
 };
-use t5_lora::validation::{BestMetric, Validation, ValidationConfig};
+use t5_lora::{PredictConfig, predict_records};
+use t5_lora::{Progress, RunFiles, fine_tune};
 use t5_lora::{T5ForConditionalGeneration, T5Tokenizer};
+use t5_lora::{load_adapter, save_adapter};
+use t5_lora::{load_pretrained, read_config};
 
 /// The fixture model with adapters whose B is random (N(0, `b_std`)): a new adapter's B is
 /// zero, where the gradient of A vanishes.
@@ -42,16 +41,6 @@ fn adapted(device: &Device, config: &LoraConfig, b_std: f64) -> T5ForConditional
         }
     }
     model
-}
-
-/// Burn's random generator is one per backend, shared by every thread: the tests that seed it
-/// (adapter initialisation, dropout) take turns, or they would draw each other's numbers.
-static RANDOM: Mutex<()> = Mutex::new(());
-
-fn seeded() -> MutexGuard<'static, ()> {
-    RANDOM
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The fixture model on an autodiff device seeded with `seed`, with new adapters.
@@ -99,7 +88,7 @@ fn perturbed(
 
 #[test]
 fn lora_gradients_match_finite_differences() {
-    let _turn = seeded();
+    let _turn = common::seeded();
     let device = common::device().autodiff();
     device.seed(9);
     // Freshly initialised weights (milder than the fixture's, whose loss curves sharply) and an
@@ -231,7 +220,7 @@ fn records() -> Vec<QaRecord> {
 
 #[test]
 fn a_tiny_model_learns_sixteen_pairs_by_heart() {
-    let _turn = seeded();
+    let _turn = common::seeded();
     // The whole path: records in JSONL → fine_tune (log, adapter on disk) → predictions.
     let dir = tempfile::tempdir().expect("tempdir");
     let records = records();
@@ -339,11 +328,9 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
 /// Every adapter weight of `model`, in model order.
 fn adapter_weights(model: &mut T5ForConditionalGeneration) -> Vec<Vec<f32>> {
     model
-        .projections_mut()
+        .adapter_params_mut()
         .into_iter()
-        .filter_map(|(_, p)| p.lora.as_ref())
-        .flat_map(|a| [a.lora_a.weight.val(), a.lora_b.weight.val()])
-        .map(|w| w.into_data().try_to_vec::<f32>().expect("f32"))
+        .map(|w| w.val().into_data().try_to_vec::<f32>().expect("f32"))
         .collect()
 }
 
@@ -356,7 +343,7 @@ fn gather(into: &mut Vec<EvalLog>, event: TrainEvent<'_>) {
 
 #[test]
 fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
-    let _turn = seeded();
+    let _turn = common::seeded();
     let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
     // Dropout on, two batches per step, validation, and a stop in the middle of an epoch:
     // everything a resume must restore.
@@ -373,8 +360,15 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
         device: common::test_backend(),
         ..TrainConfig::default()
     };
-    let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
-    let (validation, _) = Validation::new(&tokenizer, &records()[..6], &config).expect("encodes");
+    let (examples, _) =
+        encode_examples(&tokenizer, &records(), &config.encoding()).expect("encodes");
+    let (validation, _) = Validation::new(
+        &tokenizer,
+        &records()[..6],
+        &config.encoding(),
+        &config.validation,
+    )
+    .expect("encodes");
     let fresh = || trainable(config.seed, &config.lora);
     let dirs = tempfile::tempdir().expect("tempdir");
     let checkpointing = |name: &str| Checkpointing {
@@ -456,7 +450,7 @@ fn relative(a: f64, b: f64) -> f64 {
 
 #[test]
 fn training_on_the_test_device_follows_the_same_run_on_the_cpu() {
-    let _turn = seeded();
+    let _turn = common::seeded();
     let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
     // No dropout: each backend draws its masks from its own generator.
     let lora = LoraConfig {
@@ -470,7 +464,8 @@ fn training_on_the_test_device_follows_the_same_run_on_the_cpu() {
         lora: lora.clone(),
         ..TrainConfig::default()
     };
-    let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
+    let (examples, _) =
+        encode_examples(&tokenizer, &records(), &config.encoding()).expect("encodes");
     // One start for both: adapters initialised on the CPU and saved as PEFT files, then loaded
     // onto each device.
     let base_dir = fixtures().join("flan-t5-tiny");
@@ -548,7 +543,7 @@ fn logits(model: &T5ForConditionalGeneration, examples: &[Example]) -> Vec<f32> 
 
 #[test]
 fn early_stopping_ends_a_run_that_stops_improving_and_keeps_the_best_epoch() {
-    let _turn = seeded();
+    let _turn = common::seeded();
     let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
     let config = TrainConfig {
         batch_size: 4,
@@ -562,7 +557,8 @@ fn early_stopping_ends_a_run_that_stops_improving_and_keeps_the_best_epoch() {
         device: common::test_backend(),
         ..TrainConfig::default()
     };
-    let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
+    let (examples, _) =
+        encode_examples(&tokenizer, &records(), &config.encoding()).expect("encodes");
     // Questions whose answers share no word with anything the model sees: F1 stays 0, so
     // the first evaluation stays the best and the run stops two epochs later.
     let unrelated: Vec<QaRecord> = ["zqxj", "vwkq", "jxqz"]
@@ -577,7 +573,13 @@ fn early_stopping_ends_a_run_that_stops_improving_and_keeps_the_best_epoch() {
             provenance: None,
         })
         .collect();
-    let (validation, _) = Validation::new(&tokenizer, &unrelated, &config).expect("encodes");
+    let (validation, _) = Validation::new(
+        &tokenizer,
+        &unrelated,
+        &config.encoding(),
+        &config.validation,
+    )
+    .expect("encodes");
     let dir = tempfile::tempdir().expect("tempdir");
     let checkpointing = Checkpointing {
         dir: dir.path().join("checkpoint"),
@@ -644,7 +646,7 @@ fn early_stopping_ends_a_run_that_stops_improving_and_keeps_the_best_epoch() {
 
 #[test]
 fn a_diverging_run_stops_with_the_step_and_keeps_the_last_checkpoint() {
-    let _turn = seeded();
+    let _turn = common::seeded();
     let tokenizer = T5Tokenizer::from_file(&fixtures().join("tokenizer.json")).expect("tokenizer");
     // An absurd learning rate, no clipping: the first update blows the adapters up.
     let config = TrainConfig {
@@ -656,7 +658,8 @@ fn a_diverging_run_stops_with_the_step_and_keeps_the_last_checkpoint() {
         device: common::test_backend(),
         ..TrainConfig::default()
     };
-    let (examples, _) = encode_examples(&tokenizer, &records(), &config).expect("encodes");
+    let (examples, _) =
+        encode_examples(&tokenizer, &records(), &config.encoding()).expect("encodes");
     let model = trainable(config.seed, &config.lora);
     let dir = tempfile::tempdir().expect("tempdir");
     let checkpointing = Checkpointing {
@@ -680,7 +683,7 @@ fn a_diverging_run_stops_with_the_step_and_keeps_the_last_checkpoint() {
         error.contains("the loss became") && error.contains("at step"),
         "{error}"
     );
-    let state = t5_lora::train::checkpoint_state(&checkpointing.dir)
+    let state = t5_lora::checkpoint_state(&checkpointing.dir)
         .expect("readable")
         .expect("a checkpoint of the last good step");
     assert!(

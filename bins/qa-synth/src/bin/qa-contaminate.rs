@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
+use qa_data::cli::ConfigArgs;
 use qa_synth::contaminate::{ContaminateConfig, ContaminateSummary, contaminate, merge, plan};
-use qa_synth_cli::{Command, load_generator, with_progress};
+use qa_synth_cli::{Command, GenerationStage, run_stage};
 
 /// Re-answer human records with a generator: same questions and contexts, generated answers.
 ///
@@ -24,28 +24,17 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    qa_data::cli::run_main("qa-contaminate", || run(Args::parse()))
-}
-
-fn run(args: Args) -> anyhow::Result<()> {
-    let summary = match args.command {
-        Command::Run(args) => {
-            let config: ContaminateConfig = args.section("contaminate")?;
-            if let Some((planning, input)) = args.planning()? {
-                return Ok(plan(&config, &input, &args.out_dir, &planning)?.print()?);
-            }
-            let generator = load_generator(&config.generator)?;
-            let files = args.files()?;
-            with_progress("records", |on_record| {
-                contaminate(&config, &files, generator.as_ref(), on_record)
-            })?
-            .with_context(|| format!("contaminating into {}", files.out_dir.display()))?
-        }
-        Command::Merge(args) => merge(&args.parts, &args.input, &args.out_dir)
-            .with_context(|| format!("merging into {}", args.out_dir.display()))?,
+    let stage = GenerationStage {
+        unit: "records",
+        doing: "contaminating",
+        load: ConfigArgs::load::<ContaminateConfig>,
+        generator: |config| &config.generator,
+        plan,
+        run: |config, files, generator, on_record| contaminate(config, files, generator, on_record),
+        merge,
+        report,
     };
-    report(&summary);
-    Ok(())
+    qa_data::cli::run_main("qa-contaminate", || run_stage(stage, Args::parse().command))
 }
 
 fn report(summary: &ContaminateSummary) {

@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 use qa_filters::FilterConfig;
 use qa_synth::synthesize::{SynthConfig, SynthSummary, merge, plan, synthesize};
-use qa_synth_cli::{Command, load_generator, with_progress};
+use qa_synth_cli::{Command, GenerationStage, run_stage};
 
 /// Generate synthetic questions from human seed records, keep those that pass the filters.
 ///
@@ -26,29 +25,25 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    qa_data::cli::run_main("qa-synth", || run(Args::parse()))
-}
-
-fn run(args: Args) -> anyhow::Result<()> {
-    let summary = match args.command {
-        Command::Run(args) => {
-            let config: SynthConfig = args.section("synth")?;
-            if let Some((planning, input)) = args.planning()? {
-                return Ok(plan(&config, &input, &args.out_dir, &planning)?.print()?);
-            }
-            let filters: FilterConfig = args.section("filters")?;
-            let generator = load_generator(&config.generator)?;
-            let files = args.files()?;
-            with_progress("seeds", |on_seed| {
-                synthesize(&config, &filters, &files, generator.as_ref(), on_seed)
-            })?
-            .with_context(|| format!("synthesising into {}", files.out_dir.display()))?
-        }
-        Command::Merge(args) => merge(&args.parts, &args.input, &args.out_dir)
-            .with_context(|| format!("merging into {}", args.out_dir.display()))?,
+    // The synthesis settings, and the filters they apply.
+    let stage = GenerationStage {
+        unit: "seeds",
+        doing: "synthesising",
+        load: |config| {
+            Ok((
+                config.load::<SynthConfig>()?,
+                config.load::<FilterConfig>()?,
+            ))
+        },
+        generator: |(config, _)| &config.generator,
+        plan: |(config, _), input, out_dir, planning| plan(config, input, out_dir, planning),
+        run: |(config, filters), files, generator, on_seed| {
+            synthesize(config, filters, files, generator, on_seed)
+        },
+        merge,
+        report,
     };
-    report(&summary);
-    Ok(())
+    qa_data::cli::run_main("qa-synth", || run_stage(stage, Args::parse().command))
 }
 
 fn report(summary: &SynthSummary) {

@@ -2,9 +2,9 @@
 #![allow(dead_code)] // each benchmark uses its own subset
 
 use burn::prelude::*;
+use t5_lora::DeviceChoice;
 use t5_lora::T5Config;
-use t5_lora::device::DeviceChoice;
-use t5_lora::estimate::published_shape;
+use t5_lora::published_shape;
 
 /// The backend to measure: `BENCH_DEVICE` (a `--device` name; `cargo xtask bench --device`
 /// sets it and the matching cargo feature), burn-flex on the CPU by default.

@@ -3,10 +3,11 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use burn::prelude::*;
 use safetensors::SafeTensors;
-use t5_lora::device::DeviceChoice;
+use t5_lora::DeviceChoice;
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
@@ -135,4 +136,25 @@ pub fn hf_sequences(reference: &Reference, name: &str, eos: i64) -> Vec<Vec<u32>
             generated[..end].iter().map(|&t| t as u32).collect()
         })
         .collect()
+}
+
+/// Burn's random generator is one per backend, shared by every thread of this binary. Tests
+/// that seed it and depend on what it draws (adapter initialisation, dropout) hold [`seeded`];
+/// tests that only draw from it (a model's initial weights before its checkpoint replaces them,
+/// a new adapter) hold [`drawing`], so that no draw falls between a seeded test's seed and its
+/// own draws.
+static RANDOM: RwLock<()> = RwLock::new(());
+
+/// The generator to oneself, for a test that seeds it.
+pub fn seeded() -> RwLockWriteGuard<'static, ()> {
+    RANDOM
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A turn shared with other tests that draw without seeding.
+pub fn drawing() -> RwLockReadGuard<'static, ()> {
+    RANDOM
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -6,11 +6,13 @@ use qa_data::QaRecord;
 use qa_metrics::squad::score_question;
 use serde::{Deserialize, Serialize};
 
+use super::data::{
+    Encoding, Example, Seq2SeqBatch, TruncationCounts, encode_examples, seq2seq_loss,
+};
 use crate::error::{Error, Result};
 use crate::generation::{GenerationConfig, generate_from_ids};
 use crate::model::T5ForConditionalGeneration;
 use crate::tokenizer::T5Tokenizer;
-use crate::train::{Example, Seq2SeqBatch, TrainConfig, TruncationCounts, encode_examples};
 
 /// The validation figure that decides which epoch's adapter is the best.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,9 +90,9 @@ pub struct EvalScores {
 }
 
 /// How the validation questions are answered: greedily, at most `max_target_len` tokens.
-pub fn generation_config(config: &TrainConfig) -> GenerationConfig {
+pub fn generation_config(max_target_len: usize) -> GenerationConfig {
     GenerationConfig {
-        max_new_tokens: config.max_target_len,
+        max_new_tokens: max_target_len,
         ..GenerationConfig::default()
     }
 }
@@ -101,30 +103,34 @@ pub struct Validation {
     examples: Vec<Example>,
     golds: Vec<Vec<String>>,
     tokenizer: T5Tokenizer,
+    generation: GenerationConfig,
 }
 
 impl Validation {
-    /// Tokenizes `records` as training does; the first `config.validation.generate_examples`
-    /// of them are also answered each epoch.
+    /// Tokenizes `records` as training does (`encoding`); the first
+    /// `settings.generate_examples` of them are also answered each epoch, with at most
+    /// `encoding.max_target_len` tokens.
     pub fn new(
         tokenizer: &T5Tokenizer,
         records: &[QaRecord],
-        config: &TrainConfig,
+        encoding: &Encoding<'_>,
+        settings: &ValidationConfig,
     ) -> Result<(Self, TruncationCounts)> {
-        config.validation.validate()?;
+        settings.validate()?;
         if records.is_empty() {
             return Err(Error::Training("the validation set is empty".to_string()));
         }
-        let (examples, counts) = encode_examples(tokenizer, records, config)?;
+        let (examples, counts) = encode_examples(tokenizer, records, encoding)?;
         let golds = records
             .iter()
-            .take(config.validation.generate_examples)
+            .take(settings.generate_examples)
             .map(|record| record.answers.clone())
             .collect();
         let validation = Validation {
             examples,
             golds,
             tokenizer: tokenizer.clone(),
+            generation: generation_config(encoding.max_target_len),
         };
         Ok((validation, counts))
     }
@@ -140,14 +146,13 @@ impl Validation {
     }
 
     /// Scores `model`, which should be in inference mode (`Module::valid`: no dropout, no
-    /// autodiff graph), in batches of `config.batch_size`; answers are at most
-    /// `config.max_target_len` tokens.
+    /// autodiff graph), in batches of `batch_size`.
     pub fn evaluate(
         &self,
         model: &T5ForConditionalGeneration,
-        config: &TrainConfig,
+        batch_size: usize,
     ) -> Result<EvalScores> {
-        let batch_size = config.batch_size.max(1);
+        let batch_size = batch_size.max(1);
         let (pad, start) = (
             model.config().pad_token_id,
             model.config().decoder_start_token_id,
@@ -161,12 +166,11 @@ impl Validation {
             let chosen: Vec<&Example> = indices.iter().map(|&i| &self.examples[i]).collect();
             let batch = Seq2SeqBatch::new(&chosen, pad, start, &device);
             let batch_tokens: usize = chosen.iter().map(|e| e.target.len()).sum();
-            let mean = crate::train::seq2seq_loss(model, &batch).into_scalar::<f64>();
+            let mean = seq2seq_loss(model, &batch).into_scalar::<f64>();
             loss_sum += mean * batch_tokens as f64;
             tokens += batch_tokens;
         }
 
-        let generation = generation_config(config);
         let mut answered: Vec<usize> = (0..self.golds.len()).collect();
         answered.sort_by_key(|&i| (self.examples[i].source.len(), i));
         let (mut exact_match, mut f1) = (0.0, 0.0);
@@ -177,7 +181,7 @@ impl Validation {
                 .collect();
             let streams = vec![0; prompts.len()];
             let answers =
-                generate_from_ids(model, &self.tokenizer, &prompts, &generation, &streams)?;
+                generate_from_ids(model, &self.tokenizer, &prompts, &self.generation, &streams)?;
             for (&i, answer) in indices.iter().zip(&answers) {
                 let scores = score_question(answer, &self.golds[i]);
                 exact_match += scores.exact_match;

@@ -1,0 +1,4 @@
+//! qa-prepare's integration tests, in one binary.
+
+mod download;
+mod prepare;
