@@ -1,12 +1,10 @@
 //! `qa-eval predict`.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::QaRecord;
 use qa_data::cli::StageArgs;
-use qa_data::commands::flags;
+use qa_data::commands::PredictCommand;
 use qa_data::parts::write_part_info;
 use qa_data::shard::ShardSpec;
 use serde::Serialize;
@@ -15,12 +13,8 @@ use t5_lora::{PredictConfig, load_model, plan_prediction, predict_records, resum
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
-    /// Records to answer (JSONL, one QaRecord per line, e.g. human_test.jsonl).
-    #[arg(long = flags::INPUT, value_name = "FILE")]
-    input: PathBuf,
-    /// Predictions file to write ({"id", "prediction"} per line).
-    #[arg(long = flags::OUT, value_name = "FILE")]
-    out: PathBuf,
+    #[command(flatten)]
+    command: PredictCommand,
     /// Answer only part i of n of the questions (by id; see qa_data::shard), or `auto`: the
     /// part of a Slurm array task or Kubernetes Indexed Job pod. Join parts with `merge`.
     #[arg(long, value_name = "I/N|auto")]
@@ -40,9 +34,6 @@ struct PredictOverrides {
     /// [predict.model, default google/flan-t5-base].
     #[arg(long, value_name = "ID|DIR")]
     model: Option<String>,
-    /// PEFT LoRA adapter directory applied to the model, merged on load [predict.adapter].
-    #[arg(long = flags::ADAPTER, value_name = "DIR")]
-    adapter: Option<PathBuf>,
     /// auto (default), cpu, cuda, wgpu, ndarray or tch [predict.device].
     #[arg(long, value_name = "DEVICE")]
     device: Option<DeviceChoice>,
@@ -95,12 +86,13 @@ struct GenerationOverrides {
 }
 
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    let config: PredictConfig = args.stage.load()?;
+    let config: PredictConfig = args.stage.load_with(&args.command)?;
+    let PredictCommand { input, out, .. } = args.command;
     if let Some(planning) = args.stage.planning()? {
-        let input = planning.input(&args.input)?;
+        let input = planning.input(&input)?;
         return Ok(plan_prediction(&config, &input, &planning)?.print()?);
     }
-    let records: Vec<QaRecord> = qa_data::files::read_jsonl(&args.input)?;
+    let records: Vec<QaRecord> = qa_data::files::read_jsonl(&input)?;
     let shard = ShardSpec::resolve(args.shard, args.shard_count).map_err(anyhow::Error::msg)?;
     let (model, tokenizer) = load_model(&config.model, config.adapter.as_deref(), &config.device)
         .with_context(|| format!("loading {}", config.model))?;
@@ -117,16 +109,16 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         &records,
         shard,
         &config,
-        &args.out,
+        &out,
         |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         },
     )
-    .with_context(|| format!("predicting {}", args.input.display()))?;
+    .with_context(|| format!("predicting {}", input.display()))?;
     bar.finish_and_clear();
     if args.shard.is_some() {
-        write_part_info(&args.out, shard, &args.input, &resume_settings(&config))?;
+        write_part_info(&out, shard, &input, &resume_settings(&config))?;
     }
     if summary.truncated > 0 {
         tracing::warn!(
@@ -138,7 +130,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     println!(
         "wrote {} predictions to {} ({} generated now, {} from an interrupted run)",
         summary.generated + summary.resumed,
-        args.out.display(),
+        out.display(),
         summary.generated,
         summary.resumed
     );

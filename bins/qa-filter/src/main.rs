@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     out_dir: PathBuf,
     #[command(flatten)]
-    config: qa_data::cli::ConfigArgs,
+    config: qa_data::commands::ConfigArgs,
 }
 
 fn main() -> ExitCode {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use qa_data::cli::StageArgs;
-use qa_data::commands::flags;
+use qa_data::commands::PrepareCommand;
 use qa_data::download::{Fetched, fetch_squad};
 use qa_data::prepare::{PrepareConfig, plan, prepare};
 use serde::Serialize;
@@ -29,9 +29,8 @@ use serde::Serialize;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Only make sure the SQuAD files are there (downloading what is missing), then stop.
-    #[arg(long = flags::FETCH_ONLY)]
-    fetch_only: bool,
+    #[command(flatten)]
+    command: PrepareCommand,
     #[command(flatten)]
     stage: StageArgs<Overrides>,
 }
@@ -45,9 +44,6 @@ struct Overrides {
     /// SQuAD dev JSON, the source of the test split [prepare.test_file].
     #[arg(long, value_name = "FILE")]
     test_file: Option<PathBuf>,
-    /// Directory for the outputs [prepare.out_dir].
-    #[arg(long = flags::OUT_DIR, value_name = "DIR")]
-    out_dir: Option<PathBuf>,
     /// Number of training examples [prepare.train_size].
     #[arg(long, value_name = "N")]
     train_size: Option<usize>,
@@ -67,7 +63,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let config: PrepareConfig = args.stage.load()?;
+    let config: PrepareConfig = args.stage.load_with(&args.command)?;
     if let Some(planning) = args.stage.planning()? {
         return Ok(plan(&config, &planning)?.print()?);
     }
@@ -77,7 +73,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     ] {
         fetch(file, url.as_deref(), setting)?;
     }
-    if args.fetch_only {
+    if args.command.fetch_only {
         return Ok(());
     }
     let report = prepare(&config).context("preparing the human splits")?;

@@ -1,8 +1,7 @@
 //! `qa-report`: writes the experiment's report from its run directory.
 
 use qa_data::cli::StageArgs;
-use qa_data::commands::flags;
-use std::path::PathBuf;
+use qa_data::commands::ReportCommand;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -22,9 +21,8 @@ use serde::Serialize;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// The experiment's run directory (experiment.run_dir).
-    #[arg(long = flags::RUN_DIR, value_name = "DIR")]
-    run_dir: PathBuf,
+    #[command(flatten)]
+    command: ReportCommand,
     #[command(flatten)]
     stage: StageArgs<Overrides>,
 }
@@ -46,8 +44,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.stage.plan.is_some() {
         return Ok(qa_report::plan().print()?);
     }
-    let written = write_report(&args.run_dir, &config)
-        .with_context(|| format!("writing the report of {}", args.run_dir.display()))?;
+    let run_dir = &args.command.run_dir;
+    let written = write_report(run_dir, &config)
+        .with_context(|| format!("writing the report of {}", run_dir.display()))?;
     for sentence in &written.comparisons {
         println!("{sentence}");
     }
@@ -56,10 +55,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("  {}", file.display());
     }
     let exported =
-        write_export(&args.run_dir, &config, &args.stage.config.configs).with_context(|| {
+        write_export(run_dir, &config, &args.stage.config.configs).with_context(|| {
             format!(
                 "exporting the datasets and adapters of {}",
-                args.run_dir.display()
+                run_dir.display()
             )
         })?;
     println!(

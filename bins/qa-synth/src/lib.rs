@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use qa_data::cli::ConfigArgs;
-use qa_data::commands::{flags, subcommands};
+use qa_data::commands::{ConfigArgs, GenerationCommand, subcommands};
 use qa_data::plan::{PlannedInput, Planning, StagePlan};
 use qa_data::shard::ShardSpec;
 use qa_synth::run::{Progress, RunFiles};
@@ -43,7 +42,8 @@ pub fn run_stage<C, S>(stage: GenerationStage<C, S>, command: Command) -> anyhow
         Command::Run(args) => {
             let config = (stage.load)(&args.config)?;
             if let Some((planning, input)) = args.planning()? {
-                return Ok((stage.plan)(&config, &input, &args.out_dir, &planning)?.print()?);
+                let out_dir = &args.command.out_dir;
+                return Ok((stage.plan)(&config, &input, out_dir, &planning)?.print()?);
             }
             let generator = load_generator((stage.generator)(&config))?;
             let files = args.files()?;
@@ -79,15 +79,8 @@ fn load_generator(config: &GeneratorConfig) -> anyhow::Result<Box<dyn Generator>
 /// Arguments of `run`: one run, or one shard of it.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Human records (JSONL, e.g. human_train.jsonl).
-    #[arg(long = flags::INPUT, value_name = "FILE")]
-    pub input: PathBuf,
-    /// Directory for the ledger and outputs.
-    #[arg(long = flags::OUT_DIR, value_name = "DIR")]
-    pub out_dir: PathBuf,
-    /// Continue the run in --out-dir after its ledger's last complete line.
-    #[arg(long = flags::RESUME)]
-    pub resume: bool,
+    #[command(flatten)]
+    pub command: GenerationCommand,
     /// Do part i of n (the records whose id hashes to i; see qa_data::shard), or `auto`: the
     /// part a Slurm array task or a Kubernetes Indexed Job pod is given. Join the parts with
     /// `merge`.
@@ -110,18 +103,19 @@ impl RunArgs {
             return Ok(None);
         };
         let planning = Planning::open(dir)?;
-        let input = planning.input(&self.input)?;
+        let input = planning.input(&self.command.input)?;
         Ok(Some((planning, input)))
     }
 
     /// The run's files and part.
     pub fn files(&self) -> anyhow::Result<RunFiles> {
         let shard = ShardSpec::resolve(self.shard, self.shard_count).map_err(anyhow::Error::msg)?;
+        let command = &self.command;
         Ok(RunFiles {
-            input: self.input.clone(),
+            input: command.input.clone(),
             shard,
-            out_dir: self.out_dir.clone(),
-            resume: self.resume,
+            out_dir: command.out_dir.clone(),
+            resume: command.resume,
         })
     }
 }

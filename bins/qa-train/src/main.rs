@@ -1,13 +1,12 @@
 //! `qa-train`: fine-tunes a T5 checkpoint with LoRA adapters on QA records.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::cli::StageArgs;
-use qa_data::commands::flags;
+use qa_data::commands::TrainCommand;
 use serde::Serialize;
 use t5_lora::DeviceChoice;
 use t5_lora::TrainConfig;
@@ -27,20 +26,8 @@ use t5_lora::{Progress, RunFiles, fine_tune, plan_training};
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Training records (JSONL, e.g. human_train.jsonl).
-    #[arg(long = flags::TRAIN, value_name = "FILE")]
-    train: PathBuf,
-    /// Validation records (JSONL), scored after each epoch: loss, and EM/F1 of greedy answers
-    /// to the first train.validation.generate_examples of them; the best epoch's adapter is
-    /// kept, and training stops after train.validation.patience epochs without improvement.
-    #[arg(long = flags::VALIDATION, value_name = "FILE")]
-    validation: Option<PathBuf>,
-    /// Directory for the adapter, the log and the checkpoint.
-    #[arg(long = flags::OUT_DIR, value_name = "DIR")]
-    out_dir: PathBuf,
-    /// Continue from the checkpoint in --out-dir.
-    #[arg(long = flags::RESUME)]
-    resume: bool,
+    #[command(flatten)]
+    command: TrainCommand,
     #[command(flatten)]
     stage: StageArgs<Overrides>,
 }
@@ -66,9 +53,6 @@ struct Overrides {
     /// Steps between checkpoints [train.checkpoint_every, default 200].
     #[arg(long, value_name = "N")]
     checkpoint_every: Option<usize>,
-    /// Seed of shuffling, adapter initialisation and dropout [train.seed].
-    #[arg(long = flags::SEED, value_name = "N")]
-    seed: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -76,10 +60,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let config: TrainConfig = args.stage.load()?;
+    let config: TrainConfig = args.stage.load_with(&args.command)?;
+    let command = args.command;
     if let Some(planning) = args.stage.planning()? {
-        let train = planning.input(&args.train)?;
-        let validation = args
+        let train = planning.input(&command.train)?;
+        let validation = command
             .validation
             .as_ref()
             .map(|file| planning.input(file))
@@ -87,10 +72,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         return Ok(plan_training(&config, &train, validation.as_ref(), &planning)?.print()?);
     }
     let files = RunFiles {
-        train: args.train,
-        validation: args.validation,
-        out_dir: args.out_dir,
-        resume: args.resume,
+        train: command.train,
+        validation: command.validation,
+        out_dir: command.out_dir,
+        resume: command.resume,
     };
     let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
         "{elapsed_precise} [{wide_bar}] step {pos}/{len} {msg} ETA {eta}",

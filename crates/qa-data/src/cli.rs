@@ -1,6 +1,6 @@
-//! What every stage binary does around its work: the `--config` flag, logging set-up and error
-//! reporting. Enabled by the `cli` feature, so that libraries never pull in a log subscriber
-//! or an argument parser.
+//! What every stage binary does around its work: the `--config` and `--plan` flags, logging
+//! set-up and error reporting. Enabled by the `cli` feature, so that libraries never pull in a
+//! log subscriber.
 
 use std::fmt::Display;
 use std::io::IsTerminal;
@@ -9,17 +9,10 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::config::{CONFIG_FLAG, Section};
+use crate::commands::{ConfigArgs, StageCommand};
+use crate::config::Section;
 use crate::error::Result;
 use crate::plan::{PLAN_FLAG, PLAN_HELP, Planning};
-
-/// The config files of a stage binary (`--config`, repeated), flattened into its arguments.
-#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigArgs {
-    /// YAML config file; repeat to layer several (later files win).
-    #[arg(long = CONFIG_FLAG, value_name = "FILE")]
-    pub configs: Vec<PathBuf>,
-}
 
 /// What a stage binary takes besides its own files: the config files, `--plan`, and `O`, the
 /// flags that override single keys of its section (a `Serialize` clap struct whose unset
@@ -43,21 +36,25 @@ impl<O: clap::Args + Serialize> StageArgs<O> {
         self.config.load_with(&self.overrides)
     }
 
+    /// Section `S` as [`load`](Self::load) gives it, with the override flags of the stage's
+    /// `command` (the fields it serialises) besides the binary's own.
+    pub fn load_with<S: Section>(&self, command: &impl StageCommand) -> Result<S> {
+        #[derive(Serialize)]
+        struct Flags<'a, C, O> {
+            #[serde(flatten)]
+            command: &'a C,
+            #[serde(flatten)]
+            overrides: &'a O,
+        }
+        self.config.load_with(&Flags {
+            command,
+            overrides: &self.overrides,
+        })
+    }
+
     /// With `--plan`: the planning directory, opened.
     pub fn planning(&self) -> Result<Option<Planning>> {
         self.plan.as_deref().map(Planning::open).transpose()
-    }
-}
-
-impl ConfigArgs {
-    /// Section `S` from these files and the `QA_` variables.
-    pub fn load<S: Section>(&self) -> Result<S> {
-        S::load(&self.configs, &())
-    }
-
-    /// Section `S`, with the flags in `overrides` over the files and variables.
-    pub fn load_with<S: Section, O: Serialize>(&self, overrides: &O) -> Result<S> {
-        S::load(&self.configs, overrides)
     }
 }
 
@@ -78,5 +75,41 @@ pub fn run_main<E: Display>(program: &str, body: impl FnOnce() -> Result<(), E>)
             eprintln!("{program}: error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::commands::PrepareCommand;
+    use crate::prepare::PrepareConfig;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        command: PrepareCommand,
+        #[command(flatten)]
+        stage: StageArgs<Overrides>,
+    }
+
+    #[derive(clap::Args, Serialize)]
+    struct Overrides {
+        #[arg(long)]
+        train_size: Option<usize>,
+    }
+
+    #[test]
+    fn the_command_and_the_binary_override_keys_of_one_section() {
+        let args = Args::parse_from(["qa-prepare", "--out-dir", "elsewhere", "--train-size", "5"]);
+        let config: PrepareConfig = args.stage.load_with(&args.command).expect("the section");
+        assert_eq!(
+            (config.out_dir, config.train_size),
+            (PathBuf::from("elsewhere"), 5)
+        );
+        let args = Args::parse_from(["qa-prepare"]);
+        let config: PrepareConfig = args.stage.load_with(&args.command).expect("the section");
+        assert_eq!(config, PrepareConfig::default());
     }
 }

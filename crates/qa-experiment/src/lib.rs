@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use qa_data::commands::{flag, flags};
+use qa_data::commands::{ConfigArgs, PrepareCommand, StageCommand};
 use qa_data::config::Section;
 use qa_data::files::{read_json, sha256_file, write_json_atomic};
 use qa_data::layout::RunLayout;
@@ -240,15 +240,20 @@ pub fn run_experiment(options: &Options) -> Result<()> {
         } else {
             println!("{:<24} fetching {}", "prepare", list.join(", "));
             let program = options.bin_dir.join("qa-prepare");
-            let mut fetch = Command::new(&program);
-            fetch.arg(flag(flags::FETCH_ONLY));
-            for config in &options.configs {
-                fetch.arg(flag(flags::CONFIG)).arg(config);
-            }
-            let status = fetch.status().map_err(|source| Error::Start {
-                program: program.clone(),
-                source,
-            })?;
+            let fetch = PrepareCommand {
+                fetch_only: true,
+                out_dir: None,
+            };
+            let configs = ConfigArgs {
+                configs: options.configs.clone(),
+            };
+            let status = Command::new(&program)
+                .args(fetch.command_line(&configs))
+                .status()
+                .map_err(|source| Error::Start {
+                    program: program.clone(),
+                    source,
+                })?;
             if !status.success() {
                 return Err(Error::Fetch { status });
             }
@@ -360,7 +365,7 @@ fn run_stage(
         && stage
             .resume
             .as_ref()
-            .is_none_or(|(_, saved)| saved.exists());
+            .is_none_or(|resumed| resumed.saved.exists());
     if !resume {
         for path in &stage.clear {
             let removed = match path.is_dir() {
@@ -372,10 +377,10 @@ fn run_stage(
         }
         write_json_atomic(&started_path, &key)?;
     }
-    let mut args = stage.args.clone();
-    if resume && let Some((resume_flag, _)) = &stage.resume {
-        args.push(flag(resume_flag));
-    }
+    let args = match &stage.resume {
+        Some(resumed) if resume => &resumed.args,
+        _ => &stage.args,
+    };
     println!(
         "{:<24} {} {}",
         stage.name,
@@ -385,7 +390,7 @@ fn run_stage(
     let program = bin_dir.join(stage.program);
     let start = Instant::now();
     let status = Command::new(&program)
-        .args(&args)
+        .args(args)
         .status()
         .map_err(|source| Error::Start {
             program: program.clone(),

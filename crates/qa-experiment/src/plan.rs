@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use qa_data::commands::{flag, flags, subcommands};
+use qa_data::commands::{
+    ConfigArgs, GenerationCommand, PredictCommand, PrepareCommand, ReportCommand, ScoreCommand,
+    StageCommand, SystemPredictions, TrainCommand,
+};
 use qa_data::config::section_names;
 use qa_data::layout::{
     EXPORT_CARD, MODELS, RunLayout, ZERO_SHOT, model_files, results_files, work_files,
@@ -19,10 +22,8 @@ pub(crate) struct Stage {
     /// The binary (a file name in the binaries' directory) and its arguments.
     pub program: &'static str,
     pub args: Vec<String>,
-    /// The flag that continues an interrupted run (without its `--`), and the file or
-    /// directory that shows there is something to continue (without it, the stage starts
-    /// over).
-    pub resume: Option<(&'static str, PathBuf)>,
+    /// How an interrupted run is continued, if the stage can be.
+    pub resume: Option<Resume>,
     /// Config sections that decide the output.
     pub sections: Vec<&'static str>,
     /// Files read.
@@ -33,6 +34,15 @@ pub(crate) struct Stage {
     pub clear: Vec<PathBuf>,
     /// Files copied into the run directory's layout after the run: (from, to).
     pub publish: Vec<(PathBuf, PathBuf)>,
+}
+
+/// How a stage continues an interrupted run.
+pub(crate) struct Resume {
+    /// The command line that continues it.
+    pub args: Vec<String>,
+    /// The file or directory that shows there is something to continue (without it, the
+    /// stage starts over).
+    pub saved: PathBuf,
 }
 
 /// A path as a stage binary's argument.
@@ -47,19 +57,18 @@ pub(crate) fn plan(
     squad_files: [PathBuf; 2],
 ) -> Vec<Stage> {
     let run = RunLayout::new(&experiment.run_dir);
-    let config_args: Vec<String> = configs
-        .iter()
-        .flat_map(|c| [flag(flags::CONFIG), path_arg(c)])
-        .collect();
-    let with_config = |mut args: Vec<String>| {
-        args.extend(config_args.iter().cloned());
-        args
+    let configs = ConfigArgs {
+        configs: configs.to_vec(),
     };
     let mut stages = vec![Stage {
         name: "prepare".into(),
         group: "prepare",
         program: "qa-prepare",
-        args: with_config(vec![flag(flags::OUT_DIR), path_arg(&run.processed())]),
+        args: PrepareCommand {
+            fetch_only: false,
+            out_dir: Some(run.processed()),
+        }
+        .command_line(&configs),
         resume: None,
         sections: vec![section_names::PREPARE],
         inputs: squad_files.to_vec(),
@@ -88,18 +97,20 @@ pub(crate) fn plan(
         if group == "synthesize" {
             sections.push(section_names::FILTERS);
         }
+        let command = |resume| GenerationCommand {
+            input: run.human("train"),
+            out_dir: work_dir.clone(),
+            resume,
+        };
         stages.push(Stage {
             name: group.into(),
             group,
             program,
-            args: with_config(vec![
-                subcommands::RUN.into(),
-                flag(flags::INPUT),
-                path_arg(&run.human("train")),
-                flag(flags::OUT_DIR),
-                path_arg(&work_dir),
-            ]),
-            resume: Some((flags::RESUME, work_dir.join(work_files::LEDGER))),
+            args: command(false).command_line(&configs),
+            resume: Some(Resume {
+                args: command(true).command_line(&configs),
+                saved: work_dir.join(work_files::LEDGER),
+            }),
             sections,
             inputs: vec![run.human("train")],
             outputs: vec![published.1.clone()],
@@ -126,21 +137,22 @@ pub(crate) fn plan(
             };
             let adapter = out.join(model_files::ADAPTER);
             train_logs.push(out.join(model_files::TRAIN_LOG));
+            let command = |resume| TrainCommand {
+                train: train.clone(),
+                validation: Some(run.human("val")),
+                out_dir: out.clone(),
+                seed: Some(seed),
+                resume,
+            };
             stages.push(Stage {
                 name: format!("train-{}", system.replace('@', "-")),
                 group: "train",
                 program: "qa-train",
-                args: with_config(vec![
-                    flag(flags::TRAIN),
-                    path_arg(&train),
-                    flag(flags::VALIDATION),
-                    path_arg(&run.human("val")),
-                    flag(flags::OUT_DIR),
-                    path_arg(&out),
-                    flag(flags::SEED),
-                    seed.to_string(),
-                ]),
-                resume: Some((flags::RESUME, out.join(model_files::CHECKPOINT))),
+                args: command(false).command_line(&configs),
+                resume: Some(Resume {
+                    args: command(true).command_line(&configs),
+                    saved: out.join(model_files::CHECKPOINT),
+                }),
                 sections: vec![section_names::TRAIN],
                 inputs: vec![train.clone(), run.human("val")],
                 outputs: vec![
@@ -169,23 +181,18 @@ pub(crate) fn plan(
     }
     for (system, dir, adapter) in &systems {
         let predictions = dir.join(model_files::PREDICTIONS);
-        let mut args = vec![
-            subcommands::PREDICT.into(),
-            flag(flags::INPUT),
-            path_arg(&run.human("test")),
-            flag(flags::OUT),
-            path_arg(&predictions),
-        ];
         let mut inputs = vec![run.human("test")];
-        if let Some(adapter) = adapter {
-            args.extend([flag(flags::ADAPTER), path_arg(adapter)]);
-            inputs.push(adapter.join(model_files::ADAPTER_WEIGHTS));
-        }
+        inputs.extend(adapter.iter().map(|a| a.join(model_files::ADAPTER_WEIGHTS)));
+        let command = PredictCommand {
+            input: run.human("test"),
+            out: predictions.clone(),
+            adapter: adapter.clone(),
+        };
         stages.push(Stage {
             name: format!("predict-{}", system.replace('@', "-")),
             group: "predict",
             program: "qa-eval",
-            args: with_config(args),
+            args: command.command_line(&configs),
             // A prediction run continues from its `.partial` file by itself.
             resume: None,
             sections: vec![section_names::PREDICT],
@@ -197,26 +204,25 @@ pub(crate) fn plan(
     }
     let results = run.results();
     let metrics = results.join(results_files::METRICS);
-    let mut args = vec![
-        subcommands::SCORE.into(),
-        flag(flags::GOLD),
-        path_arg(&run.human("test")),
-    ];
+    let scored: Vec<SystemPredictions> = systems
+        .into_iter()
+        .map(|(name, dir, _)| SystemPredictions {
+            name,
+            file: dir.join(model_files::PREDICTIONS),
+        })
+        .collect();
     let mut inputs = vec![run.human("test")];
-    for (system, dir, _) in &systems {
-        let predictions = dir.join(model_files::PREDICTIONS);
-        args.extend([
-            flag(flags::PRED),
-            format!("{system}={}", path_arg(&predictions)),
-        ]);
-        inputs.push(predictions);
-    }
-    args.extend([flag(flags::OUT_DIR), path_arg(&results)]);
+    inputs.extend(scored.iter().map(|system| system.file.clone()));
+    let command = ScoreCommand {
+        gold: run.human("test"),
+        predictions: scored,
+        out_dir: results.clone(),
+    };
     stages.push(Stage {
         name: "score".into(),
         group: "score",
         program: "qa-eval",
-        args: with_config(args),
+        args: command.command_line(&configs),
         resume: None,
         sections: vec![section_names::EVAL],
         inputs,
@@ -233,7 +239,10 @@ pub(crate) fn plan(
         name: "report".into(),
         group: "report",
         program: "qa-report",
-        args: with_config(vec![flag(flags::RUN_DIR), path_arg(run.root())]),
+        args: ReportCommand {
+            run_dir: run.root().to_path_buf(),
+        }
+        .command_line(&configs),
         resume: None,
         sections: vec![section_names::REPORT],
         inputs,

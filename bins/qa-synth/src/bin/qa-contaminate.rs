@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use qa_data::cli::ConfigArgs;
+use qa_data::commands::ConfigArgs;
 use qa_synth::contaminate::{ContaminateConfig, ContaminateSummary, contaminate, merge, plan};
 use qa_synth_cli::{Command, GenerationStage, run_stage};
 
