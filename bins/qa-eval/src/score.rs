@@ -39,7 +39,7 @@ struct ResamplingOverrides {
 }
 
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
-    let config: ResamplingConfig = args.stage.load()?;
+    let config: ResamplingConfig = args.stage.load_with(&args.command)?;
     let command = args.command;
     if let Some(planning) = args.stage.planning()? {
         let gold = planning.input(&command.gold)?;

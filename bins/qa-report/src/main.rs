@@ -40,7 +40,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let config: ReportConfig = args.stage.load()?;
+    let config: ReportConfig = args.stage.load_with(&args.command)?;
     if args.stage.plan.is_some() {
         return Ok(qa_report::plan().print()?);
     }

@@ -209,7 +209,10 @@ pub fn run_experiment(options: &Options) -> Result<()> {
     });
     let only = options.only.as_deref().map(group_index).transpose()?;
     let from = options.from.as_deref().map(group_index).transpose()?;
-    let stages = plan(&experiment, &options.configs, squad_files.clone());
+    let configs = ConfigArgs {
+        configs: options.configs.clone(),
+    };
+    let stages = plan(&experiment, &configs, squad_files.clone());
     // Each binary is hashed once (several stages run the same one), and each section resolved
     // once.
     let mut programs = BTreeMap::new();
@@ -243,9 +246,6 @@ pub fn run_experiment(options: &Options) -> Result<()> {
             let fetch = PrepareCommand {
                 fetch_only: true,
                 out_dir: None,
-            };
-            let configs = ConfigArgs {
-                configs: options.configs.clone(),
             };
             let status = Command::new(&program)
                 .args(fetch.command_line(&configs))

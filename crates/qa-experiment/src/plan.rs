@@ -53,13 +53,10 @@ pub(crate) fn path_arg(path: &Path) -> String {
 /// The plan for `config`: every stage with its command, inputs and outputs.
 pub(crate) fn plan(
     experiment: &ExperimentConfig,
-    configs: &[PathBuf],
+    configs: &ConfigArgs,
     squad_files: [PathBuf; 2],
 ) -> Vec<Stage> {
     let run = RunLayout::new(&experiment.run_dir);
-    let configs = ConfigArgs {
-        configs: configs.to_vec(),
-    };
     let mut stages = vec![Stage {
         name: "prepare".into(),
         group: "prepare",
@@ -68,7 +65,7 @@ pub(crate) fn plan(
             fetch_only: false,
             out_dir: Some(run.processed()),
         }
-        .command_line(&configs),
+        .command_line(configs),
         resume: None,
         sections: vec![section_names::PREPARE],
         inputs: squad_files.to_vec(),
@@ -106,9 +103,9 @@ pub(crate) fn plan(
             name: group.into(),
             group,
             program,
-            args: command(false).command_line(&configs),
+            args: command(false).command_line(configs),
             resume: Some(Resume {
-                args: command(true).command_line(&configs),
+                args: command(true).command_line(configs),
                 saved: work_dir.join(work_files::LEDGER),
             }),
             sections,
@@ -148,9 +145,9 @@ pub(crate) fn plan(
                 name: format!("train-{}", system.replace('@', "-")),
                 group: "train",
                 program: "qa-train",
-                args: command(false).command_line(&configs),
+                args: command(false).command_line(configs),
                 resume: Some(Resume {
-                    args: command(true).command_line(&configs),
+                    args: command(true).command_line(configs),
                     saved: out.join(model_files::CHECKPOINT),
                 }),
                 sections: vec![section_names::TRAIN],
@@ -192,7 +189,7 @@ pub(crate) fn plan(
             name: format!("predict-{}", system.replace('@', "-")),
             group: "predict",
             program: "qa-eval",
-            args: command.command_line(&configs),
+            args: command.command_line(configs),
             // A prediction run continues from its `.partial` file by itself.
             resume: None,
             sections: vec![section_names::PREDICT],
@@ -222,7 +219,7 @@ pub(crate) fn plan(
         name: "score".into(),
         group: "score",
         program: "qa-eval",
-        args: command.command_line(&configs),
+        args: command.command_line(configs),
         resume: None,
         sections: vec![section_names::EVAL],
         inputs,
@@ -242,7 +239,7 @@ pub(crate) fn plan(
         args: ReportCommand {
             run_dir: run.root().to_path_buf(),
         }
-        .command_line(&configs),
+        .command_line(configs),
         resume: None,
         sections: vec![section_names::REPORT],
         inputs,
@@ -272,7 +269,10 @@ mod tests {
             train_seeds: vec![1, 2],
         };
         let squad = [PathBuf::from("train.json"), PathBuf::from("dev.json")];
-        let stages = plan(&experiment, &[PathBuf::from("c.yaml")], squad.clone());
+        let configs = ConfigArgs {
+            configs: vec![PathBuf::from("c.yaml")],
+        };
+        let stages = plan(&experiment, &configs, squad.clone());
         let mut written: HashSet<PathBuf> = squad.into_iter().collect();
         let mut names = HashSet::new();
         let mut last_group = 0;
