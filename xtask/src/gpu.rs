@@ -135,7 +135,8 @@ const TEST_BINARY: &str = "t5_lora";
 
 /// The t5-lora test modules and tests of the `gpu` group (every test of a module listed
 /// without names): Hugging Face parity of the encoder
-/// output and logits, greedy and beam strings, the cache, LoRA against PEFT, and eight
+/// output and logits (in f32, and in f16 with bf16 refused), greedy and beam strings, the
+/// cache, LoRA against PEFT (on an f16 base too), and eight
 /// training steps whose losses follow the same run on the CPU. The other training tests
 /// (finite differences, exact resume, early stopping, memorising sixteen pairs) and the
 /// sampling tests pass on lavapipe too, but take over ten minutes there on 2 cores; they stay

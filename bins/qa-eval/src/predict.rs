@@ -8,7 +8,7 @@ use qa_data::commands::PredictCommand;
 use qa_data::parts::write_part_info;
 use qa_data::shard::ShardSpec;
 use serde::Serialize;
-use t5_lora::DeviceChoice;
+use t5_lora::{DeviceChoice, ModelDtype};
 use t5_lora::{PredictConfig, load_model, plan_prediction, predict_records, resume_settings};
 
 #[derive(clap::Args)]
@@ -37,6 +37,9 @@ struct PredictOverrides {
     /// auto (default), cpu, cuda, wgpu, ndarray or tch [predict.device].
     #[arg(long, value_name = "DEVICE")]
     device: Option<DeviceChoice>,
+    /// f32 (default), bf16 or f16: the float type of the model's matrices [predict.dtype].
+    #[arg(long, value_name = "DTYPE")]
+    dtype: Option<ModelDtype>,
     /// Questions per batch [predict.batch_size, default 16].
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
@@ -94,8 +97,13 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     }
     let records: Vec<QaRecord> = qa_data::files::read_jsonl(&input)?;
     let shard = ShardSpec::resolve(args.shard, args.shard_count).map_err(anyhow::Error::msg)?;
-    let (model, tokenizer) = load_model(&config.model, config.adapter.as_deref(), &config.device)
-        .with_context(|| format!("loading {}", config.model))?;
+    let (model, tokenizer) = load_model(
+        &config.model,
+        config.adapter.as_deref(),
+        &config.device,
+        config.dtype,
+    )
+    .with_context(|| format!("loading {}", config.model))?;
 
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(

@@ -48,6 +48,7 @@ pub(crate) fn generation_plan(
                     batch_size: t5.batch_size,
                     max_source_len: t5.max_source_len,
                     generation: &t5.generation,
+                    dtype: t5.dtype,
                 },
                 &planning.calibration_dir(),
             )?;

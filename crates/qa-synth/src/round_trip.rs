@@ -58,7 +58,8 @@ impl RoundTrip {
         let qa = &config.qa_model;
         qa.generation.validate()?;
         let template = PromptTemplate::parse_question_prompt(&qa.prompt_template)?;
-        let (model, tokenizer) = load_model(&qa.model, qa.adapter.as_deref(), &qa.device)?;
+        let (model, tokenizer) =
+            load_model(&qa.model, qa.adapter.as_deref(), &qa.device, qa.dtype)?;
         Ok(RoundTrip {
             config: config.clone(),
             template,

@@ -1,10 +1,11 @@
 //! Loading Hugging Face T5 checkpoints: `config.json` plus `model.safetensors` or a sharded
-//! `model.safetensors.index.json`, in f32, f16 or bf16 (computed in f32).
+//! `model.safetensors.index.json`, stored in f32, f16 or bf16, and computed in f32 or the
+//! [`ModelDtype`] asked for.
 //!
 //! Tensors are read by `burn-store`'s `SafetensorsStore` (`safetensors_reader`), with
 //! `PyTorchToBurnAdapter` transposing linear weights (PyTorch stores `[out, in]`, Burn
-//! `[in, out]`), f16 and bf16 widened to f32 on the host, and `keys.rs` renaming the few
-//! checkpoint segments Rust cannot mirror.
+//! `[in, out]`), floats converted on the host to the type each parameter is computed in, and
+//! `keys.rs` renaming the few checkpoint segments Rust cannot mirror.
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
@@ -12,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::store::{
-    ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
-    SafetensorsStore,
+    ApplyError, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
 };
 
+use crate::dtype::ModelDtype;
 use crate::error::{Error, Result};
 use crate::keys::Naming;
 use crate::model::{T5Config, T5ForConditionalGeneration};
@@ -74,17 +75,31 @@ pub fn shard_names(index: &Path) -> Result<Vec<String>> {
     Ok(names.into_iter().collect())
 }
 
-/// Loads the checkpoint in `dir` onto `device`.
+/// Loads the checkpoint in `dir` onto `device`, in f32.
 ///
 /// Every tensor the model needs must be present, with the right shape, in exactly one shard;
 /// tensors the model does not know are an error too, except those Hugging Face ignores.
 pub fn load_pretrained(dir: &Path, device: &Device) -> Result<T5ForConditionalGeneration> {
+    load_pretrained_as(dir, device, ModelDtype::F32)
+}
+
+/// Loads the checkpoint in `dir` onto `device` for inference in `dtype` (see [`ModelDtype`]):
+/// each tensor is converted on the host, so the device only ever holds the smaller copy. An
+/// error when the device has no arithmetic in that type (wgpu has no bf16).
+pub fn load_pretrained_as(
+    dir: &Path,
+    device: &Device,
+    dtype: ModelDtype,
+) -> Result<T5ForConditionalGeneration> {
+    if !device.supports_dtype(dtype.burn()) {
+        return Err(unsupported(device, dtype));
+    }
     let config = read_config(dir)?;
     let mut model = config.init(device);
     let mut still_missing: Option<HashSet<String>> = None;
     let mut unused = Vec::new();
     for file in weight_files(dir)? {
-        let applied = apply_file(&mut model, &file, Naming::Checkpoint)?;
+        let applied = apply_file(&mut model, &file, Naming::Checkpoint, dtype)?;
         // Missing from every shard is missing.
         let missing_here: HashSet<String> = applied.missing.into_iter().collect();
         still_missing = Some(match still_missing {
@@ -105,6 +120,38 @@ pub fn load_pretrained(dir: &Path, device: &Device) -> Result<T5ForConditionalGe
     Ok(model)
 }
 
+impl T5ForConditionalGeneration {
+    /// This model with each parameter in the type it is computed in for `dtype` (see
+    /// [`ModelDtype`]), converted on the host: what [`load_pretrained_as`] gives from a
+    /// checkpoint, for a model already in memory (built in code, or random for a benchmark).
+    pub fn into_dtype(mut self, dtype: ModelDtype) -> Result<Self> {
+        let device = self.device();
+        if !device.supports_dtype(dtype.burn()) {
+            return Err(unsupported(&device, dtype));
+        }
+        let tensors = self.collect(None, None, false);
+        let result = self.apply(tensors, None, Some(Box::new(dtype.load_adapter())), false);
+        match result.errors.first() {
+            None => Ok(self),
+            Some(error) => Err(Error::Dtype(format!("converting to {dtype}: {error}"))),
+        }
+    }
+}
+
+/// The error for a device without arithmetic in `dtype`, naming the types it has.
+fn unsupported(device: &Device, dtype: ModelDtype) -> Error {
+    let usable: Vec<&str> = ModelDtype::ALL
+        .into_iter()
+        .filter(|usable| device.supports_dtype(usable.burn()))
+        .map(ModelDtype::name)
+        .collect();
+    Error::Dtype(format!(
+        "this device ({device:?}) has no {dtype} arithmetic (wgpu has no bf16: WGSL lacks the \
+         type); set dtype to one it has: {}",
+        usable.join(", ")
+    ))
+}
+
 /// What applying one file to a model left over, as module paths.
 pub(crate) struct Applied {
     /// Parameters of the model the file does not hold.
@@ -113,18 +160,20 @@ pub(crate) struct Applied {
     pub unused: Vec<String>,
 }
 
-/// Applies the tensors of the safetensors `file`, whose names follow `naming`, to `model`,
-/// after checking that the file is whole. A tensor of the wrong shape is an error naming it as
-/// the file does; what is missing or unused is returned for the caller to judge (a sharded
-/// checkpoint, or an adapter over base weights, holds part of the model).
+/// Applies the tensors of the safetensors `file`, whose names follow `naming`, to `model` in
+/// the types `dtype` gives them, after checking that the file is whole. A tensor of the wrong
+/// shape is an error naming it as the file does; what is missing or unused is returned for the
+/// caller to judge (a sharded checkpoint, or an adapter over base weights, holds part of the
+/// model).
 pub(crate) fn apply_file(
     model: &mut T5ForConditionalGeneration,
     file: &Path,
     naming: Naming,
+    dtype: ModelDtype,
 ) -> Result<Applied> {
     verify_weights(file)?;
     // Partial and unvalidated: missing tensors and shape errors come back in the result.
-    let mut store = safetensors_reader(file)
+    let mut store = safetensors_reader(file, dtype)
         .remap(naming.file_to_module())
         .allow_partial(true)
         .validate(false);
@@ -184,15 +233,15 @@ pub(crate) fn refuse_mismatch(
 }
 
 /// A reader of a Hugging Face safetensors file (a checkpoint or a PEFT adapter): linear
-/// weights transposed to Burn's layout, and float tensors widened to f32 on the host.
+/// weights transposed to Burn's layout, and float tensors converted on the host to the type
+/// `dtype` computes each in.
 ///
-/// T5 is computed in f32 (it overflows in f16, and mixing dtypes in one operation is an
-/// error). Widening on the host, before a tensor reaches the device, is exact and works on
-/// every backend: wgpu has no bf16 (WGSL lacks the type; cubecl-wgpu panics on it).
-fn safetensors_reader(file: &Path) -> SafetensorsStore {
-    SafetensorsStore::from_file(file).with_from_adapter(
-        PyTorchToBurnAdapter.chain(FloatCastAdapter::to(burn::tensor::DType::F32)),
-    )
+/// Converting on the host, before a tensor reaches the device, means a bf16 checkpoint loads
+/// in f32 (exactly) or f16 on every backend: wgpu has no bf16 (WGSL lacks the type;
+/// cubecl-wgpu panics on it).
+fn safetensors_reader(file: &Path, dtype: ModelDtype) -> SafetensorsStore {
+    SafetensorsStore::from_file(file)
+        .with_from_adapter(PyTorchToBurnAdapter.chain(dtype.load_adapter()))
 }
 
 /// Largest safetensors header accepted, as in the `safetensors` crate.

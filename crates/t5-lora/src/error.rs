@@ -51,6 +51,10 @@ pub enum Error {
     /// The requested device is unknown or not compiled in.
     #[error("{0}")]
     Device(String),
+    /// The requested float type is unknown, the device has no arithmetic in it, or converting
+    /// a model to it failed.
+    #[error("{0}")]
+    Dtype(String),
     /// LoRA settings or an adapter are unusable.
     #[error("LoRA: {0}")]
     Lora(String),

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CONFIG_FILE, read_config};
 use crate::device::{DeviceChoice, ResolvedDevice};
+use crate::dtype::ModelDtype;
 use crate::error::{Error, Result};
 use crate::generation::{GenerationConfig, generate_repeated};
 use crate::hub::{HubOptions, local_file};
@@ -172,6 +173,8 @@ pub struct GenerationBatch {
     pub prompt_len: usize,
     /// The decoding settings (the new-token budget aside, which the calibration sets).
     pub generation: GenerationConfig,
+    /// The float type of the model's matrices.
+    pub dtype: ModelDtype,
 }
 
 /// What one generation call costs: a fixed part (encoding the prompts, set-up) and each
@@ -356,7 +359,9 @@ pub fn calibrate_generation(
         let (few, many) = (1, 17);
         let mut costs = Vec::new();
         for layers in [1, 2] {
-            let model = with_layers(shape, layers).init(&device.device);
+            let model = with_layers(shape, layers)
+                .init(&device.device)
+                .into_dtype(batch.dtype)?;
             let short = time_generation(&model, batch, few, true)?;
             let long = time_generation(&model, batch, many, false)?;
             let step = ((long - short) / (many - few) as f64).max(0.0);
@@ -461,6 +466,8 @@ pub struct GenerationWork<'a> {
     pub max_source_len: usize,
     /// The decoding settings.
     pub generation: &'a GenerationConfig,
+    /// The float type of the model's matrices.
+    pub dtype: ModelDtype,
 }
 
 /// An estimated time, with what a reader should know about it.
@@ -501,6 +508,7 @@ pub fn estimate_generation(
         rows_per_prompt: work.rows_per_prompt.max(1),
         prompt_len: prompt_mean.ceil() as usize,
         generation: work.generation.clone(),
+        dtype: work.dtype,
     };
     let cost = calibrate_generation(&shape.config, device, &batch, cache_dir)?;
     Ok(Estimate {
@@ -541,6 +549,7 @@ mod tests {
             rows_per_prompt: 2,
             prompt_len: 48,
             generation: GenerationConfig::default(),
+            dtype: ModelDtype::F32,
         };
         let cost = calibrate_generation(&shape, &device, &batch, cache.path()).expect("timed");
         assert!(

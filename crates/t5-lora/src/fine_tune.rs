@@ -22,6 +22,7 @@ use qa_data::run_place::Placed;
 use qa_data::template::PromptTemplate;
 
 use crate::checkpoint::load_pretrained;
+use crate::dtype::ModelDtype;
 use crate::error::{Error, Result};
 use crate::estimate::{
     GenerationWork, TrainingBatch, calibrate_training, estimate_generation, model_shape,
@@ -175,6 +176,8 @@ pub fn plan_training(
             batch_size: config.batch_size,
             max_source_len: config.max_source_len,
             generation: &generation,
+            // Validation answers with the model being trained, in f32.
+            dtype: ModelDtype::F32,
         };
         let answering = estimate_generation(&shape, &device, &work, &planning.calibration_dir())?;
         epoch_seconds += answering.seconds;

@@ -29,6 +29,7 @@
 
 mod checkpoint;
 mod device;
+mod dtype;
 mod error;
 mod estimate;
 mod fine_tune;
@@ -42,10 +43,11 @@ mod tokenizer;
 mod train;
 
 pub use checkpoint::{
-    CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, load_pretrained, read_config, shard_names,
-    verify_weights, weight_files,
+    CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, load_pretrained, load_pretrained_as, read_config,
+    shard_names, verify_weights, weight_files,
 };
 pub use device::{DeviceChoice, Found, ResolvedDevice, auto_choice, probe};
+pub use dtype::{KEPT_IN_F32, ModelDtype};
 pub use error::{Error, Result};
 pub use estimate::{
     CHARS_PER_TOKEN, Estimate, GenerationBatch, GenerationCost, GenerationWork, ModelShape,

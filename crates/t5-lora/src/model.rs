@@ -22,6 +22,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::dtype::{ACTIVATIONS, forward_in_weight_dtype};
 use crate::lora::LoraLinear;
 
 /// The model's settings, read from a checkpoint's `config.json` (key names are Hugging Face's).
@@ -366,7 +367,10 @@ impl T5Attention {
         let [batch, q_len, _] = hidden.dims();
         let query = self.split_heads(self.q.forward(hidden)); // [batch, heads, q_len, d_kv]
         // softmax(Q Kᵀ + bias) V with scale 1: T5 folds 1/√d_kv into its initialisation.
-        let context = if q_len > 1 && !query.is_require_grad() {
+        // In f32 the bias and the projections share a type; in f16 or bf16 (see `dtype.rs`)
+        // the scores are taken to f32 for the bias and the softmax, as Hugging Face's
+        // `softmax(scores.float())`, and the probabilities back for the product with V.
+        let context = if q_len > 1 && !query.is_require_grad() && query.dtype() == bias.dtype() {
             // One fused operation: on the CPU, per (batch, head), one [q_len, k_len] scratch
             // for the scores, bias and softmax (a tiled online softmax for long sequences), so
             // the whole score tensor and its bias-add and softmax passes never exist. Not in
@@ -382,8 +386,10 @@ impl T5Attention {
             // Training, or a decoding step: a single query gains nothing from tiling, and the
             // fused kernel would first copy the cached (head-split, strided) encoder keys and
             // values into its own layout at every step.
-            let scores = query.matmul(key.swap_dims(2, 3)) + bias; // [batch, heads, q_len, k_len]
-            softmax(scores, 3).matmul(value)
+            let scores = query.matmul(key.swap_dims(2, 3)); // [batch, heads, q_len, k_len]
+            let scores = scores.cast(bias.dtype()) + bias;
+            let dtype = value.dtype();
+            softmax(scores, 3).cast(dtype).matmul(value)
         }; // [batch, heads, q_len, d_kv]
         let context = context
             .swap_dims(1, 2)
@@ -428,7 +434,7 @@ impl T5LayerSelfAttention {
                 value: value.clone(),
             });
         }
-        hidden + self.self_attention.attend(normed, key, value, bias)
+        residual(hidden, self.self_attention.attend(normed, key, value, bias))
     }
 }
 
@@ -449,13 +455,10 @@ impl T5LayerCrossAttention {
     /// - output: `[batch, tgt_len, d_model]`
     pub fn forward(&self, hidden: Tensor<3>, encoder: &KeyValue, bias: Tensor<4>) -> Tensor<3> {
         let normed = self.layer_norm.forward(hidden.clone());
-        hidden
-            + self.enc_dec_attention.attend(
-                normed,
-                encoder.key.clone(),
-                encoder.value.clone(),
-                bias,
-            )
+        let attended =
+            self.enc_dec_attention
+                .attend(normed, encoder.key.clone(), encoder.value.clone(), bias);
+        residual(hidden, attended)
     }
 }
 
@@ -535,8 +538,15 @@ impl T5LayerFF {
     /// - hidden: `[batch, len, d_model]` → `[batch, len, d_model]`
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
         let normed = self.layer_norm.forward(hidden.clone());
-        hidden + self.dense_relu_dense.forward(normed)
+        residual(hidden, self.dense_relu_dense.forward(normed))
     }
+}
+
+/// `hidden + update`, in the residual stream's type (a sub-layer's output is in its output
+/// projection's type, which is f16 or bf16 for attention in reduced precision).
+fn residual(hidden: Tensor<3>, update: Tensor<3>) -> Tensor<3> {
+    let dtype = hidden.dtype();
+    hidden + update.cast(dtype)
 }
 
 /// One block (`T5Block`): self-attention, cross-attention in the decoder, feed-forward.
@@ -794,7 +804,7 @@ impl T5ForConditionalGeneration {
         let [batch, src_len] = input_ids.dims();
         self.encoded_rows.fetch_add(batch, Ordering::Relaxed);
         let device = input_ids.device();
-        let hidden = self.shared.forward(input_ids); // [batch, src_len, d_model]
+        let hidden = self.embed(input_ids); // [batch, src_len, d_model]
         let bias = self
             .encoder
             .bias_owner()
@@ -865,7 +875,7 @@ impl T5ForConditionalGeneration {
         let [_, new_len] = decoder_input_ids.dims();
         let device = decoder_input_ids.device();
         let (past, total) = (cache.len, cache.len + new_len);
-        let hidden = self.shared.forward(decoder_input_ids); // [batch, new_len, d_model]
+        let hidden = self.embed(decoder_input_ids); // [batch, new_len, d_model]
         let self_bias = self
             .decoder
             .bias_owner()
@@ -918,21 +928,32 @@ impl T5ForConditionalGeneration {
         projections
     }
 
-    /// The language-model head.
+    /// The token embeddings of `ids`, starting the residual stream (f32 whatever the
+    /// embedding's type; see `dtype.rs`).
+    ///
+    /// # Shapes
+    /// - ids: `[batch, len]` → `[batch, len, d_model]`
+    fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.shared.forward(ids).cast(ACTIVATIONS)
+    }
+
+    /// The language-model head, multiplied in its weight's type; the logits are f32.
     ///
     /// # Shapes
     /// - hidden: `[batch, len, d_model]` → `[batch, len, vocab]`
     fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        match &self.lm_head {
-            Some(head) => head.forward(hidden),
+        let logits = match &self.lm_head {
+            Some(head) => forward_in_weight_dtype(head, hidden),
             None => {
                 // Tied embeddings: rescale by d_model^-0.5 before projecting
                 // (`T5ForConditionalGeneration.forward`, only when `tie_word_embeddings`).
                 let scaled = hidden * (self.config.d_model as f64).powf(-0.5);
                 let embedding = self.shared.weight.val().transpose(); // [d_model, vocab]
-                scaled.matmul(embedding.unsqueeze::<3>())
+                let dtype = embedding.dtype();
+                scaled.cast(dtype).matmul(embedding.unsqueeze::<3>())
             }
-        }
+        };
+        logits.cast(ACTIVATIONS)
     }
 }
 

@@ -17,8 +17,9 @@ use qa_data::shard::Shard;
 use qa_data::template::PromptTemplate;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::load_pretrained;
+use crate::checkpoint::load_pretrained_as;
 use crate::device::DeviceChoice;
+use crate::dtype::ModelDtype;
 use crate::error::{Error, Result};
 use crate::estimate::{GenerationWork, estimate_generation, model_shape, resolve_device};
 use crate::generation::{GenerationConfig, generate_from_ids};
@@ -40,6 +41,9 @@ pub struct PredictConfig {
     pub adapter: Option<PathBuf>,
     /// Where to run.
     pub device: DeviceChoice,
+    /// The float type of the model's matrices (`f16` or `bf16` halve a GPU's memory; see
+    /// [`ModelDtype`]).
+    pub dtype: ModelDtype,
     /// Questions generated together.
     pub batch_size: usize,
     /// Prompt tokens kept (longer prompts lose their tail, `</s>` kept).
@@ -55,6 +59,7 @@ impl qa_data::run_place::Placed for PredictConfig {
     const DECIDING: &'static [&'static str] = &[
         "model",
         "adapter",
+        "dtype",
         "max_source_len",
         "prompt_template",
         "generation",
@@ -71,6 +76,7 @@ impl Default for PredictConfig {
             model: "google/flan-t5-base".to_string(),
             adapter: None,
             device: DeviceChoice::Auto,
+            dtype: ModelDtype::F32,
             batch_size: 16,
             max_source_len: 512,
             prompt_template: DEFAULT_TEMPLATE.to_string(),
@@ -83,16 +89,18 @@ impl Default for PredictConfig {
 }
 
 /// Loads `model` (a Hugging Face id or a checkpoint directory) and its tokenizer onto
-/// `device`, with the PEFT LoRA adapter in `adapter` merged into its weights if one is given.
+/// `device` for inference in `dtype`, with the PEFT LoRA adapter in `adapter` merged into its
+/// weights if one is given.
 pub fn load_model(
     model: &str,
     adapter: Option<&Path>,
     device: &DeviceChoice,
+    dtype: ModelDtype,
 ) -> Result<(T5ForConditionalGeneration, T5Tokenizer)> {
     let dir = resolve_model(model, &HubOptions::from_env())?;
     let device = device.resolve()?;
-    tracing::info!(model, dir = %dir.display(), device = %device.name, "loading");
-    let mut loaded = load_pretrained(&dir, &device.device)?;
+    tracing::info!(model, dir = %dir.display(), device = %device.name, %dtype, "loading");
+    let mut loaded = load_pretrained_as(&dir, &device.device, dtype)?;
     if let Some(adapter) = adapter {
         let (adapted, lora) = load_adapter(loaded, adapter)?;
         tracing::info!(adapter = %adapter.display(), r = lora.r, targets = ?lora.target_modules, "merging");
@@ -127,6 +135,7 @@ pub fn plan_prediction(
         batch_size: config.batch_size,
         max_source_len: config.max_source_len,
         generation: &config.generation,
+        dtype: config.dtype,
     };
     let estimate = estimate_generation(&shape, &device, &work, &planning.calibration_dir())?;
     Ok(StagePlan {

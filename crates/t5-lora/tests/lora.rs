@@ -6,11 +6,12 @@ use crate::common;
 
 use std::path::Path;
 
+use burn::tensor::DType;
 use common::{Reference, fixtures, hf_sequences, largest_difference, to_vec};
 use safetensors::SafeTensors;
-use t5_lora::load_pretrained;
 use t5_lora::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraConfig, load_adapter, save_adapter};
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, generate};
+use t5_lora::{ModelDtype, load_pretrained, load_pretrained_as};
 
 fn base() -> T5ForConditionalGeneration {
     load_pretrained(&fixtures().join("flan-t5-tiny"), &common::device()).expect("base loads")
@@ -174,4 +175,56 @@ fn unusable_adapters_are_refused_with_reasons() {
         ..LoraConfig::default()
     };
     assert!(base().with_lora(&unknown).is_err());
+}
+
+/// PEFT's adapter on a base loaded in f16 (`dtype: f16`): the adapters stay f32 and are added
+/// in the base's type, and merging folds them into f16 weights, rounded once. Unmerged and
+/// merged, the logits are near PEFT's (computed on the f32 base): within four times what
+/// rounding the base's weights to f16 changes in HF's own logits (0.13; 0.20 unmerged and 0.16
+/// merged here on burn-flex), while the adapter itself moves them by 9.4.
+#[test]
+fn a_peft_adapter_on_an_f16_base_applies_and_merges_in_f16() {
+    let _turn = common::drawing();
+    let device = common::device();
+    let dir = fixtures().join("flan-t5-tiny-lora");
+    let reference = Reference::open(&dir);
+    let expected = unpadded(&reference.f32s("logits"), &reference);
+    let rounding = {
+        let rounded = Reference::open(&fixtures().join("flan-t5-tiny-f16"));
+        let full = Reference::open(&fixtures().join("flan-t5-tiny"));
+        largest_difference(
+            &unpadded(&rounded.f32s("logits"), &rounded),
+            &unpadded(&full.f32s("logits"), &full),
+        )
+    };
+    let near_peft = |model: &T5ForConditionalGeneration| {
+        largest_difference(&unpadded(&logits(model, &reference), &reference), &expected)
+    };
+    let base = load_pretrained_as(
+        &fixtures().join("flan-t5-tiny-f16"),
+        &device,
+        ModelDtype::F16,
+    )
+    .expect("base loads");
+    let base_diff = near_peft(&base);
+    let (adapted, _) = load_adapter(base, &dir).expect("adapter loads");
+    let unmerged = near_peft(&adapted);
+    let merged = adapted.merge_lora();
+    let q = &merged.encoder.block[0]
+        .layer_self_attention
+        .self_attention
+        .q;
+    assert!(q.lora.is_none());
+    assert_eq!(q.base.weight.val().dtype(), DType::F16);
+    let merged_diff = near_peft(&merged);
+    for (what, diff) in [("unmerged", unmerged), ("merged", merged_diff)] {
+        assert!(
+            diff <= 4.0 * rounding,
+            "{what}: logits differ from PEFT's by {diff}, over 4 × {rounding}"
+        );
+    }
+    assert!(
+        base_diff > 10.0 * rounding,
+        "the fixture adapter changes little ({base_diff})"
+    );
 }

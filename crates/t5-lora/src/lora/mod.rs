@@ -14,8 +14,10 @@ mod peft;
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::DType;
 use serde::{Deserialize, Serialize};
 
+use crate::dtype::forward_in_weight_dtype;
 use crate::error::{Error, Result};
 
 pub use peft::{
@@ -120,8 +122,8 @@ impl LoraAdapter {
     /// # Shapes
     /// - input: `[batch, len, d_in]` → `[batch, len, d_out]`
     pub fn forward(&self, input: Tensor<3>) -> Tensor<3> {
-        let down = self.lora_a.forward(self.dropout.forward(input));
-        self.lora_b.forward(down) * self.scaling
+        let down = forward_in_weight_dtype(&self.lora_a, self.dropout.forward(input));
+        forward_in_weight_dtype(&self.lora_b, down) * self.scaling
     }
 
     /// The update as a weight, `(alpha / r) · A B`, `[d_in, d_out]`.
@@ -155,8 +157,12 @@ impl LoraLinear {
     /// - input: `[batch, len, d_in]` → `[batch, len, d_out]`
     pub fn forward(&self, input: Tensor<3>) -> Tensor<3> {
         match &self.lora {
-            None => self.base.forward(input),
-            Some(adapter) => self.base.forward(input.clone()) + adapter.forward(input),
+            None => forward_in_weight_dtype(&self.base, input),
+            Some(adapter) => {
+                let base = forward_in_weight_dtype(&self.base, input.clone());
+                let dtype = base.dtype();
+                base + adapter.forward(input).cast(dtype)
+            }
         }
     }
 
@@ -170,8 +176,13 @@ impl LoraLinear {
     fn merge(&mut self) {
         if let Some(adapter) = self.lora.take() {
             let delta = adapter.delta_weight();
-            // Detached: a merged weight is a new frozen leaf, not part of a training graph.
-            let weight = (self.base.weight.val() + delta).detach();
+            let base = self.base.weight.val();
+            let dtype = base.dtype();
+            // Summed in f32 and rounded once to the base's type (a no-op in f32). Detached: a
+            // merged weight is a new frozen leaf, not part of a training graph.
+            let weight = (base.cast(DType::F32) + delta.cast(DType::F32))
+                .cast(dtype)
+                .detach();
             self.base.weight = Param::from_tensor(weight).set_require_grad(false);
         }
     }

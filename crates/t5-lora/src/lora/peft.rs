@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::LoraConfig;
 use crate::checkpoint;
+use crate::dtype::ModelDtype;
 use crate::error::{Error, Result};
 use crate::keys::{self, Naming};
 use crate::model::T5ForConditionalGeneration;
@@ -120,7 +121,9 @@ pub fn load_adapter(
     let config = read_adapter_config(dir)?;
     let mut model = model.with_lora(&config)?;
     let file = dir.join(ADAPTER_WEIGHTS_FILE);
-    let applied = checkpoint::apply_file(&mut model, &file, Naming::Peft)?;
+    // Adapters stay f32 whatever the base's type: training updates them, and merging rounds
+    // once (`LoraLinear::merge`).
+    let applied = checkpoint::apply_file(&mut model, &file, Naming::Peft, ModelDtype::F32)?;
     // The base weights are not in the file: only missing adapter tensors count.
     let missing = applied
         .missing
