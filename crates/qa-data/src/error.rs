@@ -10,12 +10,14 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The operating system refused a read or write.
-    #[error("{path}: {source}")]
+    // The reason is in the message and not also a `source()`: an error chain printed whole
+    // (`{:#}`) would say it twice.
+    #[error("{path}: {reason}")]
     Io {
         /// The file or directory involved.
         path: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// A source file is missing and downloading it failed.
     #[error(
@@ -141,12 +143,12 @@ pub enum Error {
     #[error("prompt template {0}")]
     Template(String),
     /// A value could not be serialised for writing.
-    #[error("{path}: cannot serialise record: {source}")]
+    #[error("{path}: cannot serialise record: {reason}")]
     Serialize {
         /// The file being written.
         path: PathBuf,
         /// The serialiser's error.
-        source: serde_json::Error,
+        reason: serde_json::Error,
     },
 }
 
@@ -155,10 +157,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, reason: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            reason,
         }
     }
 
@@ -200,5 +202,20 @@ fn strip_position(err: &serde_json::Error) -> String {
     match text.rfind(" at line ") {
         Some(cut) => text[..cut].to_string(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A binary prints an error with its chain (`{:#}`): the operating system's reason must
+    /// appear once, so it is in the message and not also the source.
+    #[test]
+    fn an_io_error_says_its_reason_once() {
+        let reason = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = Error::io("data/test.jsonl", reason);
+        assert_eq!(error.to_string(), "data/test.jsonl: no such file");
+        assert!(std::error::Error::source(&error).is_none());
     }
 }

@@ -238,7 +238,7 @@ pub fn write_json_atomic<T: Serialize>(path: impl AsRef<Path>, value: &T) -> Res
     write_atomic(path, |out| {
         serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Error::Serialize {
             path: path.to_path_buf(),
-            source: e,
+            reason: e,
         })?;
         out.write_all(b"\n").map_err(|e| Error::io(path, e))
     })
@@ -250,14 +250,14 @@ fn write_error(path: &Path, err: io::Error) -> Error {
         .get_ref()
         .is_some_and(|inner| inner.is::<serde_json::Error>())
     {
-        let source = err
+        let reason = err
             .into_inner()
             .and_then(|inner| inner.downcast::<serde_json::Error>().ok())
             .map(|boxed| *boxed);
-        if let Some(source) = source {
+        if let Some(reason) = reason {
             return Error::Serialize {
                 path: path.to_path_buf(),
-                source,
+                reason,
             };
         }
         return Error::io(path, io::Error::other("serialisation failed"));

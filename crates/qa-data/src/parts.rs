@@ -47,9 +47,9 @@ pub fn write_part_info(
     let info = PartInfo {
         shard,
         input_sha256: sha256_file(input)?,
-        settings: serde_json::to_value(settings).map_err(|source| Error::Serialize {
+        settings: serde_json::to_value(settings).map_err(|reason| Error::Serialize {
             path: out.to_path_buf(),
-            source,
+            reason,
         })?,
     };
     write_json_atomic(part_info_path(out), &info)

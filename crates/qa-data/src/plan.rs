@@ -78,9 +78,9 @@ pub struct StagePlan {
 impl StagePlan {
     /// Prints the plan as one line of JSON on stdout, where the driver reads it.
     pub fn print(&self) -> Result<()> {
-        let line = serde_json::to_string(self).map_err(|source| Error::Serialize {
+        let line = serde_json::to_string(self).map_err(|reason| Error::Serialize {
             path: PathBuf::from("<stdout>"),
-            source,
+            reason,
         })?;
         println!("{line}");
         Ok(())

@@ -150,7 +150,7 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
         seed: Some(config.seed),
         config: serde_json::to_value(config).map_err(|e| crate::Error::Serialize {
             path: out.join(MANIFEST_FILE),
-            source: e,
+            reason: e,
         })?,
         inputs: vec![
             digest(&config.train_file, None)?,

@@ -28,12 +28,13 @@ pub enum Error {
         program: PathBuf,
     },
     /// A stage binary could not be started.
-    #[error("starting {program}: {source}")]
+    // The reason is in the message and not also a `source()`, as qa-data's `Io`.
+    #[error("starting {program}: {reason}")]
     Start {
         /// The binary.
         program: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// Fetching the SQuAD files before `prepare` failed.
     #[error("the SQuAD files could not be had ({status})")]

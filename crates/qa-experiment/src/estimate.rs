@@ -57,9 +57,9 @@ impl Estimates {
             .arg(self.planning.dir())
             .stdin(Stdio::null())
             .output()
-            .map_err(|source| Error::Start {
+            .map_err(|reason| Error::Start {
                 program: program.clone(),
-                source,
+                reason,
             })?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let answer = stdout

@@ -250,9 +250,9 @@ pub fn run_experiment(options: &Options) -> Result<()> {
             let status = Command::new(&program)
                 .args(fetch.command_line(&configs))
                 .status()
-                .map_err(|source| Error::Start {
+                .map_err(|reason| Error::Start {
                     program: program.clone(),
-                    source,
+                    reason,
                 })?;
             if !status.success() {
                 return Err(Error::Fetch { status });
@@ -392,9 +392,9 @@ fn run_stage(
     let status = Command::new(&program)
         .args(args)
         .status()
-        .map_err(|source| Error::Start {
+        .map_err(|reason| Error::Start {
             program: program.clone(),
-            source,
+            reason,
         })?;
     if !status.success() {
         return Err(Error::StageFailed {

@@ -40,12 +40,13 @@ pub enum Error {
         message: String,
     },
     /// Writing the metrics table failed.
-    #[error("{path}: {source}")]
+    // The reason is in the message and not also a `source()`, as qa-data's `Io`.
+    #[error("{path}: {reason}")]
     Csv {
         /// The table.
         path: PathBuf,
         /// What the CSV writer said.
-        source: csv::Error,
+        reason: csv::Error,
     },
 }
 

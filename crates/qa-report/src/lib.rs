@@ -131,9 +131,9 @@ pub fn plan() -> StagePlan {
 
 /// `metrics_table.csv`: one row per system, each metric with its interval in three columns.
 fn write_table(path: &Path, gathered: &gather::Gathered) -> Result<()> {
-    let csv_error = |source| Error::Csv {
+    let csv_error = |reason| Error::Csv {
         path: path.to_path_buf(),
-        source,
+        reason,
     };
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer
