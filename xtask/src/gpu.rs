@@ -234,8 +234,9 @@ fn wgpu_adapter(qa_eval: &Path) -> anyhow::Result<Option<String>> {
 }
 
 /// Runs the `gpu` group on wgpu: the t5-lora tests above, then the smoke experiment with model
-/// C trained and answering on the GPU, as the CPU answers with the same adapter. With no wgpu adapter it says so and stops; `require` makes that an error (CI, which
-/// installs lavapipe, must run the group).
+/// C trained and answering on the GPU, as the CPU answers with the same adapter. With no wgpu
+/// adapter it says so and stops; `require` makes that an error (CI, which installs lavapipe,
+/// must run the group).
 pub fn gpu_tests(require: bool) -> anyhow::Result<()> {
     let binary = test_binary()?;
     let root = project_root();
