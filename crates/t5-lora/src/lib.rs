@@ -35,6 +35,7 @@ mod estimate;
 mod fine_tune;
 mod generation;
 mod hub;
+mod kernels;
 mod keys;
 mod lora;
 mod model;

@@ -17,12 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, relu, sigmoid, softmax};
+use burn::tensor::activation::{gelu, relu};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::dtype::{ACTIVATIONS, forward_in_weight_dtype};
+use crate::kernels;
 use crate::lora::LoraLinear;
 
 /// The model's settings, read from a checkpoint's `config.json` (key names are Hugging Face's).
@@ -208,9 +209,7 @@ impl T5LayerNorm {
     /// # Shapes
     /// - hidden: `[batch, len, d_model]` → `[batch, len, d_model]`
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        let variance = hidden.clone().square().mean_dim(2); // [batch, len, 1]
-        let normed = hidden / (variance + self.epsilon).sqrt();
-        normed * self.weight.val().unsqueeze::<3>()
+        kernels::rms_norm(hidden, self.weight.val(), self.epsilon)
     }
 }
 
@@ -387,9 +386,11 @@ impl T5Attention {
             // fused kernel would first copy the cached (head-split, strided) encoder keys and
             // values into its own layout at every step.
             let scores = query.matmul(key.swap_dims(2, 3)); // [batch, heads, q_len, k_len]
-            let scores = scores.cast(bias.dtype()) + bias;
+            let scores = scores.cast(bias.dtype());
             let dtype = value.dtype();
-            softmax(scores, 3).cast(dtype).matmul(value)
+            kernels::softmax_with_bias(scores, bias)
+                .cast(dtype)
+                .matmul(value)
         }; // [batch, heads, q_len, d_kv]
         let context = context
             .swap_dims(1, 2)
@@ -477,18 +478,6 @@ pub struct T5DenseActDense {
     activation: Activation,
 }
 
-/// Hugging Face's `gelu_new`, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, written as
-/// `x · sigmoid(2√(2/π) x (1 + 0.044715 x²))` (the same function, since
-/// `(1 + tanh u) / 2 = sigmoid(2u)`): Burn's `gelu_approximate` takes `x³` through a scalar
-/// `powf` and `tanh` through a scalar `tanhf` per element on burn-flex, about a quarter of a
-/// FLAN-T5 forward pass in a profile; here the only transcendental is the `exp` of `sigmoid`.
-fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    const TWO_SQRT_2_OVER_PI: f64 =
-        2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
-    let scale = x.clone().square() * (0.044715 * TWO_SQRT_2_OVER_PI) + TWO_SQRT_2_OVER_PI;
-    sigmoid(x.clone() * scale) * x
-}
-
 impl T5DenseActDense {
     fn new(config: &T5Config, device: &Device) -> Self {
         let proj = config.feed_forward_proj;
@@ -506,7 +495,7 @@ impl T5DenseActDense {
         match self.activation {
             Activation::Relu => relu(x),
             Activation::Gelu => gelu(x),
-            Activation::GeluNew => gelu_new(x),
+            Activation::GeluNew => kernels::gelu_new(x),
         }
     }
 
@@ -516,7 +505,13 @@ impl T5DenseActDense {
         let inner = match (&self.wi, &self.wi_0, &self.wi_1) {
             (Some(wi), _, _) => self.activate(wi.forward(hidden)),
             (None, Some(wi_0), Some(wi_1)) => {
-                self.activate(wi_0.forward(hidden.clone())) * wi_1.forward(hidden)
+                let gate = wi_0.forward(hidden.clone());
+                let up = wi_1.forward(hidden);
+                match self.activation {
+                    // FLAN-T5's: one pass on the CPU.
+                    Activation::GeluNew => kernels::gated_gelu_new(gate, up),
+                    _ => self.activate(gate) * up,
+                }
             }
             _ => unreachable!("T5DenseActDense::new creates either wi or both wi_0 and wi_1"),
         }; // [batch, len, d_ff]

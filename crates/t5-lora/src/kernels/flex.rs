@@ -1,0 +1,83 @@
+//! The kernels on burn-flex, the CPU backend: f32 tensors are handed to `rows.rs` as slices of
+//! their buffers (written in place where the tensor owns its buffer); any other tensor takes
+//! the composed path.
+
+use burn::backend::{Flex, TensorMetadata};
+use burn::tensor::{DType, TensorData};
+use burn_flex::FlexTensor;
+
+use super::{T5Kernels, composed, rows};
+
+impl T5Kernels for Flex {
+    fn rms_norm(hidden: FlexTensor, weight: FlexTensor, epsilon: f64) -> FlexTensor {
+        let shape = hidden.shape();
+        let width = shape.as_slice().last().copied().unwrap_or(0);
+        if let (Some(x), Some(w)) = (hidden.as_slice::<f32>(), weight.as_slice::<f32>())
+            && w.len() == width
+        {
+            let mut out = vec![0.0; x.len()];
+            rows::rms_norm(x, w, epsilon as f32, &mut out);
+            return FlexTensor::from_data(TensorData::new(out, shape));
+        }
+        composed::rms_norm::<Self>(hidden, weight, epsilon)
+    }
+
+    fn gated_gelu_new(gate: FlexTensor, up: FlexTensor) -> FlexTensor {
+        if is_f32(&gate) && gate.shape() == up.shape() && up.as_slice::<f32>().is_some() {
+            let mut gate = contiguous(gate);
+            rows::gelu_new_gated(values_mut(&mut gate), up.as_slice::<f32>());
+            return gate;
+        }
+        composed::gated_gelu_new::<Self>(gate, up)
+    }
+
+    fn gelu_new(x: FlexTensor) -> FlexTensor {
+        if !is_f32(&x) {
+            return composed::gelu_new::<Self>(x);
+        }
+        let mut x = contiguous(x);
+        rows::gelu_new_gated(values_mut(&mut x), None);
+        x
+    }
+
+    fn softmax_with_bias(scores: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let dims = scores.shape().to_vec();
+        let bias_dims = bias.shape().to_vec();
+        let broadcasts = dims.len() == bias_dims.len()
+            && dims.last() == bias_dims.last()
+            && dims.iter().zip(&bias_dims).all(|(&s, &b)| b == s || b == 1);
+        if !(broadcasts && is_f32(&scores) && is_f32(&bias)) {
+            return composed::softmax_with_bias::<Self>(scores, bias);
+        }
+        // The position bias is a permuted view of its table: one copy, the size of one batch
+        // row's scores, shared by every row.
+        let bias = contiguous(bias);
+        let mut scores = contiguous(scores);
+        let bias_values = bias.as_slice::<f32>().expect("a contiguous f32 tensor");
+        rows::softmax_with_bias(values_mut(&mut scores), &dims, bias_values, &bias_dims);
+        scores
+    }
+}
+
+fn is_f32(tensor: &FlexTensor) -> bool {
+    tensor.dtype() == DType::F32
+}
+
+/// `tensor` itself when contiguous, otherwise a contiguous copy.
+fn contiguous(tensor: FlexTensor) -> FlexTensor {
+    if tensor.is_contiguous() {
+        tensor
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
+/// The elements of a contiguous tensor, to write in place: its buffer is copied first only if
+/// another tensor shares it.
+fn values_mut(tensor: &mut FlexTensor) -> &mut [f32] {
+    let (start, end) = tensor
+        .layout()
+        .contiguous_offsets()
+        .expect("a contiguous tensor");
+    &mut tensor.storage_mut::<f32>()[start..end]
+}
