@@ -18,8 +18,6 @@ use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::dtype::{ACTIVATIONS, forward_in_weight_dtype};
@@ -366,32 +364,7 @@ impl T5Attention {
         let [batch, q_len, _] = hidden.dims();
         let query = self.split_heads(self.q.forward(hidden)); // [batch, heads, q_len, d_kv]
         // softmax(Q Kᵀ + bias) V with scale 1: T5 folds 1/√d_kv into its initialisation.
-        // In f32 the bias and the projections share a type; in f16 or bf16 (see `dtype.rs`)
-        // the scores are taken to f32 for the bias and the softmax, as Hugging Face's
-        // `softmax(scores.float())`, and the probabilities back for the product with V.
-        let context = if q_len > 1 && !query.is_require_grad() && query.dtype() == bias.dtype() {
-            // One fused operation: on the CPU, per (batch, head), one [q_len, k_len] scratch
-            // for the scores, bias and softmax (a tiled online softmax for long sequences), so
-            // the whole score tensor and its bias-add and softmax passes never exist. Not in
-            // training: there Burn would decompose it with extra scaling and masking passes,
-            // each a saved activation.
-            let options = AttentionModuleOptions {
-                scale: Some(1.0),
-                softcap: None,
-                is_causal: false,
-            };
-            attention(query, key, value, None, Some(bias), options)
-        } else {
-            // Training, or a decoding step: a single query gains nothing from tiling, and the
-            // fused kernel would first copy the cached (head-split, strided) encoder keys and
-            // values into its own layout at every step.
-            let scores = query.matmul(key.swap_dims(2, 3)); // [batch, heads, q_len, k_len]
-            let scores = scores.cast(bias.dtype());
-            let dtype = value.dtype();
-            kernels::softmax_with_bias(scores, bias)
-                .cast(dtype)
-                .matmul(value)
-        }; // [batch, heads, q_len, d_kv]
+        let context = kernels::attention(query, key, value, bias); // [batch, heads, q_len, d_kv]
         let context = context
             .swap_dims(1, 2)
             .reshape([batch, q_len, self.heads * self.d_kv]);

@@ -4,7 +4,8 @@
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
-use burn::tensor::Shape;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{DType, Shape};
 
 /// `2√(2/π)`, the scale inside `gelu_new`'s sigmoid.
 pub(super) const TWO_SQRT_2_OVER_PI: f64 =
@@ -59,4 +60,62 @@ pub(super) fn softmax_with_bias<B: Backend>(
 ) -> FloatTensor<B> {
     let last = scores.shape().num_dims() - 1;
     B::softmax(B::float_add(scores, bias), last)
+}
+
+/// Whether [`attention`] may take Burn's fused operation.
+pub(super) enum Fused {
+    /// Where nothing tracks a gradient and several queries attend (see [`attention`]).
+    WhereItServes,
+    /// Always through the score tensor.
+    Never,
+}
+
+/// `softmax(query keyᵀ + bias) value` with scale 1, taking `softmax_with_bias` for the middle
+/// when it goes through the score tensor.
+///
+/// In f32 the bias and the projections share a type; in f16 or bf16 (see `dtype.rs`) the
+/// scores are taken to f32 for the bias and the softmax, as Hugging Face's
+/// `softmax(scores.float())`, and the probabilities back for the product with V.
+///
+/// [`Fused::WhereItServes`]: where nothing tracks a gradient, several queries attend in Burn's
+/// fused operation, so the whole score tensor and its bias-add and softmax passes never exist
+/// (on a GPU a flash attention kernel). Not in training: Burn would decompose it with extra
+/// scaling and masking passes, each a saved activation. Not for a decoding step either: a single
+/// query gains nothing from tiling, and the fused kernel would first copy the cached
+/// (head-split, strided) encoder keys and values into its own layout at every step.
+pub(super) fn attention<B: Backend>(
+    query: FloatTensor<B>,
+    key: FloatTensor<B>,
+    value: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    fused: Fused,
+    softmax_with_bias: impl FnOnce(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<B> {
+    let q_len = query.shape().as_slice()[2];
+    let fuse = matches!(fused, Fused::WhereItServes)
+        && q_len > 1
+        && !B::float_is_require_grad(&query)
+        && query.dtype() == bias.dtype();
+    if fuse {
+        let options = AttentionModuleOptions {
+            scale: Some(1.0),
+            softcap: None,
+            is_causal: false,
+        };
+        return B::attention(query, key, value, None, Some(bias), options);
+    }
+    let scores = B::float_matmul(query, B::float_swap_dims(key, 2, 3));
+    let scores = cast::<B>(scores, bias.dtype());
+    let value_dtype = value.dtype();
+    let probabilities = cast::<B>(softmax_with_bias(scores, bias), value_dtype);
+    B::float_matmul(probabilities, value)
+}
+
+/// `tensor` in `dtype`, untouched when it already is.
+fn cast<B: Backend>(tensor: FloatTensor<B>, dtype: DType) -> FloatTensor<B> {
+    if tensor.dtype() == dtype {
+        tensor
+    } else {
+        B::float_cast(tensor, dtype.into())
+    }
 }

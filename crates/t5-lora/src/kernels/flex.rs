@@ -6,7 +6,8 @@ use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{DType, TensorData};
 use burn_flex::FlexTensor;
 
-use super::{T5Kernels, composed, rows};
+use super::composed::{self, Fused};
+use super::{T5Kernels, rows};
 
 impl T5Kernels for Flex {
     fn rms_norm(hidden: FlexTensor, weight: FlexTensor, epsilon: f64) -> FlexTensor {
@@ -56,6 +57,17 @@ impl T5Kernels for Flex {
         let bias_values = bias.as_slice::<f32>().expect("a contiguous f32 tensor");
         rows::softmax_with_bias(values_mut(&mut scores), &dims, bias_values, &bias_dims);
         scores
+    }
+
+    fn attention(
+        query: FlexTensor,
+        key: FlexTensor,
+        value: FlexTensor,
+        bias: FlexTensor,
+    ) -> FlexTensor {
+        // Always through the scores: our softmax pass beats the fused kernel's scalar row loop.
+        let softmax_with_bias = <Self as T5Kernels>::softmax_with_bias;
+        composed::attention::<Self>(query, key, value, bias, Fused::Never, softmax_with_bias)
     }
 }
 

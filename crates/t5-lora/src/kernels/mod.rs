@@ -1,8 +1,8 @@
-//! T5's non-matmul hot spots as Burn backend extensions: the attention softmax with its bias,
-//! the gated GELU and the RMS norm.
+//! T5's non-matmul hot spots as Burn backend extensions: the attention softmax with its bias
+//! (and attention around it), the gated GELU and the RMS norm.
 //!
 //! The model calls one function per operation ([`rms_norm`], [`gated_gelu_new`], [`gelu_new`],
-//! [`softmax_with_bias`]) whatever the device. On the CPU backend (burn-flex) each runs as one
+//! [`attention`]) whatever the device. On the CPU backend (burn-flex) each runs as one
 //! vectorised, parallel pass of ours over an f32 buffer (`rows.rs`); every other backend runs
 //! the trait's default body, composed of Burn's operations (`composed.rs`), which is what the
 //! model computed before these kernels existed. So does autodiff when an input takes part in a
@@ -48,9 +48,21 @@ pub trait T5Kernels: Backend {
         composed::gelu_new::<Self>(x)
     }
 
-    /// See [`softmax_with_bias`].
+    /// Attention probabilities: `softmax(scores + bias)` over the keys, `scores` being
+    /// `[batch, heads, q_len, k_len]` and each leading dimension of `bias` the scores' or 1.
     fn softmax_with_bias(scores: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
         composed::softmax_with_bias::<Self>(scores, bias)
+    }
+
+    /// See [`attention`].
+    fn attention(
+        query: FloatTensor<Self>,
+        key: FloatTensor<Self>,
+        value: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let fused = composed::Fused::WhereItServes;
+        composed::attention::<Self>(query, key, value, bias, fused, Self::softmax_with_bias)
     }
 }
 
@@ -94,15 +106,25 @@ pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as T5Kernels>::gelu_new(x.into_dispatch()))
 }
 
-/// Attention probabilities: `softmax(scores + bias)` over the keys.
+/// T5's attention, `softmax(query keyᵀ + bias) value` with scale 1 (T5 folds 1/√d_kv into its
+/// initialisation). `bias` holds the position bias plus the masks.
+///
+/// On the CPU it goes through the score tensor with [`T5Kernels::softmax_with_bias`] in one
+/// vectorised pass, which is faster there than Burn's fused attention, whose row loop and `exp`
+/// are scalar (measured in docs/performance.md). Elsewhere it is Burn's fused attention wherever
+/// that serves (see `composed::attention`).
 ///
 /// # Shapes
-/// - scores: `[batch, heads, q_len, k_len]`
+/// - query: `[batch, heads, q_len, d_kv]`
+/// - key, value: `[batch, heads, k_len, d_kv]`
 /// - bias: each leading dimension the scores' or 1, e.g. `[1, heads, q_len, k_len]` for a
 ///   position bias or `[batch, 1, 1, k_len]` for a padding mask
-pub fn softmax_with_bias(scores: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as T5Kernels>::softmax_with_bias(
-        scores.into_dispatch(),
+/// - output: `[batch, heads, q_len, d_kv]`
+pub fn attention(query: Tensor<4>, key: Tensor<4>, value: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as T5Kernels>::attention(
+        query.into_dispatch(),
+        key.into_dispatch(),
+        value.into_dispatch(),
         bias.into_dispatch(),
     ))
 }
@@ -192,7 +214,29 @@ mod tests {
             let [b, h, q, k] = bias_dims;
             let bias = random([b, q, k, h], 3.0, 6, &device).permute([0, 3, 1, 2]);
             assert_agree(both(vec![scores, bias], |t| {
-                softmax_with_bias(t[0].clone(), t[1].clone())
+                Tensor::from_dispatch(<Dispatch as T5Kernels>::softmax_with_bias(
+                    t[0].clone().into_dispatch(),
+                    t[1].clone().into_dispatch(),
+                ))
+            }));
+        }
+    }
+
+    #[test]
+    fn attention_agrees_with_the_composed_operations() {
+        let device = Device::flex();
+        // Encoder self-attention, a decoding step over a cache, cross-attention with a mask.
+        for ([batch, heads, q_len, k_len, d_kv], bias_dims) in [
+            ([2, 3, 11, 11, 8], [1, 3, 11, 11]),
+            ([3, 4, 1, 9, 5], [1, 4, 1, 9]),
+            ([2, 2, 7, 13, 16], [2, 1, 1, 13]),
+        ] {
+            let query = random([batch, heads, q_len, d_kv], 1.0, 9, &device);
+            let key = random([batch, heads, k_len, d_kv], 1.0, 10, &device);
+            let value = random([batch, heads, k_len, d_kv], 1.0, 11, &device);
+            let bias = random(bias_dims, 2.0, 12, &device);
+            assert_agree(both(vec![query, key, value, bias], |t| {
+                attention(t[0].clone(), t[1].clone(), t[2].clone(), t[3].clone())
             }));
         }
     }
