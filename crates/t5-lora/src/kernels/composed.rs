@@ -11,6 +11,9 @@ use burn::tensor::{DType, Shape};
 pub(super) const TWO_SQRT_2_OVER_PI: f64 =
     2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
 
+/// The cubic term's coefficient in `gelu_new`, `0.044715`.
+pub(super) const GELU_CUBIC: f64 = 0.044715;
+
 /// Hugging Face's `gelu_new`, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, written as
 /// `x · sigmoid(2√(2/π) x (1 + 0.044715 x²))` (the same function, since
 /// `(1 + tanh u) / 2 = sigmoid(2u)`): Burn's `gelu_approximate` takes `x³` through a scalar
@@ -19,7 +22,7 @@ pub(super) const TWO_SQRT_2_OVER_PI: f64 =
 pub(super) fn gelu_new<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     let square = B::float_mul(x.clone(), x.clone());
     let scale = B::float_add_scalar(
-        B::float_mul_scalar(square, (0.044715 * TWO_SQRT_2_OVER_PI).into()),
+        B::float_mul_scalar(square, (GELU_CUBIC * TWO_SQRT_2_OVER_PI).into()),
         TWO_SQRT_2_OVER_PI.into(),
     );
     B::float_mul(B::sigmoid(B::float_mul(x.clone(), scale)), x)

@@ -50,8 +50,8 @@ impl T5Kernels for Flex {
         if !(broadcasts && is_f32(&scores) && is_f32(&bias)) {
             return composed::softmax_with_bias::<Self>(scores, bias);
         }
-        // The position bias is a permuted view of its table: one copy, the size of one batch
-        // row's scores, shared by every row.
+        // The model's biases arrive contiguous (the position bias plus a mask); a strided one,
+        // such as `compute_bias`'s permuted table alone, is copied once here.
         let bias = contiguous(bias);
         let mut scores = contiguous(scores);
         let bias_values = bias.as_slice::<f32>().expect("a contiguous f32 tensor");

@@ -86,40 +86,40 @@ pub(super) fn exp(x: f32) -> f32 {
 /// transcendental is one `exp` (see [`super::composed::gelu_new`] for the identity).
 #[inline(always)]
 fn gelu_new(x: f32) -> f32 {
-    let z = super::composed::TWO_SQRT_2_OVER_PI as f32 * x * (1.0 + 0.044_715 * x * x);
+    use super::composed::{GELU_CUBIC, TWO_SQRT_2_OVER_PI};
+    let z = TWO_SQRT_2_OVER_PI as f32 * x * (1.0 + GELU_CUBIC as f32 * x * x);
     x / (1.0 + exp(-z))
+}
+
+/// `row` folded into [`LANES`] partial results by `step`, lane `i` taking elements `i`,
+/// `i + LANES`, …: independent chains the compiler can keep in one vector register.
+#[inline(always)]
+fn fold_lanes(row: &[f32], init: f32, step: impl Fn(f32, f32) -> f32) -> [f32; LANES] {
+    let mut partial = [init; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (p, &x) in partial.iter_mut().zip(chunk) {
+            *p = step(*p, x);
+        }
+    }
+    for (p, &x) in partial.iter_mut().zip(chunks.remainder()) {
+        *p = step(*p, x);
+    }
+    partial
 }
 
 /// The largest element of `row` (`-∞` when empty).
 #[inline(always)]
 fn max(row: &[f32]) -> f32 {
-    let mut partial = [f32::NEG_INFINITY; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (m, &x) in partial.iter_mut().zip(chunk) {
-            *m = if x > *m { x } else { *m };
-        }
-    }
-    for (m, &x) in partial.iter_mut().zip(chunks.remainder()) {
-        *m = if x > *m { x } else { *m };
-    }
-    partial.into_iter().fold(f32::NEG_INFINITY, f32::max)
+    fold_lanes(row, f32::NEG_INFINITY, |m, x| if x > m { x } else { m })
+        .into_iter()
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
-/// The sum of `f(x)` over `row`, in [`LANES`] partial sums.
+/// The sum of `f(x)` over `row`.
 #[inline(always)]
 fn sum_of(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut partial = [0.0f32; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (s, &x) in partial.iter_mut().zip(chunk) {
-            *s += f(x);
-        }
-    }
-    for (s, &x) in partial.iter_mut().zip(chunks.remainder()) {
-        *s += f(x);
-    }
-    partial.into_iter().sum()
+    fold_lanes(row, 0.0, |s, x| s + f(x)).into_iter().sum()
 }
 
 /// `softmax(scores + bias)` over the last dimension, in place.
