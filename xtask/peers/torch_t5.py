@@ -1,8 +1,9 @@
 """PyTorch + transformers (+ PEFT) on the shapes of `cargo xtask bench`, for side-by-side figures.
 
 Random FLAN-T5-small- and base-shaped weights (the Rust benchmarks' shapes: gated-GELU, untied
-head, `</s>` outside the vocabulary so every generation runs its full length), on the CPU, in
-f32, with PyTorch's default thread count. Prints one JSON object per line:
+head, `</s>` outside the vocabulary so every generation runs its full length), in f32, on the CPU
+with PyTorch's default thread count, or on a CUDA GPU with `--device cuda`. Prints one JSON
+object per line:
 
     {"bench": "t5-forward", "size": "small", "seconds": ..., "tokens_per_second": ...}
 
@@ -13,14 +14,14 @@ Benchmarks (each the median of `--repeats` timed runs after one warm-up run):
 - t5-beam: the same with 4 beams (new tokens/s of the returned sequences);
 - train: one LoRA step (r 8 on q, v; AdamW), batch 8, source 384, target 32 (positions/s),
   and the peak resident memory of the process (run `--only train` in a process of its own for a
-  clean figure);
+  clean figure), or on a GPU the peak memory PyTorch allocated there;
 - synth (only with `--synth-inputs FILE`, the prompts.json that `cargo bench -p qa-synth --bench
   synth` writes): synthesis's generation on FLAN-T5-base shapes, `generate(num_return_sequences=
   4, do_sample=True, top_p=0.95, temperature=0.8)` over the same prompts' token ids in the same
   batches, decoded with the same tokenizer.json (candidates/s; one warm-up batch, one timed pass).
 
 Usage: .venv/bin/python xtask/peers/torch_t5.py [--sizes small,base] [--only BENCH] [--skip BENCH]
-       [--repeats N] [--synth-inputs FILE]
+       [--repeats N] [--device cpu|cuda] [--synth-inputs FILE]
 """
 
 import argparse
@@ -34,6 +35,8 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 SHAPES = {"small": (512, 1024, 8, 6), "base": (768, 2048, 12, 12)}
 VOCAB = 32128
+# Where the models and inputs live (`--device`).
+DEVICE = torch.device("cpu")
 
 
 def model(size):
@@ -53,20 +56,28 @@ def model(size):
         decoder_start_token_id=0,
     )
     torch.manual_seed(0)
-    return T5ForConditionalGeneration(config).eval()
+    return T5ForConditionalGeneration(config).eval().to(DEVICE)
 
 
 def tokens(rows, length):
-    ids = (torch.arange(rows * length) * 7919 % 32000 + 3).reshape(rows, length)
+    ids = (torch.arange(rows * length) * 7919 % 32000 + 3).reshape(rows, length).to(DEVICE)
     return ids, torch.ones_like(ids)
+
+
+def synchronize():
+    """Waits for the GPU's queued work, so that a host clock times it (a no-op on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def timed(run, repeats):
     run()
+    synchronize()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
+        synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -78,7 +89,7 @@ def report(bench, size, seconds, work, **extra):
 
 
 def matmul(repeats):
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a, b = torch.randn(2048, 2048, device=DEVICE), torch.randn(2048, 2048, device=DEVICE)
     seconds = timed(lambda: a @ b, repeats)
     print(json.dumps({"bench": "matmul", "gflops": 2 * 2048**3 / seconds / 1e9}), flush=True)
 
@@ -122,8 +133,12 @@ def train(size, repeats):
         optimizer.zero_grad()
 
     seconds = timed(step, repeats)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    report("train", size, seconds, 8 * (384 + 32), peak_rss_bytes=peak)
+    if DEVICE.type == "cuda":
+        report("train", size, seconds, 8 * (384 + 32),
+               peak_gpu_bytes=torch.cuda.max_memory_allocated(DEVICE))
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        report("train", size, seconds, 8 * (384 + 32), peak_rss_bytes=peak)
 
 
 @torch.no_grad()
@@ -140,8 +155,8 @@ def synth(path):
 
     def run(batch):
         longest = max(len(p) for p in batch)
-        ids = torch.tensor([p + [0] * (longest - len(p)) for p in batch])
-        mask = torch.tensor([[1] * len(p) + [0] * (longest - len(p)) for p in batch])
+        ids = torch.tensor([p + [0] * (longest - len(p)) for p in batch], device=DEVICE)
+        mask = torch.tensor([[1] * len(p) + [0] * (longest - len(p)) for p in batch], device=DEVICE)
         new = inputs["max_new_tokens"]
         out = m.generate(input_ids=ids, attention_mask=mask, do_sample=True, num_return_sequences=n,
                          top_p=inputs["top_p"], temperature=inputs["temperature"],
@@ -165,9 +180,14 @@ def main():
     parser.add_argument("--only", default=None)
     parser.add_argument("--skip", action="append", default=[])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--synth-inputs", default=None)
     args = parser.parse_args()
-    print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu"
+    print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "device": where}), flush=True)
     wanted = lambda name: args.only in (None, name) and name not in args.skip
     if wanted("matmul"):
         matmul(args.repeats)

@@ -43,6 +43,10 @@ pub enum Backend {
     Ndarray,
     /// libtorch 2.9: `LIBTORCH`, or the torch inside `.venv` when it is that version.
     Tch,
+    /// burn-wgpu: Vulkan, Metal on a Mac (its first adapter, whatever it is).
+    Wgpu,
+    /// Burn's CUDA backend.
+    Cuda,
 }
 
 impl Backend {
@@ -52,7 +56,14 @@ impl Backend {
             Backend::Cpu => "cpu",
             Backend::Ndarray => "ndarray",
             Backend::Tch => "tch",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
         }
+    }
+
+    /// Whether this backend runs on a GPU, where the PyTorch peer runs on CUDA.
+    fn is_gpu(self) -> bool {
+        matches!(self, Backend::Wgpu | Backend::Cuda)
     }
 
     /// Adds the cargo feature and the environment this backend needs to a `cargo bench` of
@@ -79,6 +90,9 @@ impl Backend {
                     .args(["--features", "t5-lora/tch"])
                     .env("LIBTORCH", &libtorch)
                     .env("LD_LIBRARY_PATH", libtorch.join("lib"));
+            }
+            Backend::Wgpu | Backend::Cuda => {
+                command.args(["--features", &format!("t5-lora/{}", self.name())]);
             }
         }
         Ok(())
@@ -231,6 +245,8 @@ struct PeerLine {
     tokens_per_second: Option<f64>,
     gflops: Option<f64>,
     peak_rss_bytes: Option<f64>,
+    /// On a GPU, the most memory PyTorch allocated there.
+    peak_gpu_bytes: Option<f64>,
 }
 
 /// A peer's figures, or why it did not run.
@@ -448,6 +464,9 @@ pub fn compare(
         args.extend(["--sizes", size]);
     }
     let mut torch_args = args.clone();
+    if backend.is_gpu() {
+        torch_args.extend(["--device", "cuda"]);
+    }
     if !train {
         torch_args.extend(["--skip", "train"]);
     }
@@ -457,8 +476,9 @@ pub fn compare(
             torch_args.extend(["--skip", skipped]);
         }
     }
-    // candle has no LoRA training: it runs with the T5 benchmarks only.
-    let peers = if t5 {
+    // candle has no LoRA training, and its peer runs on the CPU: it runs with the T5
+    // benchmarks on the CPU only.
+    let peers = if t5 && !backend.is_gpu() {
         vec![candle(&args), pytorch(&torch_args)]
     } else {
         vec![pytorch(&torch_args)]
@@ -502,10 +522,18 @@ pub fn compare(
                 let gib = |b: f64| b / (1u64 << 30) as f64;
                 let peaks: Vec<_> = theirs
                     .iter()
-                    .map(|l| l.and_then(|l| l.peak_rss_bytes).map(gib))
+                    .map(|l| {
+                        l.and_then(|l| l.peak_rss_bytes.or(l.peak_gpu_bytes))
+                            .map(gib)
+                    })
                     .collect();
-                // Our training benchmark runs the base shapes only.
-                row("peak memory", size, mine.and(peak).map(gib), &peaks, "GiB");
+                // Our training benchmark runs the base shapes only. On a GPU it measures the
+                // host's memory alone, and PyTorch's figure is the GPU's.
+                let (label, ours) = match backend.is_gpu() {
+                    true => ("peak on GPU", None),
+                    false => ("peak memory", mine.and(peak)),
+                };
+                row(label, size, ours.map(gib), &peaks, "GiB");
             }
             let mut shares = vec![mfu(bench, size, mine, matmul_ours)];
             for (rate, matmul) in rates.iter().zip(&matmuls) {

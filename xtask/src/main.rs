@@ -111,7 +111,8 @@ enum Task {
         size: Option<String>,
         /// The backend of this crate's T5 and training benchmarks (the binaries' `--device`):
         /// cpu is burn-flex, ndarray is burn-ndarray with OpenBLAS, tch is libtorch 2.9
-        /// (`LIBTORCH`, or `.venv`'s torch when it is that version).
+        /// (`LIBTORCH`, or `.venv`'s torch when it is that version), wgpu and cuda the GPU
+        /// (there the PyTorch peer runs on CUDA, and candle, on the CPU, is left out).
         #[arg(long, value_enum, default_value = "cpu")]
         device: bench::Backend,
     },
