@@ -229,6 +229,7 @@ mod tests {
     /// (or to one Hugging Face ignores) and back to its own name.
     #[test]
     fn every_checkpoint_key_maps_to_a_parameter_and_back() {
+        let _turn = crate::test_random::drawing();
         let device = cpu();
         let mut checked = 0;
         for entry in std::fs::read_dir(fixtures()).expect("the fixtures directory") {
@@ -259,6 +260,7 @@ mod tests {
 
     #[test]
     fn every_peft_adapter_key_maps_to_an_adapter_parameter_and_back() {
+        let _turn = crate::test_random::drawing();
         let device = cpu();
         let dir = fixtures().join("flan-t5-tiny-lora");
         let config: LoraConfig =

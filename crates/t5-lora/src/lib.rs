@@ -40,6 +40,8 @@ mod keys;
 mod lora;
 mod model;
 mod predict;
+#[cfg(test)]
+mod test_random;
 mod tokenizer;
 mod train;
 

@@ -5,7 +5,7 @@
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{DType, Shape};
+use burn::tensor::{DType, Distribution, Shape};
 
 /// `2√(2/π)`, the scale inside `gelu_new`'s sigmoid.
 pub(super) const TWO_SQRT_2_OVER_PI: f64 =
@@ -65,6 +65,55 @@ pub(super) fn softmax_with_bias<B: Backend>(
     B::softmax(B::float_add(scores, bias), last)
 }
 
+/// The input gradient of a softmax over the last dimension, from its output `probabilities`
+/// and the output's gradient `grad`: `p ⊙ (g − Σ g ⊙ p)`.
+pub(super) fn softmax_backward<B: Backend>(
+    probabilities: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let last = probabilities.shape().num_dims() - 1;
+    let dot = B::float_sum_dim(B::float_mul(grad.clone(), probabilities.clone()), last);
+    B::float_mul(probabilities, B::float_sub(grad, dot))
+}
+
+/// The gate's gradient in `gelu_new(gate) ⊙ up`, given the product's gradient `grad`:
+/// `grad ⊙ up ⊙ gelu_new′(gate)`, where `gelu_new′(x) = s (1 + x (1 − s) u′)` with
+/// `s = sigmoid(u)`, `u = 2√(2/π) x (1 + 0.044715 x²)` and `u′ = 2√(2/π) (1 + 3 · 0.044715 x²)`.
+pub(super) fn gated_gelu_new_gate_grad<B: Backend>(
+    grad: FloatTensor<B>,
+    gate: FloatTensor<B>,
+    up: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let c = TWO_SQRT_2_OVER_PI;
+    let square = B::float_mul(gate.clone(), gate.clone());
+    let scale = B::float_add_scalar(
+        B::float_mul_scalar(square.clone(), (GELU_CUBIC * c).into()),
+        c.into(),
+    );
+    let s = B::sigmoid(B::float_mul(gate.clone(), scale));
+    let slope = B::float_add_scalar(
+        B::float_mul_scalar(square, (3.0 * GELU_CUBIC * c).into()),
+        c.into(),
+    );
+    let one_minus_s = B::float_add_scalar(B::float_neg(s.clone()), 1.0.into());
+    let inner = B::float_add_scalar(
+        B::float_mul(B::float_mul(gate, one_minus_s), slope),
+        1.0.into(),
+    );
+    B::float_mul(B::float_mul(grad, up), B::float_mul(s, inner))
+}
+
+/// `grad` summed over each dimension where `shape` is 1 and `grad` is not: the gradient of a
+/// tensor of `shape` that was broadcast to `grad`'s.
+pub(super) fn sum_to_shape<B: Backend>(mut grad: FloatTensor<B>, shape: &Shape) -> FloatTensor<B> {
+    for (d, &size) in shape.as_slice().iter().enumerate() {
+        if size == 1 && grad.shape().as_slice()[d] != 1 {
+            grad = B::float_sum_dim(grad, d);
+        }
+    }
+    grad
+}
+
 /// Whether [`attention`] may take Burn's fused operation.
 pub(super) enum Fused {
     /// Where nothing tracks a gradient and several queries attend (see [`attention`]).
@@ -121,4 +170,18 @@ fn cast<B: Backend>(tensor: FloatTensor<B>, dtype: DType) -> FloatTensor<B> {
     } else {
         B::float_cast(tensor, dtype.into())
     }
+}
+
+/// A dropout mask shaped like `like`: `1 / keep` with probability `keep`, else 0, from the
+/// backend's random generator (one Bernoulli draw per element, as `burn::nn::Dropout` draws
+/// them, so the masks are that module's).
+pub(super) fn dropout_mask<B: Backend>(like: FloatTensor<B>, keep: f64) -> FloatTensor<B> {
+    let device = like.device();
+    let mask = B::float_random(
+        like.shape(),
+        Distribution::Bernoulli(keep),
+        &device,
+        like.dtype().into(),
+    );
+    B::float_mul_scalar(mask, (1.0 / keep).into())
 }

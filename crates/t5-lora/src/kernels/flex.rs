@@ -2,8 +2,9 @@
 //! their buffers (written in place where the tensor owns its buffer); any other tensor takes
 //! the composed path.
 
+use burn::backend::ops::IntTensorOps;
 use burn::backend::{Flex, TensorMetadata};
-use burn::tensor::{DType, TensorData};
+use burn::tensor::{DType, Distribution, IntDType, TensorData};
 use burn_flex::FlexTensor;
 
 use super::composed::{self, Fused};
@@ -68,6 +69,53 @@ impl T5Kernels for Flex {
         // Always through the scores: our softmax pass beats the fused kernel's scalar row loop.
         let softmax_with_bias = <Self as T5Kernels>::softmax_with_bias;
         composed::attention::<Self>(query, key, value, bias, Fused::Never, softmax_with_bias)
+    }
+
+    fn softmax_backward(probabilities: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let width = grad.shape().as_slice().last().copied().unwrap_or(0);
+        if is_f32(&grad) && is_f32(&probabilities) && probabilities.shape() == grad.shape() {
+            let probabilities = contiguous(probabilities);
+            let mut grad = contiguous(grad);
+            let p = probabilities
+                .as_slice::<f32>()
+                .expect("a contiguous f32 tensor");
+            rows::softmax_backward(values_mut(&mut grad), p, width);
+            return grad;
+        }
+        composed::softmax_backward::<Self>(probabilities, grad)
+    }
+
+    fn gated_gelu_new_gate_grad(grad: FlexTensor, gate: FlexTensor, up: FlexTensor) -> FlexTensor {
+        let same_shapes = grad.shape() == gate.shape() && grad.shape() == up.shape();
+        if same_shapes && [&grad, &gate, &up].into_iter().all(is_f32) {
+            let (gate, up) = (contiguous(gate), contiguous(up));
+            let mut grad = contiguous(grad);
+            let (gate_values, up_values) = (
+                gate.as_slice::<f32>().expect("a contiguous f32 tensor"),
+                up.as_slice::<f32>().expect("a contiguous f32 tensor"),
+            );
+            rows::gated_gelu_new_gate_grad(values_mut(&mut grad), gate_values, up_values);
+            return grad;
+        }
+        composed::gated_gelu_new_gate_grad::<Self>(grad, gate, up)
+    }
+
+    fn dropout_mask(like: FlexTensor, keep: f64) -> FlexTensor {
+        if !is_f32(&like) {
+            return composed::dropout_mask::<Self>(like, keep);
+        }
+        // One draw from Flex's generator (what `device.seed` sets) seeds the whole mask.
+        let seed = Self::int_random(
+            [1].into(),
+            Distribution::Default,
+            &Default::default(),
+            IntDType::U64,
+        );
+        let seed = seed.as_slice::<u64>().expect("one u64")[0];
+        let shape = like.shape();
+        let mut mask = vec![0.0; shape.num_elements()];
+        rows::dropout_mask(&mut mask, seed, keep);
+        FlexTensor::from_data(TensorData::new(mask, shape))
     }
 }
 

@@ -1,21 +1,23 @@
 //! T5's non-matmul hot spots as Burn backend extensions: the attention softmax with its bias
-//! (and attention around it), the gated GELU and the RMS norm.
+//! (and attention around it), the gated GELU, the RMS norm and LoRA's dropout masks.
 //!
 //! The model calls one function per operation ([`rms_norm`], [`gated_gelu_new`], [`gelu_new`],
-//! [`attention`]) whatever the device. On the CPU backend (burn-flex) each runs as one
-//! vectorised, parallel pass of ours over an f32 buffer (`rows.rs`); every other backend runs
+//! [`attention`], [`dropout`]) whatever the device. On the CPU backend (burn-flex) each runs as
+//! one vectorised, parallel pass of ours over an f32 buffer (`rows.rs`); every other backend runs
 //! the trait's default body, composed of Burn's operations (`composed.rs`), which is what the
-//! model computed before these kernels existed. So does autodiff when an input takes part in a
-//! gradient (it differentiates through the composed body); for the other inputs it calls the
-//! backend's own implementation.
+//! model computed before these kernels existed. Under autodiff, for inputs that take part in a
+//! gradient, the softmax and the gated GELU run the backend's kernel forward and a backward pass
+//! of their own (`autodiff.rs`, with its kernels here too); the others differentiate through
+//! their composed bodies. For inputs that take part in no gradient autodiff calls the backend's
+//! own implementation.
 
+mod autodiff;
 mod composed;
 mod flex;
 mod rows;
 
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
+use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::tensor::Tensor;
 
 /// The operations, with their composed default bodies. A backend the model can run on and that
@@ -64,10 +66,33 @@ pub trait T5Kernels: Backend {
         let fused = composed::Fused::WhereItServes;
         composed::attention::<Self>(query, key, value, bias, fused, Self::softmax_with_bias)
     }
+
+    /// The input gradient of [`T5Kernels::softmax_with_bias`] (with respect to the scores) from
+    /// its output `probabilities` and the output's gradient `grad`.
+    fn softmax_backward(
+        probabilities: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        composed::softmax_backward::<Self>(probabilities, grad)
+    }
+
+    /// The gate's gradient in [`gated_gelu_new`], given the output's gradient `grad` (the up
+    /// projection's is `gated_gelu_new(gate, grad)`).
+    fn gated_gelu_new_gate_grad(
+        grad: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        composed::gated_gelu_new_gate_grad::<Self>(grad, gate, up)
+    }
+
+    /// A dropout mask shaped like `like` (whose values are not read): each element `1 / keep`
+    /// with probability `keep`, else 0, drawn from the backend's random generator.
+    fn dropout_mask(like: FloatTensor<Self>, keep: f64) -> FloatTensor<Self> {
+        composed::dropout_mask::<Self>(like, keep)
+    }
 }
 
-// Autodiff differentiates through the default bodies (no backward of our own yet).
-impl<B: Backend + T5Kernels, C: CheckpointStrategy> T5Kernels for Autodiff<B, C> {}
 #[cfg(any(wgpu_backend, feature = "cuda"))]
 impl T5Kernels for burn::backend::Cube {}
 #[cfg(feature = "ndarray")]
@@ -127,6 +152,25 @@ pub fn attention(query: Tensor<4>, key: Tensor<4>, value: Tensor<4>, bias: Tenso
         value.into_dispatch(),
         bias.into_dispatch(),
     ))
+}
+
+/// `dropout`'s training behaviour (`burn::nn::Dropout::forward`): on an autodiff device, with
+/// the module's training flag set and a probability above 0, each element of `input` is zeroed
+/// with that probability and the others scaled by `1 / (1 - probability)`; otherwise `input`
+/// passes unchanged.
+///
+/// The mask comes from the backend's random generator, so `device.seed` decides it. On the CPU
+/// it is one seed drawn from that generator and a counter-based hash of it per element, in one
+/// parallel pass (Burn's module steps a sequential generator per element, on the calling
+/// thread); on the GPU backends it is Burn's per-element draw, the module's own masks.
+pub fn dropout<const D: usize>(module: &burn::nn::Dropout, input: Tensor<D>) -> Tensor<D> {
+    if !module.training.is_enabled() || !input.device().is_autodiff() || module.prob == 0.0 {
+        return input;
+    }
+    // Detached, so that autodiff hands it to the backend's own kernel: the mask is a constant.
+    let like = input.clone().detach().into_dispatch();
+    let mask = <Dispatch as T5Kernels>::dropout_mask(like, 1.0 - module.prob);
+    input * Tensor::from_dispatch(mask)
 }
 
 #[cfg(test)]
@@ -242,9 +286,9 @@ mod tests {
     }
 
     #[test]
-    fn the_composed_path_differentiates() {
-        // Autodiff runs the default bodies, so a loss through all three has Burn's gradients:
-        // here those of the same expression written with Tensor operations.
+    fn the_kernels_differentiate_as_the_expressions_they_compute() {
+        // Through the norm's composed body and the gated GELU's backward of its own, a loss has
+        // Burn's gradients of the same expression written with Tensor operations.
         let device = Device::flex().autodiff();
         let hidden = random([2, 3, 9], 2.0, 7, &device).require_grad();
         let weight = random([9], 1.0, 8, &device);
@@ -266,5 +310,208 @@ mod tests {
         kernel_grad
             .into_data()
             .assert_approx_eq::<f32>(&written_grad.into_data(), Tolerance::rel_abs(1e-5, 1e-6));
+    }
+
+    #[test]
+    fn dropout_follows_the_seed_and_differentiates_through_its_mask() {
+        let _turn = crate::test_random::seeded();
+        let device = Device::flex().autodiff();
+        let module = burn::nn::DropoutConfig::new(0.25).init();
+        let input = random([4, 33, 65], 3.0, 13, &device).require_grad();
+        let run = |seed| {
+            device.seed(seed);
+            dropout(&module, input.clone())
+        };
+        let out = run(5);
+        out.clone().into_data().assert_eq(&run(5).into_data(), true);
+        assert_ne!(out.clone().into_data(), run(6).into_data());
+        // Each element dropped or scaled by 1 / 0.75, about a quarter dropped.
+        let (x, y) = (input.clone().into_data(), out.clone().into_data());
+        let (x, y) = (
+            x.as_slice::<f32>().expect("f32 data"),
+            y.as_slice::<f32>().expect("f32 data"),
+        );
+        let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
+        assert!((dropped - 0.25).abs() < 0.03, "{dropped}");
+        for (&x, &y) in x.iter().zip(y) {
+            assert!(y == 0.0 || y == x * (1.0 / 0.75f32), "{x} became {y}");
+        }
+        // The gradient is the mask itself.
+        let grads = out.clone().sum().backward();
+        let grad = input.grad(&grads).expect("a gradient").into_data();
+        for (&g, &y) in grad.as_slice::<f32>().expect("f32 data").iter().zip(y) {
+            assert_eq!(g == 0.0, y == 0.0);
+        }
+        // Outside training, or off an autodiff device, the input passes unchanged.
+        let frozen = burn::nn::Dropout {
+            training: burn::module::Param::from_bool(false),
+            ..module.clone()
+        };
+        dropout(&frozen, input.clone())
+            .into_data()
+            .assert_eq(&input.clone().into_data(), true);
+        let plain = input.clone().inner();
+        dropout(&module, plain.clone())
+            .into_data()
+            .assert_eq(&plain.into_data(), true);
+    }
+
+    #[test]
+    fn the_composed_dropout_mask_is_burns_own() {
+        // What the GPU backends run: the masks of `burn::nn::Dropout` for the same seed.
+        let _turn = crate::test_random::seeded();
+        let device = Device::flex().autodiff();
+        let module = burn::nn::DropoutConfig::new(0.1).init();
+        let input = random([3, 17, 29], 2.0, 14, &device);
+        device.seed(9);
+        let burns = module.forward(input.clone());
+        device.seed(9);
+        let like = input.clone().inner().into_dispatch();
+        let mask = Tensor::<3>::from_dispatch(composed::dropout_mask::<Dispatch>(like, 0.9));
+        (input.inner() * mask)
+            .into_data()
+            .assert_eq(&burns.into_data(), true);
+    }
+
+    /// The gradients of `loss(inputs)` with respect to each input, on autodiff over burn-flex.
+    fn gradients<const D: usize>(
+        inputs: &[Tensor<D>],
+        loss: impl Fn(&[Tensor<D>]) -> Tensor<D>,
+    ) -> Vec<TensorData> {
+        let tracked: Vec<Tensor<D>> = inputs
+            .iter()
+            .map(|t| t.clone().autodiff().require_grad())
+            .collect();
+        let grads = loss(&tracked).sum().backward();
+        tracked
+            .iter()
+            .map(|t| t.grad(&grads).expect("a gradient").into_data())
+            .collect()
+    }
+
+    /// Central differences of `loss(inputs).sum()` in each input's first `count` elements (or all).
+    fn finite_differences<const D: usize>(
+        inputs: &[Tensor<D>],
+        loss: impl Fn(&[Tensor<D>]) -> Tensor<D>,
+        count: usize,
+    ) -> Vec<Vec<f64>> {
+        let h = 1e-2;
+        let total = |inputs: &[Tensor<D>]| loss(inputs).sum().into_scalar::<f64>();
+        (0..inputs.len())
+            .map(|which| {
+                (0..count.min(inputs[which].shape().num_elements()))
+                    .map(|i| {
+                        let nudged = |by: f32| {
+                            let mut copy = inputs.to_vec();
+                            let mut data = copy[which].clone().into_data();
+                            data.as_mut_slice::<f32>().expect("f32 data")[i] += by;
+                            copy[which] = Tensor::from_data(data, &inputs[which].device());
+                            total(&copy)
+                        };
+                        (nudged(h) - nudged(-h)) / (2.0 * h as f64)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Our backward against Burn's gradients of the written expression, and both against
+    /// central differences in the first elements.
+    fn assert_gradients<const D: usize>(
+        inputs: Vec<Tensor<D>>,
+        ours: impl Fn(&[Tensor<D>]) -> Tensor<D>,
+        written: impl Fn(&[Tensor<D>]) -> Tensor<D>,
+    ) {
+        let (got, want) = (gradients(&inputs, &ours), gradients(&inputs, &written));
+        for (got, want) in got.iter().zip(&want) {
+            got.assert_approx_eq::<f32>(want, Tolerance::rel_abs(1e-5, 1e-6));
+        }
+        let differences = finite_differences(&inputs, &ours, 6);
+        for (got, numeric) in got.iter().zip(differences) {
+            for (&g, n) in got.as_slice::<f32>().expect("f32 data").iter().zip(numeric) {
+                assert!(
+                    (g as f64 - n).abs() < 2e-2 * n.abs().max(1.0),
+                    "{g} against {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_with_bias_has_the_gradients_of_its_expression() {
+        let device = Device::flex();
+        // A bias broadcast over batch and heads, one broadcast over the queries, one whole.
+        for (dims, bias_dims) in [
+            ([2, 3, 5, 7], [1, 1, 5, 7]),
+            ([3, 2, 4, 19], [3, 2, 1, 19]),
+            ([2, 2, 6, 6], [2, 2, 6, 6]),
+        ] {
+            let scores = random(dims, 3.0, 15, &device);
+            let bias = random(bias_dims, 2.0, 16, &device);
+            // Weights, so that the loss is not the constant sum of probabilities.
+            let weights = random(dims, 1.0, 17, &device).inner();
+            let ours = |t: &[Tensor<4>]| {
+                let probabilities =
+                    Tensor::<4>::from_dispatch(<Dispatch as T5Kernels>::softmax_with_bias(
+                        t[0].clone().into_dispatch(),
+                        t[1].clone().into_dispatch(),
+                    ));
+                probabilities * weights.clone().to_device(&t[0].device())
+            };
+            let written = |t: &[Tensor<4>]| {
+                let probabilities =
+                    burn::tensor::activation::softmax(t[0].clone() + t[1].clone(), 3);
+                probabilities * weights.clone().to_device(&t[0].device())
+            };
+            assert_gradients(vec![scores, bias], ours, written);
+        }
+    }
+
+    #[test]
+    fn the_gated_gelu_has_the_gradients_of_its_expression() {
+        let device = Device::flex();
+        for shape in [[1, 1, 3], [2, 5, 37], [3, 40, 300]] {
+            let gate = random(shape, 6.0, 18, &device);
+            let up = random(shape, 2.0, 19, &device);
+            let ours = |t: &[Tensor<3>]| gated_gelu_new(t[0].clone(), t[1].clone());
+            let written = |t: &[Tensor<3>]| {
+                let x = t[0].clone();
+                let c = composed::TWO_SQRT_2_OVER_PI;
+                let scale = x.clone().square() * (composed::GELU_CUBIC * c) + c;
+                burn::tensor::activation::sigmoid(x.clone() * scale) * x * t[1].clone()
+            };
+            assert_gradients(vec![gate, up], ours, written);
+        }
+    }
+
+    #[test]
+    fn the_composed_backward_bodies_agree_with_the_cpu_kernels() {
+        // What the GPU backends run for the two backward passes, against ours on burn-flex.
+        let device = Device::flex();
+        let agree = |ours: Tensor<3>, composed: Tensor<3>| {
+            ours.into_data()
+                .assert_approx_eq::<f32>(&composed.into_data(), Tolerance::rel_abs(1e-5, 1e-6));
+        };
+        let logits = random([3, 5, 41], 4.0, 20, &device);
+        let probabilities = burn::tensor::activation::softmax(logits, 2);
+        let grad = random([3, 5, 41], 1.0, 21, &device);
+        let (p, g) = (probabilities.into_dispatch(), grad.into_dispatch());
+        agree(
+            Tensor::from_dispatch(<Dispatch as T5Kernels>::softmax_backward(
+                p.clone(),
+                g.clone(),
+            )),
+            Tensor::from_dispatch(composed::softmax_backward::<Dispatch>(p, g.clone())),
+        );
+        let gate = random([3, 5, 41], 6.0, 22, &device).into_dispatch();
+        let up = random([3, 5, 41], 2.0, 23, &device).into_dispatch();
+        agree(
+            Tensor::from_dispatch(<Dispatch as T5Kernels>::gated_gelu_new_gate_grad(
+                g.clone(),
+                gate.clone(),
+                up.clone(),
+            )),
+            Tensor::from_dispatch(composed::gated_gelu_new_gate_grad::<Dispatch>(g, gate, up)),
+        );
     }
 }

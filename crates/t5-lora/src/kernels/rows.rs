@@ -165,6 +165,63 @@ pub(super) fn softmax_with_bias(
     });
 }
 
+/// The gradient of a softmax over rows of `width` with respect to its input, in place over
+/// `grad` (the gradient of its output): `p ⊙ (g − Σ g ⊙ p)` row by row, `probabilities` being
+/// the softmax's output.
+pub(super) fn softmax_backward(grad: &mut [f32], probabilities: &[f32], width: usize) {
+    for_chunks(grad, width, |first, chunk| {
+        let probabilities = &probabilities[first * width..first * width + chunk.len()];
+        for (g, p) in chunk
+            .chunks_exact_mut(width.max(1))
+            .zip(probabilities.chunks_exact(width.max(1)))
+        {
+            let dot = dot(g, p);
+            for (g, &p) in g.iter_mut().zip(p) {
+                *g = p * (*g - dot);
+            }
+        }
+    });
+}
+
+/// `Σ a ⊙ b`, over [`LANES`] partial sums as [`fold_lanes`] splits a row.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut partial = [0.0f32; LANES];
+    let (mut a_chunks, mut b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut a_chunks).zip(&mut b_chunks) {
+        for ((p, &x), &y) in partial.iter_mut().zip(x).zip(y) {
+            *p += x * y;
+        }
+    }
+    let tails = a_chunks.remainder().iter().zip(b_chunks.remainder());
+    for (p, (&x, &y)) in partial.iter_mut().zip(tails) {
+        *p += x * y;
+    }
+    partial.into_iter().sum()
+}
+
+/// The gate's gradient in `gelu_new(gate) ⊙ up`, in place over `grad` (the gradient of the
+/// product): `grad ⊙ up ⊙ gelu_new′(gate)`. With `u = 2√(2/π) x (1 + 0.044715 x²)` and
+/// `s = sigmoid(u)`, `gelu_new(x) = x s` and `gelu_new′(x) = s + x s (1 − s) u′`,
+/// `u′ = 2√(2/π) (1 + 3 · 0.044715 x²)`.
+pub(super) fn gated_gelu_new_gate_grad(grad: &mut [f32], gate: &[f32], up: &[f32]) {
+    use super::composed::{GELU_CUBIC, TWO_SQRT_2_OVER_PI};
+    let (c, a) = (TWO_SQRT_2_OVER_PI as f32, GELU_CUBIC as f32);
+    for_chunks(grad, 1, |first, chunk| {
+        let stretch = first..first + chunk.len();
+        for ((g, &x), &u) in chunk
+            .iter_mut()
+            .zip(&gate[stretch.clone()])
+            .zip(&up[stretch])
+        {
+            let square = x * x;
+            let s = 1.0 / (1.0 + exp(-c * x * (1.0 + a * square)));
+            let slope = c * (1.0 + 3.0 * a * square);
+            *g *= u * (s + x * s * (1.0 - s) * slope);
+        }
+    });
+}
+
 /// T5's RMS norm of each row of `hidden` (width `weight.len()`) into `out`:
 /// `weight · x / √(mean(x²) + epsilon)`, Hugging Face's order of operations.
 pub(super) fn rms_norm(hidden: &[f32], weight: &[f32], epsilon: f32, out: &mut [f32]) {
@@ -198,6 +255,34 @@ pub(super) fn gelu_new_gated(gate: &mut [f32], up: Option<&[f32]>) {
             }
         }
     });
+}
+
+/// A dropout mask in place: element `i` of `out` is `1 / keep` where the draw for `(seed, i)`
+/// falls below `keep`, and 0 elsewhere. The draw is SplitMix64's output function applied to
+/// `seed + (i + 1)·γ` (a counter-based generator), so each element depends on the seed and its
+/// index alone: the mask is the same whatever the chunking, threads or vector width, and costs
+/// a few multiplications per element instead of a step of a sequential generator.
+pub(super) fn dropout_mask(out: &mut [f32], seed: u64, keep: f64) {
+    // Compared with the draw's top 32 bits: keep with probability `threshold / 2³²`.
+    let threshold = (keep * (1u64 << 32) as f64).round() as u64;
+    let scale = (1.0 / keep) as f32;
+    for_chunks(out, 1, |first, chunk| {
+        for (i, o) in chunk.iter_mut().enumerate() {
+            let draw = split_mix(seed.wrapping_add(((first + i) as u64 + 1).wrapping_mul(GAMMA)));
+            *o = if draw >> 32 < threshold { scale } else { 0.0 };
+        }
+    });
+}
+
+/// SplitMix64's increment, `2⁶⁴ / φ` rounded to odd.
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function (Steele, Lea and Flood 2014), a bijective 64-bit mix.
+#[inline(always)]
+fn split_mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -337,6 +422,114 @@ pub(super) mod tests {
             gelu_new_gated(&mut plain, None);
             let want: Vec<f64> = gate.iter().map(|&g| gelu_new(g as f64)).collect();
             assert_close(&plain, &want, 1e-6);
+        }
+    }
+
+    #[test]
+    fn dropout_masks_keep_the_asked_share_and_depend_on_seed_and_index_only() {
+        let n = 3 * PARALLEL_MIN_ELEMENTS + 17;
+        let keep = 0.95;
+        let mut mask = vec![f32::NAN; n];
+        dropout_mask(&mut mask, 42, keep);
+        let scale = (1.0 / keep) as f32;
+        assert!(mask.iter().all(|&m| m == 0.0 || m == scale));
+        // Kept share within four standard deviations of `keep`.
+        let kept = mask.iter().filter(|&&m| m != 0.0).count() as f64;
+        let sd = (n as f64 * keep * (1.0 - keep)).sqrt();
+        assert!(
+            (kept - n as f64 * keep).abs() < 4.0 * sd,
+            "{kept} of {n} kept"
+        );
+        // Element by element as a scalar loop would draw it: nothing depends on the chunks or
+        // threads that wrote the parallel mask.
+        for (i, &m) in mask.iter().enumerate() {
+            let draw = split_mix(42u64.wrapping_add((i as u64 + 1).wrapping_mul(GAMMA)));
+            let want = (draw >> 32) as f64 / ((1u64 << 32) as f64) < keep;
+            assert_eq!(m != 0.0, want, "element {i}");
+        }
+        // The same seed gives the same mask; another seed another one, with about the
+        // independent share of elements in common.
+        let mut again = vec![0.0; n];
+        dropout_mask(&mut again, 42, keep);
+        assert_eq!(mask, again);
+        dropout_mask(&mut again, 43, keep);
+        let dropped_in_both = mask
+            .iter()
+            .zip(&again)
+            .filter(|&(&a, &b)| a == 0.0 && b == 0.0)
+            .count() as f64;
+        let expected = n as f64 * (1.0 - keep) * (1.0 - keep);
+        assert!((dropped_in_both - expected).abs() < 4.0 * expected.sqrt() + 4.0);
+        // Neighbouring elements are not correlated: the dropped share after a dropped one is
+        // the overall share.
+        let after_dropped = mask
+            .windows(2)
+            .filter(|w| w[0] == 0.0)
+            .map(|w| (w[1] == 0.0) as usize as f64)
+            .collect::<Vec<_>>();
+        let share = after_dropped.iter().sum::<f64>() / after_dropped.len() as f64;
+        assert!((share - (1.0 - keep)).abs() < 0.02, "{share}");
+    }
+
+    #[test]
+    fn softmax_backward_matches_the_reference() {
+        // Rows short and long, enough of them to run in parallel.
+        for (rows, width) in [(1, 1), (7, 37), (300, 129)] {
+            let logits = values(rows * width, 7, 6.0);
+            let grad = values(rows * width, 8, 2.0);
+            // Probabilities in f64, and the f32 copy the kernel reads.
+            let probabilities: Vec<f64> = logits
+                .chunks(width)
+                .flat_map(|row| {
+                    let top = row.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
+                    let e: Vec<f64> = row.iter().map(|&x| (x as f64 - top).exp()).collect();
+                    let total: f64 = e.iter().sum();
+                    e.into_iter().map(move |v| v / total)
+                })
+                .collect();
+            let p32: Vec<f32> = probabilities.iter().map(|&p| p as f32).collect();
+            // The Jacobian written out: ∂p_j/∂x_i = p_j (δ_ij − p_i).
+            let want: Vec<f64> = (0..rows)
+                .flat_map(|r| {
+                    let (p, g) = (&p32[r * width..][..width], &grad[r * width..][..width]);
+                    (0..width).map(move |i| {
+                        (0..width)
+                            .map(|j| {
+                                let delta = if i == j { 1.0 } else { 0.0 };
+                                g[j] as f64 * p[j] as f64 * (delta - p[i] as f64)
+                            })
+                            .sum::<f64>()
+                    })
+                })
+                .collect();
+            let mut got = grad.clone();
+            softmax_backward(&mut got, &p32, width);
+            assert_close(&got, &want, 1e-5);
+        }
+    }
+
+    #[test]
+    fn the_gated_gelu_gate_gradient_matches_the_derivative() {
+        let gelu_new = |x: f64| {
+            0.5 * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+        };
+        for n in [1, 15, 1027, 50_001] {
+            let gate = values(n, 9, 8.0);
+            let up = values(n, 10, 3.0);
+            let grad = values(n, 11, 2.0);
+            // The derivative of the tanh form by central differences in f64.
+            let h = 1e-5;
+            let want: Vec<f64> = (0..n)
+                .map(|i| {
+                    let x = gate[i] as f64;
+                    let slope = (gelu_new(x + h) - gelu_new(x - h)) / (2.0 * h);
+                    grad[i] as f64 * up[i] as f64 * slope
+                })
+                .collect();
+            let mut got = grad.clone();
+            gated_gelu_new_gate_grad(&mut got, &gate, &up);
+            assert_close(&got, &want, 1e-5);
         }
     }
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dtype::forward_in_weight_dtype;
 use crate::error::{Error, Result};
+use crate::kernels;
 
 pub use peft::{
     ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, load_adapter, read_adapter_config, save_adapter,
@@ -122,7 +123,7 @@ impl LoraAdapter {
     /// # Shapes
     /// - input: `[batch, len, d_in]` → `[batch, len, d_out]`
     pub fn forward(&self, input: Tensor<3>) -> Tensor<3> {
-        let down = forward_in_weight_dtype(&self.lora_a, self.dropout.forward(input));
+        let down = forward_in_weight_dtype(&self.lora_a, kernels::dropout(&self.dropout, input));
         forward_in_weight_dtype(&self.lora_b, down) * self.scaling
     }
 
