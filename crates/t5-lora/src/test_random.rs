@@ -1,5 +1,5 @@
-//! Turns at Burn's random generator for the unit tests: it is one per backend, shared by every
-//! thread of the test binary. A test that seeds it and depends on what it then draws (dropout)
+//! Turns at Burn's random generator for the tests (the unit tests, and the integration tests
+//! through `tests/common`): it is one per backend, shared by every thread of a test binary. A test that seeds it and depends on what it then draws (dropout)
 //! holds [`seeded`]; a test that only draws from it (a model's initial weights) holds
 //! [`drawing`], so that no draw falls between a seeded test's seed and its own draws.
 

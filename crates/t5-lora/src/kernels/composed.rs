@@ -21,11 +21,16 @@ pub(super) const GELU_CUBIC: f64 = 0.044715;
 /// FLAN-T5 forward pass in a profile; here the only transcendental is the `exp` of `sigmoid`.
 pub(super) fn gelu_new<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
     let square = B::float_mul(x.clone(), x.clone());
+    B::float_mul(B::sigmoid(gelu_new_argument::<B>(x.clone(), square)), x)
+}
+
+/// The sigmoid's argument in [`gelu_new`], `2√(2/π) x (1 + 0.044715 x²)`, given `x²`.
+fn gelu_new_argument<B: Backend>(x: FloatTensor<B>, square: FloatTensor<B>) -> FloatTensor<B> {
     let scale = B::float_add_scalar(
         B::float_mul_scalar(square, (GELU_CUBIC * TWO_SQRT_2_OVER_PI).into()),
         TWO_SQRT_2_OVER_PI.into(),
     );
-    B::float_mul(B::sigmoid(B::float_mul(x.clone(), scale)), x)
+    B::float_mul(x, scale)
 }
 
 /// `gelu_new(gate) ⊙ up`.
@@ -86,11 +91,7 @@ pub(super) fn gated_gelu_new_gate_grad<B: Backend>(
 ) -> FloatTensor<B> {
     let c = TWO_SQRT_2_OVER_PI;
     let square = B::float_mul(gate.clone(), gate.clone());
-    let scale = B::float_add_scalar(
-        B::float_mul_scalar(square.clone(), (GELU_CUBIC * c).into()),
-        c.into(),
-    );
-    let s = B::sigmoid(B::float_mul(gate.clone(), scale));
+    let s = B::sigmoid(gelu_new_argument::<B>(gate.clone(), square.clone()));
     let slope = B::float_add_scalar(
         B::float_mul_scalar(square, (3.0 * GELU_CUBIC * c).into()),
         c.into(),

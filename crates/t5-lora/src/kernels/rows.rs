@@ -86,9 +86,14 @@ pub(super) fn exp(x: f32) -> f32 {
 /// transcendental is one `exp` (see [`super::composed::gelu_new`] for the identity).
 #[inline(always)]
 fn gelu_new(x: f32) -> f32 {
+    x / (1.0 + exp(-gelu_new_argument(x)))
+}
+
+/// The sigmoid's argument in [`gelu_new`], `2√(2/π) x (1 + 0.044715 x²)`.
+#[inline(always)]
+fn gelu_new_argument(x: f32) -> f32 {
     use super::composed::{GELU_CUBIC, TWO_SQRT_2_OVER_PI};
-    let z = TWO_SQRT_2_OVER_PI as f32 * x * (1.0 + GELU_CUBIC as f32 * x * x);
-    x / (1.0 + exp(-z))
+    TWO_SQRT_2_OVER_PI as f32 * x * (1.0 + GELU_CUBIC as f32 * x * x)
 }
 
 /// `row` folded into [`LANES`] partial results by `step`, lane `i` taking elements `i`,
@@ -214,9 +219,8 @@ pub(super) fn gated_gelu_new_gate_grad(grad: &mut [f32], gate: &[f32], up: &[f32
             .zip(&gate[stretch.clone()])
             .zip(&up[stretch])
         {
-            let square = x * x;
-            let s = 1.0 / (1.0 + exp(-c * x * (1.0 + a * square)));
-            let slope = c * (1.0 + 3.0 * a * square);
+            let s = 1.0 / (1.0 + exp(-gelu_new_argument(x)));
+            let slope = c * (1.0 + 3.0 * a * x * x);
             *g *= u * (s + x * s * (1.0 - s) * slope);
         }
     });

@@ -3,7 +3,6 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use burn::prelude::*;
 use safetensors::SafeTensors;
@@ -138,23 +137,8 @@ pub fn hf_sequences(reference: &Reference, name: &str, eos: i64) -> Vec<Vec<u32>
         .collect()
 }
 
-/// Burn's random generator is one per backend, shared by every thread of this binary. Tests
-/// that seed it and depend on what it draws (adapter initialisation, dropout) hold [`seeded`];
-/// tests that only draw from it (a model's initial weights before its checkpoint replaces them,
-/// a new adapter) hold [`drawing`], so that no draw falls between a seeded test's seed and its
-/// own draws.
-static RANDOM: RwLock<()> = RwLock::new(());
-
-/// The generator to oneself, for a test that seeds it.
-pub fn seeded() -> RwLockWriteGuard<'static, ()> {
-    RANDOM
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A turn shared with other tests that draw without seeding.
-pub fn drawing() -> RwLockReadGuard<'static, ()> {
-    RANDOM
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+// The lock the unit tests hold too (one file for both test binaries): seeded tests (adapter
+// initialisation, dropout) take `seeded`, tests that only draw take `drawing`.
+#[path = "../../src/test_random.rs"]
+mod test_random;
+pub use test_random::{drawing, seeded};
