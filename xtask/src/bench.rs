@@ -39,6 +39,9 @@ struct Estimate {
 pub enum Backend {
     /// burn-flex, the default build.
     Cpu,
+    /// burn-flex with the model's projections through Debian's OpenBLAS (libopenblas-dev):
+    /// t5-lora's `openblas-matmul` feature.
+    CpuOpenblas,
     /// burn-ndarray with Debian's OpenBLAS (libopenblas-dev) for matrix products.
     Ndarray,
     /// libtorch 2.9: `LIBTORCH`, or the torch inside `.venv` when it is that version.
@@ -50,10 +53,18 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The name `BENCH_DEVICE` and the table use.
+    /// The name the table uses.
     pub fn name(self) -> &'static str {
         match self {
-            Backend::Cpu => "cpu",
+            Backend::CpuOpenblas => "cpu-openblas",
+            other => other.device(),
+        }
+    }
+
+    /// The device `BENCH_DEVICE` names (t5-lora's `DeviceChoice`).
+    fn device(self) -> &'static str {
+        match self {
+            Backend::Cpu | Backend::CpuOpenblas => "cpu",
             Backend::Ndarray => "ndarray",
             Backend::Tch => "tch",
             Backend::Wgpu => "wgpu",
@@ -69,20 +80,16 @@ impl Backend {
     /// Adds the cargo feature and the environment this backend needs to a `cargo bench` of
     /// t5-lora.
     fn configure(self, command: &mut Command) -> anyhow::Result<()> {
-        command.env("BENCH_DEVICE", self.name());
+        command.env("BENCH_DEVICE", self.device());
         match self {
             Backend::Cpu => {}
+            Backend::CpuOpenblas => {
+                command.args(["--features", "t5-lora/openblas-matmul"]);
+                note_openblas_coretype();
+            }
             Backend::Ndarray => {
                 command.args(["--features", "t5-lora/openblas"]);
-                if std::env::var_os("OPENBLAS_CORETYPE").is_none() {
-                    // Measured here: a virtualised Sapphire Rapids got the generic Prescott
-                    // kernels, 63 GFLOP/s instead of 282 with COOPERLAKE.
-                    eprintln!(
-                        "xtask: note: OpenBLAS falls back to generic kernels on CPUs it does not \
-                         recognise; OPENBLAS_VERBOSE=2 prints the kernel it picks and \
-                         OPENBLAS_CORETYPE (e.g. SKYLAKEX, COOPERLAKE) sets it"
-                    );
-                }
+                note_openblas_coretype();
             }
             Backend::Tch => {
                 let libtorch = libtorch()?;
@@ -96,6 +103,19 @@ impl Backend {
             }
         }
         Ok(())
+    }
+}
+
+/// OpenBLAS picks its kernels by the CPU it recognises, and Debian's 0.3.21 does not know every
+/// CPU (measured here: a virtualised Sapphire Rapids got the generic Prescott kernels, 63 GFLOP/s
+/// instead of 282 with COOPERLAKE; an AMD EPYC with AVX-512 was taken for a Cooper Lake).
+fn note_openblas_coretype() {
+    if std::env::var_os("OPENBLAS_CORETYPE").is_none() {
+        eprintln!(
+            "xtask: note: OpenBLAS falls back to generic kernels on CPUs it does not recognise; \
+             OPENBLAS_VERBOSE=2 prints the kernel it picks and OPENBLAS_CORETYPE (e.g. SKYLAKEX, \
+             COOPERLAKE) sets it"
+        );
     }
 }
 
@@ -500,6 +520,17 @@ pub fn compare(
     let matmul_ours = ours.get(&("matmul".into(), "f32".into())).map(|f| f / 1e9);
     let matmuls: Vec<_> = peers.iter().map(Peer::matmul).collect();
     row("matmul", "2048²", matmul_ours, &matmuls, "GFLOP/s");
+    // The model's projections: the backend's matmul, or OpenBLAS under `cpu-openblas`.
+    let projection = ours.get(&("matmul".into(), "projection".into()));
+    if let Some(projection) = projection.filter(|_| t5) {
+        row(
+            "projection",
+            "2048²",
+            Some(projection / 1e9),
+            &vec![None; matmuls.len()],
+            "GFLOP/s",
+        );
+    }
     let benches = PEER_MODEL_BENCHES;
     let sizes = ["small", "base"];
     let ran = |bench: &&&str| if **bench == "train" { train } else { t5 };

@@ -110,8 +110,9 @@ enum Task {
         #[arg(long, value_name = "SIZE")]
         size: Option<String>,
         /// The backend of this crate's T5 and training benchmarks (the binaries' `--device`):
-        /// cpu is burn-flex, ndarray is burn-ndarray with OpenBLAS, tch is libtorch 2.9
-        /// (`LIBTORCH`, or `.venv`'s torch when it is that version), wgpu and cuda the GPU
+        /// cpu is burn-flex, cpu-openblas the same with the model's projections through OpenBLAS
+        /// (t5-lora's `openblas-matmul`), ndarray is burn-ndarray with OpenBLAS, tch is libtorch
+        /// 2.9 (`LIBTORCH`, or `.venv`'s torch when it is that version), wgpu and cuda the GPU
         /// (there the PyTorch peer runs on CUDA, and candle, on the CPU, is left out).
         #[arg(long, value_enum, default_value = "cpu")]
         device: bench::Backend,

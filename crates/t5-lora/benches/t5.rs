@@ -6,7 +6,8 @@
 //! - `t5-beam/<size>`: the same with 4 beams;
 //! - `t5-cache/<size>`: greedy generation with and without the key/value cache (batch 4,
 //!   source 128), the cache's speed-up;
-//! - `matmul`: a 2048 x 2048 f32 matmul, the backend's own ceiling.
+//! - `matmul`: a 2048 x 2048 f32 matmul, the backend's own ceiling (`f32`), and the same product
+//!   as a projection of the model (`projection`: OpenBLAS with the `openblas-matmul` feature).
 //!
 //! Run with `cargo xtask bench t5`; figures go to docs/performance.md.
 
@@ -14,12 +15,13 @@ use std::hint::black_box;
 
 mod common;
 
+use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use common::{bench_device, flan_t5, tokens};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use t5_lora::T5ForConditionalGeneration;
 use t5_lora::{GenerationConfig, generate};
+use t5_lora::{LoraLinear, T5ForConditionalGeneration};
 
 const NEW_TOKENS: usize = 32;
 
@@ -44,6 +46,15 @@ fn bench_matmul(c: &mut Criterion, device: &Device) {
     group.bench_function(BenchmarkId::new("f32", format!("{n}x{n}")), |bench| {
         bench.iter(|| black_box(a.clone().matmul(b.clone()).into_data()))
     });
+    // The same product as the model's projections run it: the backend's matmul, or OpenBLAS
+    // with the `openblas-matmul` feature.
+    let mut projection = LoraLinear::new(n, n, device);
+    projection.base.weight = Param::from_tensor(b.clone());
+    let rows = a.clone().unsqueeze::<3>();
+    group.bench_function(
+        BenchmarkId::new("projection", format!("{n}x{n}")),
+        |bench| bench.iter(|| black_box(projection.forward(rows.clone()).into_data())),
+    );
     group.finish();
 }
 

@@ -23,6 +23,7 @@ use burn::tensor::DType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::kernels;
 
 /// The type of the residual stream, the layer norms, the attention softmax and the logits,
 /// whatever the matrices' [`ModelDtype`].
@@ -37,8 +38,12 @@ pub(crate) fn forward_in_weight_dtype<const D: usize>(
     linear: &Linear,
     input: Tensor<D>,
 ) -> Tensor<D> {
-    let dtype = linear.weight.val().dtype();
-    linear.forward(input.cast(dtype))
+    let weight = linear.weight.val();
+    let output = kernels::project(input.cast(weight.dtype()), weight);
+    match &linear.bias {
+        Some(bias) => output + bias.val().unsqueeze(),
+        None => output,
+    }
 }
 
 /// The float type of a model's matrices during inference.

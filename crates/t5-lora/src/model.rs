@@ -917,8 +917,7 @@ impl T5ForConditionalGeneration {
                 // (`T5ForConditionalGeneration.forward`, only when `tie_word_embeddings`).
                 let scaled = hidden * (self.config.d_model as f64).powf(-0.5);
                 let embedding = self.shared.weight.val().transpose(); // [d_model, vocab]
-                let dtype = embedding.dtype();
-                scaled.cast(dtype).matmul(embedding.unsqueeze::<3>())
+                kernels::project(scaled.cast(embedding.dtype()), embedding)
             }
         };
         logits.cast(ACTIVATIONS)

@@ -2,8 +2,10 @@
 //! inner backend's kernel and have a backward pass of their own, one or two passes over each
 //! tensor (on the CPU, `rows.rs`'s). Differentiating through their composed bodies instead
 //! would record every intermediate (the shifted scores, their `exp` and row sums; the GELU's
-//! square, sigmoid and products) and take each one's gradient in a pass of its own. The other
-//! operations differentiate through their composed bodies.
+//! square, sigmoid and products) and take each one's gradient in a pass of its own. The
+//! projections' backward is Burn's `linear` backward written with the extension's own products,
+//! so that with the `openblas-matmul` feature the gradients' products run where the forward's
+//! do. The other operations differentiate through their composed bodies.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -43,6 +45,27 @@ impl<B: Backend + T5Kernels, C: CheckpointStrategy> T5Kernels for Autodiff<B, C>
                 prep.finish(state, B::gated_gelu_new(gate, up))
             }
             OpsKind::UnTracked(prep) => prep.finish(B::gated_gelu_new(gate, up)),
+        }
+    }
+
+    fn project(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (input_tracked, weight_tracked) = (input.is_tracked(), weight.is_tracked());
+        let prepared = Project
+            .prepare::<C>([input.node(), weight.node()])
+            .compute_bound()
+            .stateful();
+        let (input, weight) = (input.into_primitive(), weight.into_primitive());
+        match prepared {
+            // Each operand is kept only for the other's gradient: a frozen base weight keeps no
+            // activations alive.
+            OpsKind::Tracked(prep) => {
+                let state = (
+                    weight_tracked.then(|| input.clone()),
+                    input_tracked.then(|| weight.clone()),
+                );
+                prep.finish(state, B::project(input, weight))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::project(input, weight)),
         }
     }
 }
@@ -86,6 +109,30 @@ impl<B: Backend + T5Kernels> Backward<B, 2> for GatedGeluNew {
         }
         if let Some(gate_node) = gate_node {
             grads.register::<B>(gate_node.id, B::gated_gelu_new_gate_grad(grad, gate, up));
+        }
+    }
+}
+
+/// The backward step of `input · weight`.
+#[derive(Debug)]
+struct Project;
+
+impl<B: Backend + T5Kernels> Backward<B, 2> for Project {
+    /// The input when the weight takes a gradient, the weight when the input does.
+    type State = (Option<FloatTensor<B>>, Option<FloatTensor<B>>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (input, weight) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let [input_node, weight_node] = ops.parents;
+        if let Some(node) = weight_node {
+            let input = input.expect("the input is kept when the weight is tracked");
+            grads.register::<B>(node.id, B::project_weight_grad(input, grad.clone()));
+        }
+        if let Some(node) = input_node {
+            let weight = weight.expect("the weight is kept when the input is tracked");
+            // `grad · weightᵀ`: a projection by the transposed weight, a strided view.
+            grads.register::<B>(node.id, B::project(grad, B::float_swap_dims(weight, 0, 1)));
         }
     }
 }

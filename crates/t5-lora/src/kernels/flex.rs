@@ -3,6 +3,8 @@
 //! the composed path.
 
 use burn::backend::ops::IntTensorOps;
+#[cfg(feature = "openblas-matmul")]
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::{DType, Distribution, IntDType, TensorData};
 use burn_flex::FlexTensor;
@@ -116,6 +118,39 @@ impl T5Kernels for Flex {
         let mut mask = vec![0.0; shape.num_elements()];
         rows::dropout_mask(&mut mask, seed, keep);
         FlexTensor::from_data(TensorData::new(mask, shape))
+    }
+
+    #[cfg(feature = "openblas-matmul")]
+    fn project(input: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        let shape = input.shape();
+        let d_in = shape.as_slice().last().copied().unwrap_or(0);
+        let rows = shape.num_elements() / d_in.max(1);
+        let flat = Self::float_reshape(input.clone(), [rows, d_in].into());
+        match super::blas::matmul(&flat, &weight) {
+            Some(output) => {
+                let d_out = output.shape().as_slice()[1];
+                let mut dims = shape.to_vec();
+                *dims.last_mut().expect("at least one dimension") = d_out;
+                Self::float_reshape(output, dims.into())
+            }
+            None => <Self as ModuleOps<Self>>::linear(input, weight, None),
+        }
+    }
+
+    #[cfg(feature = "openblas-matmul")]
+    fn project_weight_grad(input: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let rows_of = |tensor: &FlexTensor| {
+            let shape = tensor.shape();
+            let width = shape.as_slice().last().copied().unwrap_or(0);
+            Self::float_reshape(
+                tensor.clone(),
+                [shape.num_elements() / width.max(1), width].into(),
+            )
+        };
+        // `[d_in, rows]` as a transposed view: OpenBLAS reads it in place.
+        let input_t = Self::float_swap_dims(rows_of(&input), 0, 1);
+        super::blas::matmul(&input_t, &rows_of(&grad))
+            .unwrap_or_else(|| <Self as ModuleOps<Self>>::linear_weight_backward(input, grad))
     }
 }
 

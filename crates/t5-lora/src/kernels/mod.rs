@@ -1,21 +1,26 @@
-//! T5's non-matmul hot spots as Burn backend extensions: the attention softmax with its bias
-//! (and attention around it), the gated GELU, the RMS norm and LoRA's dropout masks.
+//! T5's hot spots as Burn backend extensions: the attention softmax with its bias (and attention
+//! around it), the gated GELU, the RMS norm, LoRA's dropout masks, and the projections.
 //!
 //! The model calls one function per operation ([`rms_norm`], [`gated_gelu_new`], [`gelu_new`],
-//! [`attention`], [`dropout`]) whatever the device. On the CPU backend (burn-flex) each runs as
-//! one vectorised, parallel pass of ours over an f32 buffer (`rows.rs`); every other backend runs
-//! the trait's default body, composed of Burn's operations (`composed.rs`), which is what the
-//! model computed before these kernels existed. Under autodiff, for inputs that take part in a
-//! gradient, the softmax and the gated GELU run the backend's kernel forward and a backward pass
-//! of their own (`autodiff.rs`, with its kernels here too); the others differentiate through
-//! their composed bodies. For inputs that take part in no gradient autodiff calls the backend's
-//! own implementation.
+//! [`attention`], [`dropout`], [`project`]) whatever the device. On the CPU backend (burn-flex)
+//! each but the projections runs as one vectorised, parallel pass of ours over an f32 buffer
+//! (`rows.rs`); every other backend runs the trait's default body, composed of Burn's operations
+//! (`composed.rs`), which is what the model computed before these kernels existed. Under autodiff,
+//! for inputs that take part in a gradient, the softmax and the gated GELU run the backend's kernel
+//! forward and a backward pass of their own (`autodiff.rs`, with its kernels here too); the others
+//! differentiate through their composed bodies. For inputs that take part in no gradient autodiff
+//! calls the backend's own implementation. The projections are Burn's own `linear` unless the
+//! `openblas-matmul` feature routes burn-flex's through OpenBLAS (`blas.rs`); under autodiff they
+//! have a backward of their own in any build, so that the gradients' products take the same route.
 
 mod autodiff;
+#[cfg(feature = "openblas-matmul")]
+mod blas;
 mod composed;
 mod flex;
 mod rows;
 
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::tensor::Tensor;
@@ -91,6 +96,17 @@ pub trait T5Kernels: Backend {
     fn dropout_mask(like: FloatTensor<Self>, keep: f64) -> FloatTensor<Self> {
         composed::dropout_mask::<Self>(like, keep)
     }
+
+    /// See [`project`]; `weight` is `[d_in, d_out]`.
+    fn project(input: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::linear(input, weight, None)
+    }
+
+    /// The weight's gradient in [`project`], `inputᵀ · grad` with every leading dimension of
+    /// `input` `[..., d_in]` and `grad` `[..., d_out]` folded into the rows: `[d_in, d_out]`.
+    fn project_weight_grad(input: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::linear_weight_backward(input, grad)
+    }
 }
 
 #[cfg(any(wgpu_backend, feature = "cuda"))]
@@ -151,6 +167,19 @@ pub fn attention(query: Tensor<4>, key: Tensor<4>, value: Tensor<4>, bias: Tenso
         key.into_dispatch(),
         value.into_dispatch(),
         bias.into_dispatch(),
+    ))
+}
+
+/// A bias-free projection, `input · weight` with `weight` `[d_in, d_out]` (Burn's `Linear`
+/// layout): every T5 projection. Burn's `linear`, or with the `openblas-matmul` feature on
+/// burn-flex one OpenBLAS product over the rows of `input`.
+///
+/// # Shapes
+/// - input: `[..., d_in]` → `[..., d_out]`
+pub fn project<const D: usize>(input: Tensor<D>, weight: Tensor<2>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as T5Kernels>::project(
+        input.into_dispatch(),
+        weight.into_dispatch(),
     ))
 }
 
@@ -373,6 +402,11 @@ mod tests {
             .assert_eq(&burns.into_data(), true);
     }
 
+    /// Gradients of element-wise work computed in another order: a few ulp apart.
+    fn elementwise() -> Tolerance<f32> {
+        Tolerance::rel_abs(1e-5, 1e-6)
+    }
+
     /// The gradients of `loss(inputs)` with respect to each input, on autodiff over burn-flex.
     fn gradients<const D: usize>(
         inputs: &[Tensor<D>],
@@ -415,16 +449,17 @@ mod tests {
             .collect()
     }
 
-    /// Our backward against Burn's gradients of the written expression, and both against
-    /// central differences in the first elements.
+    /// Our backward against Burn's gradients of the written expression (within `tolerance`),
+    /// and both against central differences in the first elements.
     fn assert_gradients<const D: usize>(
         inputs: Vec<Tensor<D>>,
         ours: impl Fn(&[Tensor<D>]) -> Tensor<D>,
         written: impl Fn(&[Tensor<D>]) -> Tensor<D>,
+        tolerance: Tolerance<f32>,
     ) {
         let (got, want) = (gradients(&inputs, &ours), gradients(&inputs, &written));
         for (got, want) in got.iter().zip(&want) {
-            got.assert_approx_eq::<f32>(want, Tolerance::rel_abs(1e-5, 1e-6));
+            got.assert_approx_eq::<f32>(want, tolerance);
         }
         let differences = finite_differences(&inputs, &ours, 6);
         for (got, numeric) in got.iter().zip(differences) {
@@ -463,7 +498,7 @@ mod tests {
                     burn::tensor::activation::softmax(t[0].clone() + t[1].clone(), 3);
                 probabilities * weights.clone().to_device(&t[0].device())
             };
-            assert_gradients(vec![scores, bias], ours, written);
+            assert_gradients(vec![scores, bias], ours, written, elementwise());
         }
     }
 
@@ -480,7 +515,7 @@ mod tests {
                 let scale = x.clone().square() * (composed::GELU_CUBIC * c) + c;
                 burn::tensor::activation::sigmoid(x.clone() * scale) * x * t[1].clone()
             };
-            assert_gradients(vec![gate, up], ours, written);
+            assert_gradients(vec![gate, up], ours, written, elementwise());
         }
     }
 
@@ -513,5 +548,103 @@ mod tests {
             )),
             Tensor::from_dispatch(composed::gated_gelu_new_gate_grad::<Dispatch>(g, gate, up)),
         );
+    }
+
+    #[test]
+    fn project_has_the_gradients_of_a_matrix_product() {
+        let device = Device::flex();
+        for [batch, len, d_in, d_out] in [[1, 1, 1, 1], [2, 5, 19, 23], [3, 33, 70, 8]] {
+            let input = random([batch, len, d_in], 2.0, 24, &device);
+            // The weight `[d_in, d_out]` as `[1, d_in, d_out]`, beside the input.
+            let weight = random([1, d_in, d_out], 1.0, 25, &device);
+            let ours = |t: &[Tensor<3>]| project(t[0].clone(), t[1].clone().reshape([d_in, d_out]));
+            let written = |t: &[Tensor<3>]| t[0].clone().matmul(t[1].clone());
+            // The weight's gradient sums over all rows at once here and per batch there: a sum
+            // of up to a hundred terms in another order, so an absolute error of a few 1e-6.
+            let sums = Tolerance::rel_abs(1e-5, 1e-5);
+            assert_gradients(vec![input.clone(), weight.clone()], ours, written, sums);
+            // One operand frozen, as the base weights are under LoRA: the other's gradient.
+            for frozen in [0, 1] {
+                let grad = |loss: &dyn Fn(&[Tensor<3>]) -> Tensor<3>| {
+                    let mut t = [input.clone(), weight.clone()].map(|t| t.autodiff());
+                    t[1 - frozen] = t[1 - frozen].clone().require_grad();
+                    let grads = loss(&t).sum().backward();
+                    t[1 - frozen].grad(&grads).expect("a gradient").into_data()
+                };
+                grad(&ours).assert_approx_eq::<f32>(&grad(&written), sums);
+            }
+        }
+    }
+
+    #[cfg(feature = "openblas-matmul")]
+    #[test]
+    fn openblas_projections_agree_with_burns() {
+        use burn::backend::ops::ModuleOps;
+        let device = Device::flex();
+        let agree = |ours: FloatTensor<Dispatch>, burns: FloatTensor<Dispatch>| {
+            Tensor::<2>::from_dispatch(ours)
+                .into_data()
+                .assert_approx_eq::<f32>(
+                    &Tensor::<2>::from_dispatch(burns).into_data(),
+                    Tolerance::rel_abs(1e-5, 1e-5),
+                );
+        };
+        for [rows, d_in, d_out] in [[1, 1, 1], [37, 19, 23], [130, 300, 47]] {
+            let weight = random([d_in, d_out], 1.0, 26, &device);
+            // Contiguous rows, rows that are a transposed view, a transposed weight.
+            let inputs = [
+                random([rows, d_in], 2.0, 27, &device),
+                random([d_in, rows], 2.0, 28, &device).transpose(),
+            ];
+            let weights = [weight.clone(), weight.transpose().transpose()];
+            for (input, weight) in inputs.iter().zip(&weights) {
+                let (x, w) = (
+                    input.clone().into_dispatch(),
+                    weight.clone().into_dispatch(),
+                );
+                agree(
+                    <Dispatch as T5Kernels>::project(x.clone(), w.clone()),
+                    <Dispatch as ModuleOps<Dispatch>>::linear(x, w, None),
+                );
+            }
+            let transposed = random([d_out, d_in], 1.0, 29, &device).transpose();
+            let (x, w) = (
+                inputs[0].clone().into_dispatch(),
+                transposed.into_dispatch(),
+            );
+            agree(
+                <Dispatch as T5Kernels>::project(x.clone(), w.clone()),
+                <Dispatch as ModuleOps<Dispatch>>::linear(x, w, None),
+            );
+            let grad = random([rows, d_out], 1.0, 30, &device).into_dispatch();
+            for input in &inputs {
+                let x = input.clone().into_dispatch();
+                agree(
+                    <Dispatch as T5Kernels>::project_weight_grad(x.clone(), grad.clone()),
+                    <Dispatch as ModuleOps<Dispatch>>::linear_weight_backward(x, grad.clone()),
+                );
+            }
+        }
+        // Leading dimensions folded into the rows, and an f16 projection left to burn-flex.
+        let input = random([2, 7, 19], 2.0, 31, &device);
+        let weight = random([19, 5], 1.0, 32, &device);
+        project(input.clone(), weight.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &input.clone().matmul(weight.clone().unsqueeze()).into_data(),
+                Tolerance::rel_abs(1e-5, 1e-5),
+            );
+        let half = |t: Tensor<3>| t.cast(burn::tensor::DType::F16);
+        let (input, weight) = (half(input), half(weight.unsqueeze::<3>()));
+        project(input.clone(), weight.clone().squeeze_dim(0))
+            .cast(burn::tensor::DType::F32)
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &input
+                    .matmul(weight)
+                    .cast(burn::tensor::DType::F32)
+                    .into_data(),
+                Tolerance::rel_abs(1e-3, 1e-3),
+            );
     }
 }
