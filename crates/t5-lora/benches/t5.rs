@@ -19,7 +19,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use common::{bench_device, flan_t5, tokens};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use t5_lora::{GenerationConfig, generate};
 use t5_lora::{LoraLinear, T5ForConditionalGeneration};
 
@@ -125,4 +125,9 @@ fn bench_t5(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_t5);
-criterion_main!(benches);
+
+fn main() {
+    qa_data::cli::with_malloc_tunables();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
