@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
 
-use crate::{cargo_command, project_root, run};
+use crate::artifacts::{TestTarget, test_executable};
+use crate::{project_root, run};
 
 /// A GPU backend, by its cargo feature (the same name in t5-lora, qa-synth and the stage
 /// binaries).
@@ -163,57 +163,18 @@ const GPU_GROUP: [(&str, &[&str]); 4] = [
 /// The variable that t5-lora's tests read for their backend (tests/common/mod.rs).
 const TEST_DEVICE_VARIABLE: &str = "T5_LORA_TEST_DEVICE";
 
-#[derive(Deserialize)]
-struct Artifact {
-    reason: String,
-    #[serde(default)]
-    package_id: String,
-    #[serde(default)]
-    target: Option<Target>,
-    #[serde(default)]
-    executable: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-struct Target {
-    name: String,
-    kind: Vec<String>,
-}
-
 /// Builds the test suite with wgpu (as `cargo xtask test --features wgpu` does) and returns
 /// t5-lora's integration-test binary.
 fn test_binary() -> anyhow::Result<PathBuf> {
     let features = cargo_features(&[GpuFeature::Wgpu]);
-    let output = cargo_command()
-        .args([
-            "test",
-            "--locked",
-            "--no-run",
-            "--message-format=json-render-diagnostics",
-            "--features",
-            &features,
-        ])
-        .current_dir(project_root())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("building the tests")?;
-    if !output.status.success() {
-        bail!("building the tests with wgpu failed ({})", output.status);
-    }
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(artifact) = serde_json::from_str::<Artifact>(line) else {
-            continue;
-        };
-        if let (Some(target), Some(executable)) = (artifact.target, artifact.executable)
-            && artifact.reason == "compiler-artifact"
-            && artifact.package_id.contains("/crates/t5-lora#")
-            && target.kind.iter().any(|kind| kind == "test")
-            && target.name == TEST_BINARY
-        {
-            return Ok(executable);
-        }
-    }
-    bail!("t5-lora has no test binary {TEST_BINARY}")
+    test_executable(
+        &["--features", &features],
+        &TestTarget {
+            package: "t5-lora",
+            kind: "test",
+            target: TEST_BINARY,
+        },
+    )
 }
 
 /// The wgpu adapter `qa-eval devices` reports, if any (software ones included).
@@ -252,23 +213,69 @@ pub fn gpu_tests(require: bool) -> anyhow::Result<()> {
         return Ok(());
     };
     println!("gpu group: on {adapter}");
-    for (module, tests) in GPU_GROUP {
-        let mut command = Command::new(&binary);
-        command.env(TEST_DEVICE_VARIABLE, "wgpu");
-        // A module's tests by prefix, or the named ones exactly.
-        let filters: Vec<String> = match tests {
-            [] => vec![format!("{module}::")],
-            named => named
-                .iter()
-                .map(|test| format!("{module}::{test}"))
-                .chain(["--exact".to_string()])
-                .collect(),
-        };
-        println!("gpu group: t5-lora's {module} tests on wgpu");
-        let args: Vec<&str> = filters.iter().map(String::as_str).collect();
-        run(command, &args)?;
-    }
+    // One process for every test of the group: the kernels one test compiles for the device
+    // (on lavapipe, a minute or more per process) then serve the others.
+    let tests = group_tests(&binary)?;
+    println!(
+        "gpu group: t5-lora's {} tests of {} on wgpu, in one process",
+        tests.len(),
+        GPU_GROUP.map(|(module, _)| module).join(", ")
+    );
+    let mut command = Command::new(&binary);
+    command.env(TEST_DEVICE_VARIABLE, "wgpu");
+    let args: Vec<&str> = tests
+        .iter()
+        .map(String::as_str)
+        .chain(["--exact"])
+        .collect();
+    run(command, &args)?;
     smoke_on_wgpu(&target, &adapter)
+}
+
+/// The full names of the group's tests in `binary` (from its `--list`): every test of a module
+/// listed without names, and the named ones of the others. A name the binary lacks is an error,
+/// so that a renamed test cannot drop out of the group unseen.
+fn group_tests(binary: &Path) -> anyhow::Result<Vec<String>> {
+    let output = Command::new(binary)
+        .args(["--list", "--format", "terse"])
+        .output()
+        .with_context(|| format!("listing the tests of {}", binary.display()))?;
+    if !output.status.success() {
+        bail!("{} --list failed ({})", binary.display(), output.status);
+    }
+    let listed: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_string)
+        .collect();
+    select_group(&listed)
+}
+
+/// [`GPU_GROUP`]'s tests among the `listed` ones.
+fn select_group(listed: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut tests = Vec::new();
+    for (module, named) in GPU_GROUP {
+        let prefix = format!("{module}::");
+        if named.is_empty() {
+            let all: Vec<String> = listed
+                .iter()
+                .filter(|test| test.starts_with(&prefix))
+                .cloned()
+                .collect();
+            if all.is_empty() {
+                bail!("the test binary has no tests in {module}");
+            }
+            tests.extend(all);
+        }
+        for test in named.iter() {
+            let full = format!("{prefix}{test}");
+            if !listed.contains(&full) {
+                bail!("the test binary has no test {full}");
+            }
+            tests.push(full);
+        }
+    }
+    Ok(tests)
 }
 
 /// Runs `command`, printing its output as it comes, and returns its status with the output
@@ -429,6 +436,37 @@ mod tests {
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|arg| arg.to_string()).collect()
+    }
+
+    #[test]
+    fn the_group_takes_whole_modules_and_named_tests_and_refuses_missing_ones() {
+        let listed = args(&[
+            "parity::a",
+            "parity::b",
+            "generation::flan_t5_generates_what_hugging_face_generates",
+            "generation::sampling_is_reproducible_and_independent_of_batching",
+            "lora::c",
+            "train::training_on_the_test_device_follows_the_same_run_on_the_cpu",
+            "train::a_tiny_model_learns_sixteen_pairs_by_heart",
+        ]);
+        // The real listing has every named test; this one lacks four of generation's.
+        let error = select_group(&listed).expect_err("names missing from the listing");
+        assert!(
+            error.to_string().contains("generation::t5_v1_0_generates"),
+            "{error}"
+        );
+        let mut full = listed.clone();
+        for (module, named) in GPU_GROUP {
+            full.extend(named.iter().map(|test| format!("{module}::{test}")));
+        }
+        let tests = select_group(&full).expect("every name is listed");
+        assert!(tests.starts_with(&args(&["parity::a", "parity::b"])));
+        assert!(tests.contains(&"lora::c".to_string()));
+        assert!(
+            !tests
+                .iter()
+                .any(|test| test.contains("sampling") || test.contains("sixteen"))
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `cargo xtask`: project automation (the cargo-xtask convention). It holds no ML logic and
 //! runs everything through `$CARGO`, so that it uses the toolchain that invoked it.
 
+mod artifacts;
 mod bench;
 mod browser;
+mod cpu_paths;
 mod estimate;
 mod gpu;
 
@@ -67,6 +69,22 @@ enum Task {
     /// says so and succeeds, unless `--require`.
     GpuTests {
         /// Fail when no wgpu adapter exists (CI, which installs lavapipe).
+        #[arg(long)]
+        require: bool,
+    },
+    /// Run t5-lora's kernel tests (our kernels against Burn's composed operations, OpenBLAS's
+    /// products against gemm's, each within its rounding bound) on every code path a user's
+    /// CPU can take: natively, under QEMU's user-mode emulator as a Haswell (AVX2 and FMA) and
+    /// a Nehalem (no FMA), and with `--openblas` for several `OPENBLAS_CORETYPE`s. Without
+    /// qemu-x86_64 (Debian: qemu-user) the emulated paths are left out, unless `--require`.
+    CpuPaths {
+        /// The GPU backends compiled in, as for `test` (the same build, nothing recompiled).
+        #[arg(long, value_name = "LIST", default_value = "")]
+        features: String,
+        /// The build has t5-lora's `openblas-matmul` feature: force OpenBLAS's core types too.
+        #[arg(long)]
+        openblas: bool,
+        /// Fail when QEMU is missing (CI, which installs it).
         #[arg(long)]
         require: bool,
     },
@@ -152,6 +170,12 @@ fn main() -> std::process::ExitCode {
         Task::RunExperiment { args } => run_experiment(args),
         Task::Test { args } => test(args),
         Task::GpuTests { require } => gpu::gpu_tests(require),
+        Task::CpuPaths {
+            features,
+            openblas,
+            require,
+        } => cpu_paths_features(&features, openblas)
+            .and_then(|features| cpu_paths::cpu_paths(&features, openblas, require)),
         Task::BrowserCheck {
             run_dir,
             require,
@@ -261,6 +285,19 @@ fn bench(which: Option<Bench>, size: Option<&str>, device: bench::Backend) -> an
         bench::compare(t5, train, size, peak, device)?;
     }
     Ok(())
+}
+
+/// The cargo features of `cpu-paths`: the GPU backends `list` names on the stage packages, and
+/// t5-lora's `openblas-matmul` with `openblas` (the string CI's OpenBLAS test run builds with).
+fn cpu_paths_features(list: &str, openblas: bool) -> anyhow::Result<String> {
+    let mut features = gpu::cargo_features(&gpu::GpuFeature::parse_list(list)?);
+    if openblas {
+        if !features.is_empty() {
+            features.push(',');
+        }
+        features.push_str("t5-lora/openblas-matmul");
+    }
+    Ok(features)
 }
 
 /// Removes `flag` from `args`, saying whether it was there.

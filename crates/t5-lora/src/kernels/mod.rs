@@ -18,6 +18,8 @@ mod autodiff;
 mod blas;
 mod composed;
 mod flex;
+#[cfg(test)]
+mod rounding;
 mod rows;
 
 use burn::backend::ops::ModuleOps;
@@ -208,8 +210,8 @@ mod tests {
     //! burn-flex (the composed default body), on shapes that are not multiples of the vector
     //! width, with broadcasting, strided views and a shared buffer.
     use burn::prelude::*;
-    use burn::tensor::Tolerance;
 
+    use super::rounding::{F32_UNIT, assert_within, f32s, product_weights};
     use super::rows::tests::values;
     use super::*;
 
@@ -238,9 +240,83 @@ mod tests {
         (op(inputs).into_data(), op(tracked).into_data())
     }
 
-    fn assert_agree((kernel, composed): (TensorData, TensorData)) {
-        // Rounding: the two sum and multiply in different orders (a few ulp apart).
-        kernel.assert_approx_eq::<f32>(&composed, Tolerance::rel_abs(1e-6, 1e-6));
+    /// Asserts that the two sides agree within the rounding `weights` allow (see
+    /// [`rounding`]).
+    fn assert_agree((kernel, composed): (TensorData, TensorData), weights: &[f64]) {
+        assert_within(&kernel, &composed, weights, F32_UNIT);
+    }
+
+    /// The f64 values of an f32 tensor.
+    fn f64s<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
+        f32s(&tensor.into_data())
+            .iter()
+            .map(|&v| v as f64)
+            .collect()
+    }
+
+    /// `n(i) · |result[i]|`: the rounding weights of an element-wise result whose computation
+    /// makes `n(i)` relative roundings (each test derives its count).
+    fn relative_weights(result: &TensorData, n: impl Fn(usize) -> f64) -> Vec<f64> {
+        f32s(result)
+            .iter()
+            .enumerate()
+            .map(|(i, &y)| n(i) * (y as f64).abs())
+            .collect()
+    }
+
+    /// `gelu_new` at `x` in f64: the sigmoid's argument `z = c x (1 + a x²)`, `σ(z)`, and the
+    /// magnitude of its derivative's two terms, `σ + |x| σ (1 − σ) |z'|`.
+    struct GeluAt {
+        z: f64,
+        sigmoid: f64,
+        slope: f64,
+    }
+
+    fn gelu_at(x: f32) -> GeluAt {
+        let (x, c, a) = (x as f64, composed::TWO_SQRT_2_OVER_PI, composed::GELU_CUBIC);
+        let z = c * x * (1.0 + a * x * x);
+        let sigmoid = 1.0 / (1.0 + (-z).exp());
+        let dz = c * (1.0 + 3.0 * a * x * x);
+        let slope = sigmoid + x.abs() * sigmoid * (1.0 - sigmoid) * dz;
+        GeluAt { z, sigmoid, slope }
+    }
+
+    /// The relative roundings of `x σ(z)` (times `up`): `z` takes five (`x²`, the two
+    /// constants' products, the sum, the product with `x`), which σ passes on times
+    /// `1 − σ ≤ 1`, so `5|z|`, and `|z|` more where σ is computed as `exp(−log(1 + e⁻ᶻ))`;
+    /// then the `exp`'s 2 ulp (4), the sum and division forming σ (2), the products by `x`
+    /// and `up` (2) and the constants' own rounding (4).
+    fn gelu_roundings(z: f64) -> f64 {
+        6.0 * z.abs() + 12.0
+    }
+
+    /// The relative roundings of each of the derivative's two terms: the forward's, and up to
+    /// eight more for `1 − σ`, `z'` and the products joining them.
+    fn gelu_slope_roundings(z: f64) -> f64 {
+        gelu_roundings(z) + 8.0
+    }
+
+    /// The relative roundings of `p = softmax(s)` over the last dimension (each `pᵢ` within
+    /// `u·ρᵢ·pᵢ` of its exact value), where each `sᵢ` is within `u·aᵢ` of its own: the shift
+    /// `tᵢ = sᵢ − max s` errs by `aᵢ + max a + |tᵢ|` (the max is one of the `s`, and the
+    /// subtraction rounds once), which `exp` passes on as a relative error; then each `exp`'s
+    /// 2 ulp (4) on both sides of the quotient, the `k − 1` additions of the sum and the
+    /// division (`k + 8`), and 2 for an implementation that shifts in two steps.
+    fn softmax_roundings(s: Tensor<4>, a: Tensor<4>) -> Tensor<4> {
+        let k = s.dims()[3] as f64;
+        let t = (s.clone() - s.max_dim(3)).abs();
+        let shift = a.clone() + a.max_dim(3) + t;
+        shift.clone() + shift.max_dim(3) + (k + 10.0)
+    }
+
+    /// `tensor` summed over each dimension where `shape` is 1 and `tensor` is not.
+    fn sum_to_shape(mut tensor: Tensor<4>, shape: [usize; 4]) -> Tensor<4> {
+        for (d, &size) in shape.iter().enumerate() {
+            if size == 1 && tensor.dims()[d] != 1 {
+                tensor = tensor.sum_dim(d);
+            }
+        }
+        tensor
     }
 
     #[test]
@@ -249,10 +325,17 @@ mod tests {
         for [batch, len, width] in [[1, 1, 1], [3, 7, 17], [2, 33, 130]] {
             let weight = random([width], 2.0, 1, &device).reshape([1, 1, width]);
             let hidden = random([batch, len, width], 5.0, 2, &device);
-            assert_agree(both(vec![hidden, weight], |t| {
+            let sides = both(vec![hidden, weight], |t| {
                 let weight = t[1].clone().reshape([t[1].dims()[2]]);
                 rms_norm(t[0].clone(), weight, 1e-6)
-            }));
+            });
+            // The sum of `width` squares (`width` roundings, all of positive terms), the
+            // division by the width and the epsilon's addition (2), of which the square root
+            // passes on half; then the root (1), the division and the products by `x` and the
+            // weight (3), and 2 for an implementation that takes the reciprocal first.
+            let roundings = (width + 2) as f64 / 2.0 + 6.0;
+            let weights = relative_weights(&sides.1, |_| roundings);
+            assert_agree(sides, &weights);
         }
     }
 
@@ -262,15 +345,24 @@ mod tests {
         for shape in [[1, 1, 1], [3, 5, 37], [2, 64, 257]] {
             let gate = random(shape, 8.0, 3, &device);
             let up = random(shape, 3.0, 4, &device);
-            assert_agree(both(vec![gate.clone(), up], |t| {
+            let gelu_weights = |x: Tensor<3>, result: &TensorData| {
+                let x = x.into_data();
+                relative_weights(result, |i| gelu_roundings(gelu_at(f32s(&x)[i]).z))
+            };
+            let sides = both(vec![gate.clone(), up], |t| {
                 gated_gelu_new(t[0].clone(), t[1].clone())
-            }));
+            });
+            let weights = gelu_weights(gate.clone(), &sides.1);
+            assert_agree(sides, &weights);
             // The gate shared with another live tensor: written to a copy, not in place.
             let kept = gate.clone();
             let _ = gelu_new(gate.clone());
             kept.into_data().assert_eq(&gate.clone().into_data(), true);
             // A strided view.
-            assert_agree(both(vec![gate.swap_dims(0, 2)], |t| gelu_new(t[0].clone())));
+            let view = gate.swap_dims(0, 2);
+            let sides = both(vec![view.clone()], |t| gelu_new(t[0].clone()));
+            let weights = gelu_weights(view, &sides.1);
+            assert_agree(sides, &weights);
         }
     }
 
@@ -286,12 +378,19 @@ mod tests {
             // A permuted bias, as `compute_bias` makes it.
             let [b, h, q, k] = bias_dims;
             let bias = random([b, q, k, h], 3.0, 6, &device).permute([0, 3, 1, 2]);
-            assert_agree(both(vec![scores, bias], |t| {
-                Tensor::from_dispatch(<Dispatch as T5Kernels>::softmax_with_bias(
-                    t[0].clone().into_dispatch(),
-                    t[1].clone().into_dispatch(),
-                ))
-            }));
+            // The scores' sum with the bias rounds once: `aᵢ = |sᵢ|`.
+            let s = scores.clone() + bias.clone();
+            let p = burn::tensor::activation::softmax(s.clone(), 3);
+            let weights = f64s(p * softmax_roundings(s.clone(), s.abs()));
+            assert_agree(
+                both(vec![scores, bias], |t| {
+                    Tensor::from_dispatch(<Dispatch as T5Kernels>::softmax_with_bias(
+                        t[0].clone().into_dispatch(),
+                        t[1].clone().into_dispatch(),
+                    ))
+                }),
+                &weights,
+            );
         }
     }
 
@@ -308,9 +407,22 @@ mod tests {
             let key = random([batch, heads, k_len, d_kv], 1.0, 10, &device);
             let value = random([batch, heads, k_len, d_kv], 1.0, 11, &device);
             let bias = random(bias_dims, 2.0, 12, &device);
-            assert_agree(both(vec![query, key, value, bias], |t| {
-                attention(t[0].clone(), t[1].clone(), t[2].clone(), t[3].clone())
-            }));
+            // Each score is a `d_kv`-term product plus the bias: within
+            // `u (d_kv (|q| |k|ᵀ) + |s|)` of its exact value. The probabilities' relative
+            // roundings then come from `softmax_roundings`, each output sums `k_len` of their
+            // products with `value` (`k_len` more, and 1 for rounding the probability).
+            let keys = key.clone().swap_dims(2, 3);
+            let s = query.clone().matmul(keys.clone()) + bias.clone();
+            let a = query.clone().abs().matmul(keys.abs()) * d_kv as f64 + s.clone().abs();
+            let rho = softmax_roundings(s.clone(), a) + (k_len + 1) as f64;
+            let p = burn::tensor::activation::softmax(s, 3);
+            let weights = f64s((p * rho).matmul(value.clone().abs()));
+            assert_agree(
+                both(vec![query, key, value, bias], |t| {
+                    attention(t[0].clone(), t[1].clone(), t[2].clone(), t[3].clone())
+                }),
+                &weights,
+            );
         }
     }
 
@@ -321,6 +433,7 @@ mod tests {
         let device = Device::flex().autodiff();
         let hidden = random([2, 3, 9], 2.0, 7, &device).require_grad();
         let weight = random([9], 1.0, 8, &device);
+        let (h, w) = (f64s(hidden.clone().inner()), f64s(weight.clone().inner()));
         let through_kernels = gated_gelu_new(
             rms_norm(hidden.clone(), weight.clone(), 1e-6),
             hidden.clone(),
@@ -336,9 +449,46 @@ mod tests {
             burn::tensor::activation::sigmoid(normed.clone() * scale) * normed * hidden.clone();
         let grads = written.sum().backward();
         let written_grad = hidden.grad(&grads).expect("a gradient");
-        kernel_grad
-            .into_data()
-            .assert_approx_eq::<f32>(&written_grad.into_data(), Tolerance::rel_abs(1e-5, 1e-6));
+        // The gradient at hᵢ of Σⱼ gelu(nⱼ) hⱼ, nⱼ = hⱼ wⱼ / r, r = √(Σh²/k + ε), has three
+        // kinds of terms: gelu(nᵢ), hᵢ gelu'(nᵢ) wᵢ / r, and for every j of the row
+        // hⱼ gelu'(nⱼ) wⱼ hⱼ hᵢ / (k r³). Each is computed within a relative rounding count of
+        // the norm's (k/2 + 7), the slope's (`gelu_slope_roundings`, which also bounds how an
+        // error in nⱼ moves gelu'), the row's k-term sum of the third kind, and 6 for the
+        // products and quotients joining them: the weight is that count times the sum of the
+        // terms' magnitudes.
+        let k = 9;
+        let weights: Vec<f64> = h
+            .chunks(k)
+            .flat_map(|row| {
+                let r = (row.iter().map(|x| x * x).sum::<f64>() / k as f64 + 1e-6).sqrt();
+                let at: Vec<GeluAt> = row
+                    .iter()
+                    .zip(&w)
+                    .map(|(x, w)| gelu_at((x * w / r) as f32))
+                    .collect();
+                let largest_z = at.iter().map(|g| g.z.abs()).fold(0.0, f64::max);
+                let roundings = 1.5 * k as f64 + 13.0 + gelu_slope_roundings(largest_z);
+                let third: f64 = (0..k)
+                    .map(|j| (row[j] * row[j] * at[j].slope * w[j]).abs())
+                    .sum::<f64>()
+                    / (k as f64 * r * r * r);
+                (0..k)
+                    .map(|i| {
+                        let normed = row[i] * w[i] / r;
+                        let terms = (normed * at[i].sigmoid).abs()
+                            + (row[i] * at[i].slope * w[i]).abs() / r
+                            + third * row[i].abs();
+                        roundings * terms
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_within(
+            &kernel_grad.into_data(),
+            &written_grad.into_data(),
+            &weights,
+            F32_UNIT,
+        );
     }
 
     #[test]
@@ -402,11 +552,6 @@ mod tests {
             .assert_eq(&burns.into_data(), true);
     }
 
-    /// Gradients of element-wise work computed in another order: a few ulp apart.
-    fn elementwise() -> Tolerance<f32> {
-        Tolerance::rel_abs(1e-5, 1e-6)
-    }
-
     /// The gradients of `loss(inputs)` with respect to each input, on autodiff over burn-flex.
     fn gradients<const D: usize>(
         inputs: &[Tensor<D>],
@@ -424,13 +569,16 @@ mod tests {
     }
 
     /// Central differences of `loss(inputs).sum()` in each input's first `count` elements (or all).
+    /// The sum is taken in f64, so that the only rounding left in a difference is that of the
+    /// outputs the nudged element reaches (no f32 sum over the whole loss, whose rounding
+    /// depends on the CPU's order and would be divided by `h`).
     fn finite_differences<const D: usize>(
         inputs: &[Tensor<D>],
         loss: impl Fn(&[Tensor<D>]) -> Tensor<D>,
         count: usize,
     ) -> Vec<Vec<f64>> {
         let h = 1e-2;
-        let total = |inputs: &[Tensor<D>]| loss(inputs).sum().into_scalar::<f64>();
+        let total = |inputs: &[Tensor<D>]| f64s(loss(inputs)).iter().sum::<f64>();
         (0..inputs.len())
             .map(|which| {
                 (0..count.min(inputs[which].shape().num_elements()))
@@ -449,27 +597,58 @@ mod tests {
             .collect()
     }
 
-    /// Our backward against Burn's gradients of the written expression (within `tolerance`),
-    /// and both against central differences in the first elements.
+    /// Our backward against Burn's gradients of the written expression (within the rounding
+    /// `weights`, one list per input), and both against central differences in the first
+    /// elements.
+    ///
+    /// A central difference with step `h` errs by `h² |f‴| / 6` (truncation: below 2·10⁻⁴
+    /// for these smooth functions, `|f‴| ≤ 12` at the inputs' scales) plus the rounding of
+    /// the outputs the step reaches divided by `2h` (at most a row of a few hundred f32 values
+    /// of magnitude ≤ 20: below 2·10⁻³): far below the 2·10⁻² allowed, which a wrong
+    /// derivative (a missing term, a factor, a sign) exceeds.
     fn assert_gradients<const D: usize>(
         inputs: Vec<Tensor<D>>,
         ours: impl Fn(&[Tensor<D>]) -> Tensor<D>,
         written: impl Fn(&[Tensor<D>]) -> Tensor<D>,
-        tolerance: Tolerance<f32>,
+        weights: Vec<Vec<f64>>,
     ) {
         let (got, want) = (gradients(&inputs, &ours), gradients(&inputs, &written));
-        for (got, want) in got.iter().zip(&want) {
-            got.assert_approx_eq::<f32>(want, tolerance);
+        for ((got, want), weights) in got.iter().zip(&want).zip(&weights) {
+            assert_within(got, want, weights, F32_UNIT);
         }
         let differences = finite_differences(&inputs, &ours, 6);
         for (got, numeric) in got.iter().zip(differences) {
-            for (&g, n) in got.as_slice::<f32>().expect("f32 data").iter().zip(numeric) {
+            for (&g, n) in f32s(got).iter().zip(numeric) {
                 assert!(
                     (g as f64 - n).abs() < 2e-2 * n.abs().max(1.0),
                     "{g} against {n}"
                 );
             }
         }
+    }
+
+    /// The rounding weights of the gradients of `Σ softmax(scores + bias) · g` with respect to
+    /// the scores and to the (broadcast) bias. The scores' gradient is
+    /// `dxᵢ = pᵢ (gᵢ − Σⱼ gⱼ pⱼ)`, of magnitude `mᵢ = pᵢ (|gᵢ| + Σⱼ |gⱼ| pⱼ)`: its relative
+    /// roundings are the probabilities' (`softmax_roundings`, at most `ρ`), the dot product's
+    /// `k` and 4 for the subtraction and products (Burn's backward of `exp` and the quotient
+    /// takes two more than ours). The bias's gradient sums `n` of those over its broadcast
+    /// dimensions, which adds `n Σ m`.
+    fn softmax_gradient_weights(scores: Tensor<4>, bias: Tensor<4>, g: Tensor<4>) -> Vec<Vec<f64>> {
+        let k = scores.dims()[3] as f64;
+        let bias_dims = bias.dims();
+        let s = scores.clone() + bias;
+        let p = burn::tensor::activation::softmax(s.clone(), 3);
+        let rho = softmax_roundings(s.clone(), s.abs())
+            .max()
+            .into_scalar::<f64>();
+        let dot = (g.clone().abs() * p.clone()).sum_dim(3);
+        let magnitude = p * (g.abs() + dot);
+        let for_scores = magnitude.clone() * (rho + k + 4.0);
+        let broadcast = scores.shape().num_elements() / bias_dims.iter().product::<usize>();
+        let for_bias = sum_to_shape(for_scores.clone(), bias_dims)
+            + sum_to_shape(magnitude, bias_dims) * broadcast as f64;
+        vec![f64s(for_scores), f64s(for_bias)]
     }
 
     #[test]
@@ -498,7 +677,8 @@ mod tests {
                     burn::tensor::activation::softmax(t[0].clone() + t[1].clone(), 3);
                 probabilities * weights.clone().to_device(&t[0].device())
             };
-            assert_gradients(vec![scores, bias], ours, written, elementwise());
+            let rounding = softmax_gradient_weights(scores.clone(), bias.clone(), weights.clone());
+            assert_gradients(vec![scores, bias], ours, written, rounding);
         }
     }
 
@@ -515,7 +695,20 @@ mod tests {
                 let scale = x.clone().square() * (composed::GELU_CUBIC * c) + c;
                 burn::tensor::activation::sigmoid(x.clone() * scale) * x * t[1].clone()
             };
-            assert_gradients(vec![gate, up], ours, written, elementwise());
+            // The gate's gradient is `up · gelu'(x)`, the up's `gelu(x)` (the loss is a sum).
+            let (x, u) = (f64s(gate.clone()), f64s(up.clone()));
+            let at: Vec<GeluAt> = x.iter().map(|&x| gelu_at(x as f32)).collect();
+            let rounding = vec![
+                at.iter()
+                    .zip(&u)
+                    .map(|(g, u)| gelu_slope_roundings(g.z) * (u * g.slope).abs())
+                    .collect(),
+                at.iter()
+                    .zip(&x)
+                    .map(|(g, x)| gelu_roundings(g.z) * (x * g.sigmoid).abs())
+                    .collect(),
+            ];
+            assert_gradients(vec![gate, up], ours, written, rounding);
         }
     }
 
@@ -523,23 +716,38 @@ mod tests {
     fn the_composed_backward_bodies_agree_with_the_cpu_kernels() {
         // What the GPU backends run for the two backward passes, against ours on burn-flex.
         let device = Device::flex();
-        let agree = |ours: Tensor<3>, composed: Tensor<3>| {
-            ours.into_data()
-                .assert_approx_eq::<f32>(&composed.into_data(), Tolerance::rel_abs(1e-5, 1e-6));
+        let agree = |ours: Tensor<3>, composed: Tensor<3>, weights: Vec<f64>| {
+            assert_within(&ours.into_data(), &composed.into_data(), &weights, F32_UNIT);
         };
         let logits = random([3, 5, 41], 4.0, 20, &device);
         let probabilities = burn::tensor::activation::softmax(logits, 2);
         let grad = random([3, 5, 41], 1.0, 21, &device);
-        let (p, g) = (probabilities.into_dispatch(), grad.into_dispatch());
+        // `pᵢ (gᵢ − Σⱼ gⱼ pⱼ)`: the dot product's 41 terms (41 roundings), the subtraction and
+        // the product (2), of magnitude `pᵢ (|gᵢ| + Σⱼ |gⱼ| pⱼ)`.
+        let dot = (grad.clone().abs() * probabilities.clone()).sum_dim(2);
+        let weights = f64s(probabilities.clone() * (grad.clone().abs() + dot) * 43.0);
+        let (p, g) = (probabilities.into_dispatch(), grad.clone().into_dispatch());
         agree(
             Tensor::from_dispatch(<Dispatch as T5Kernels>::softmax_backward(
                 p.clone(),
                 g.clone(),
             )),
             Tensor::from_dispatch(composed::softmax_backward::<Dispatch>(p, g.clone())),
+            weights,
         );
-        let gate = random([3, 5, 41], 6.0, 22, &device).into_dispatch();
-        let up = random([3, 5, 41], 2.0, 23, &device).into_dispatch();
+        let gate = random([3, 5, 41], 6.0, 22, &device);
+        let up = random([3, 5, 41], 2.0, 23, &device);
+        // `g · up · gelu'(x)`: the slope's roundings and two products.
+        let weights = f64s(grad)
+            .iter()
+            .zip(f64s(gate.clone()))
+            .zip(f64s(up.clone()))
+            .map(|((g, x), u)| {
+                let at = gelu_at(x as f32);
+                (gelu_slope_roundings(at.z) + 2.0) * (g * u * at.slope).abs()
+            })
+            .collect();
+        let (gate, up) = (gate.into_dispatch(), up.into_dispatch());
         agree(
             Tensor::from_dispatch(<Dispatch as T5Kernels>::gated_gelu_new_gate_grad(
                 g.clone(),
@@ -547,6 +755,7 @@ mod tests {
                 up.clone(),
             )),
             Tensor::from_dispatch(composed::gated_gelu_new_gate_grad::<Dispatch>(g, gate, up)),
+            weights,
         );
     }
 
@@ -559,10 +768,31 @@ mod tests {
             let weight = random([1, d_in, d_out], 1.0, 25, &device);
             let ours = |t: &[Tensor<3>]| project(t[0].clone(), t[1].clone().reshape([d_in, d_out]));
             let written = |t: &[Tensor<3>]| t[0].clone().matmul(t[1].clone());
-            // The weight's gradient sums over all rows at once here and per batch there: a sum
-            // of up to a hundred terms in another order, so an absolute error of a few 1e-6.
-            let sums = Tolerance::rel_abs(1e-5, 1e-5);
-            assert_gradients(vec![input.clone(), weight.clone()], ours, written, sums);
+            // Both gradients are products (the loss is a sum, so the output's gradient G is
+            // ones): the input's `G Wᵀ` sums `d_out` terms, the weight's `Xᵀ G` the
+            // `batch · len` rows' (all at once here, per batch there).
+            let rows = batch * len;
+            let ones = |n| vec![1.0; n];
+            let x = input.clone().reshape([rows, d_in]);
+            let w = weight.clone().reshape([d_in, d_out]);
+            let sums = vec![
+                product_weights(
+                    &ones(rows * d_out),
+                    f32s(&w.transpose().into_data()),
+                    [rows, d_out, d_in],
+                ),
+                product_weights(
+                    f32s(&x.transpose().into_data()),
+                    &ones(rows * d_out),
+                    [d_in, rows, d_out],
+                ),
+            ];
+            assert_gradients(
+                vec![input.clone(), weight.clone()],
+                ours,
+                written,
+                sums.clone(),
+            );
             // One operand frozen, as the base weights are under LoRA: the other's gradient.
             for frozen in [0, 1] {
                 let grad = |loss: &dyn Fn(&[Tensor<3>]) -> Tensor<3>| {
@@ -571,7 +801,7 @@ mod tests {
                     let grads = loss(&t).sum().backward();
                     t[1 - frozen].grad(&grads).expect("a gradient").into_data()
                 };
-                grad(&ours).assert_approx_eq::<f32>(&grad(&written), sums);
+                assert_within(&grad(&ours), &grad(&written), &sums[1 - frozen], F32_UNIT);
             }
         }
     }
@@ -579,16 +809,23 @@ mod tests {
     #[cfg(feature = "openblas-matmul")]
     #[test]
     fn openblas_projections_agree_with_burns() {
+        use super::rounding::F16_UNIT;
         use burn::backend::ops::ModuleOps;
         let device = Device::flex();
-        let agree = |ours: FloatTensor<Dispatch>, burns: FloatTensor<Dispatch>| {
-            Tensor::<2>::from_dispatch(ours)
-                .into_data()
-                .assert_approx_eq::<f32>(
+        // Two products of the same operands, OpenBLAS's and gemm's, each summing in the order
+        // of the micro-kernel the CPU chose: within their rounding bound of each other.
+        let agree =
+            |ours: FloatTensor<Dispatch>, burns: FloatTensor<Dispatch>, [a, b]: [&Tensor<2>; 2]| {
+                let [m, k] = a.dims();
+                let n = b.dims()[1];
+                let (a, b) = (a.clone().into_data(), b.clone().into_data());
+                assert_within(
+                    &Tensor::<2>::from_dispatch(ours).into_data(),
                     &Tensor::<2>::from_dispatch(burns).into_data(),
-                    Tolerance::rel_abs(1e-5, 1e-5),
+                    &product_weights(f32s(&a), f32s(&b), [m, k, n]),
+                    F32_UNIT,
                 );
-        };
+            };
         for [rows, d_in, d_out] in [[1, 1, 1], [37, 19, 23], [130, 300, 47]] {
             let weight = random([d_in, d_out], 1.0, 26, &device);
             // Contiguous rows, rows that are a transposed view, a transposed weight.
@@ -605,46 +842,55 @@ mod tests {
                 agree(
                     <Dispatch as T5Kernels>::project(x.clone(), w.clone()),
                     <Dispatch as ModuleOps<Dispatch>>::linear(x, w, None),
+                    [input, weight],
                 );
             }
             let transposed = random([d_out, d_in], 1.0, 29, &device).transpose();
             let (x, w) = (
                 inputs[0].clone().into_dispatch(),
-                transposed.into_dispatch(),
+                transposed.clone().into_dispatch(),
             );
             agree(
                 <Dispatch as T5Kernels>::project(x.clone(), w.clone()),
                 <Dispatch as ModuleOps<Dispatch>>::linear(x, w, None),
+                [&inputs[0], &transposed],
             );
-            let grad = random([rows, d_out], 1.0, 30, &device).into_dispatch();
+            let grad = random([rows, d_out], 1.0, 30, &device);
             for input in &inputs {
-                let x = input.clone().into_dispatch();
+                let (x, g) = (input.clone().into_dispatch(), grad.clone().into_dispatch());
                 agree(
-                    <Dispatch as T5Kernels>::project_weight_grad(x.clone(), grad.clone()),
-                    <Dispatch as ModuleOps<Dispatch>>::linear_weight_backward(x, grad.clone()),
+                    <Dispatch as T5Kernels>::project_weight_grad(x.clone(), g.clone()),
+                    <Dispatch as ModuleOps<Dispatch>>::linear_weight_backward(x, g),
+                    [&input.clone().transpose(), &grad],
                 );
             }
         }
-        // Leading dimensions folded into the rows, and an f16 projection left to burn-flex.
+        // Leading dimensions folded into the rows.
         let input = random([2, 7, 19], 2.0, 31, &device);
         let weight = random([19, 5], 1.0, 32, &device);
-        project(input.clone(), weight.clone())
-            .into_data()
-            .assert_approx_eq::<f32>(
-                &input.clone().matmul(weight.clone().unsqueeze()).into_data(),
-                Tolerance::rel_abs(1e-5, 1e-5),
-            );
+        let rows = input.clone().reshape([14, 19]).into_data();
+        assert_within(
+            &project(input.clone(), weight.clone()).into_data(),
+            &input.clone().matmul(weight.clone().unsqueeze()).into_data(),
+            &product_weights(f32s(&rows), f32s(&weight.clone().into_data()), [14, 19, 5]),
+            F32_UNIT,
+        );
+        // An f16 projection, left to burn-flex, against Burn's f16 product of the same f16
+        // operands: whether either accumulates in f16 or f32 is not promised, so the bound is
+        // f16's, with one more rounding for the result's own (`k + 1` instead of `k`).
         let half = |t: Tensor<3>| t.cast(burn::tensor::DType::F16);
         let (input, weight) = (half(input), half(weight.unsqueeze::<3>()));
-        project(input.clone(), weight.clone().squeeze_dim(0))
-            .cast(burn::tensor::DType::F32)
-            .into_data()
-            .assert_approx_eq::<f32>(
-                &input
-                    .matmul(weight)
-                    .cast(burn::tensor::DType::F32)
-                    .into_data(),
-                Tolerance::rel_abs(1e-3, 1e-3),
-            );
+        let as_f32 = |t: Tensor<3>| t.cast(burn::tensor::DType::F32).into_data();
+        let (a, b) = (as_f32(input.clone()), as_f32(weight.clone()));
+        let weights: Vec<f64> = product_weights(f32s(&a), f32s(&b), [14, 19, 5])
+            .into_iter()
+            .map(|w| w * 20.0 / 19.0)
+            .collect();
+        assert_within(
+            &as_f32(project(input.clone(), weight.clone().squeeze_dim(0))),
+            &as_f32(input.matmul(weight)),
+            &weights,
+            F16_UNIT,
+        );
     }
 }

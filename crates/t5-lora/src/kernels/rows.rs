@@ -308,6 +308,12 @@ pub(super) mod tests {
             .collect()
     }
 
+    /// Each kernel against its f64 reference, within `tolerance` relative (absolute below 1).
+    /// These kernels fix their order of operations (no FMA contraction, the same lanes on
+    /// every vector width, see the module's head), so a result is bit for bit the same on every
+    /// CPU and thread count: what a test allows here cannot pass on one machine and fail on
+    /// another. Each tolerance is stated where it is used, the rounding the kernel shows with
+    /// margin, well below what a wrong formula or constant moves (10⁻³ and more).
     fn assert_close(got: &[f32], want: &[f64], tolerance: f64) {
         assert_eq!(got.len(), want.len());
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
