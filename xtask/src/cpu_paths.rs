@@ -8,9 +8,9 @@
 //! it is set. So the kernel tests, which compare our kernels with Burn's composed operations
 //! and OpenBLAS's products with gemm's within their rounding bounds, run once per path:
 //! natively (AVX-512 where this CPU has it), under QEMU's user-mode emulator as a Haswell
-//! (AVX2 and FMA, on any host) and as a Nehalem (SSE4.2 alone: the baseline kernels), and with
-//! OpenBLAS's kernels for several core types. QEMU's emulator has no AVX-512, so that path runs
-//! only where the CPU has it.
+//! (AVX2 and FMA, on any host) and as a Nehalem (SSE4.2 alone: the baseline kernels), and, on a
+//! build with t5-lora's `openblas-matmul`, with OpenBLAS's kernels for several core types
+//! instead. QEMU's emulator has no AVX-512, so that path runs only where the CPU has it.
 
 use std::process::Command;
 use std::time::Instant;
@@ -45,10 +45,10 @@ struct PathRun {
     command: Command,
 }
 
-/// Runs t5-lora's kernel tests on every path: `features` are the cargo features of the build
-/// (the same as the test run before, so nothing is compiled again), `openblas` whether that
-/// build routes the projections through OpenBLAS. Without QEMU the emulated paths are left
-/// out with a note, unless `require`.
+/// Runs t5-lora's kernel tests natively and then on the other paths: `features` are the cargo
+/// features of the build (the same as the test run before, so nothing is compiled again);
+/// `openblas`, that build routes the projections through OpenBLAS, whose core types are then
+/// the other paths; else gemm's and pulp's under QEMU, which is then required with `require`.
 pub fn cpu_paths(features: &str, openblas: bool, require: bool) -> anyhow::Result<()> {
     let mut args = vec!["--lib"];
     if !features.is_empty() {
@@ -82,8 +82,7 @@ pub fn cpu_paths(features: &str, openblas: bool, require: bool) -> anyhow::Resul
                 .env("OPENBLAS_VERBOSE", "2");
             runs.push(run);
         }
-    }
-    if !cfg!(target_arch = "x86_64") {
+    } else if !cfg!(target_arch = "x86_64") {
         println!("cpu-paths: not an x86-64 machine, so only the native path ran");
     } else if Command::new(QEMU).arg("-version").output().is_ok() {
         for (cpu, what) in EMULATED {

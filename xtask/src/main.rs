@@ -74,9 +74,10 @@ enum Task {
     },
     /// Run t5-lora's kernel tests (our kernels against Burn's composed operations, OpenBLAS's
     /// products against gemm's, each within its rounding bound) on every code path a user's
-    /// CPU can take: natively, under QEMU's user-mode emulator as a Haswell (AVX2 and FMA) and
-    /// a Nehalem (no FMA), and with `--openblas` for several `OPENBLAS_CORETYPE`s. Without
-    /// qemu-x86_64 (Debian: qemu-user) the emulated paths are left out, unless `--require`.
+    /// CPU can take: natively, then under QEMU's user-mode emulator as a Haswell (AVX2 and FMA)
+    /// and a Nehalem (no FMA), or with `--openblas` for several `OPENBLAS_CORETYPE`s instead.
+    /// Without qemu-x86_64 (Debian: qemu-user) the emulated paths are left out, unless
+    /// `--require`.
     CpuPaths {
         /// The GPU backends compiled in, as for `test` (the same build, nothing recompiled).
         #[arg(long, value_name = "LIST", default_value = "")]
@@ -84,10 +85,16 @@ enum Task {
         /// The build has t5-lora's `openblas-matmul` feature: force OpenBLAS's core types too.
         #[arg(long)]
         openblas: bool,
-        /// Fail when QEMU is missing (CI, which installs it).
+        /// Fail when QEMU is missing (CI, which installs it); without `--openblas`.
         #[arg(long)]
         require: bool,
     },
+    /// Type-check and lint t5-lora with CUDA (the only crate with CUDA code: its device probe),
+    /// without the CUDA toolkit or a GPU: `cargo clippy -p t5-lora --lib --features cuda` with
+    /// `DOCS_RS=1`, which makes cubecl's LLVM build scripts skip their download as on docs.rs.
+    /// A check build of Burn's whole tree with CUDA, about ten minutes on 2 cores: CI leaves it
+    /// out of its budget (docs/ci.md), so run it after touching `device.rs` or Burn's version.
+    CudaCheck,
     /// Open a run's report.html in headless Chromium and check its per-question explorer: one
     /// row per question of per_question.jsonl, each preset (from the URL hash) showing the rows
     /// the scores say, and nothing logged to the console. Without a browser it says so and
@@ -170,6 +177,7 @@ fn main() -> std::process::ExitCode {
         Task::RunExperiment { args } => run_experiment(args),
         Task::Test { args } => test(args),
         Task::GpuTests { require } => gpu::gpu_tests(require),
+        Task::CudaCheck => cuda_check(),
         Task::CpuPaths {
             features,
             openblas,
@@ -350,6 +358,26 @@ fn build_stage_binaries(dev: bool, features: &str) -> anyhow::Result<PathBuf> {
         .join("target")
         .join(dir)
         .join("qa-experiment"))
+}
+
+fn cuda_check() -> anyhow::Result<()> {
+    let mut command = cargo_command();
+    command.env("DOCS_RS", "1");
+    run(
+        command,
+        &[
+            "clippy",
+            "--locked",
+            "-p",
+            "t5-lora",
+            "--lib",
+            "--features",
+            "cuda,openblas-matmul",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )
 }
 
 fn slurm_check() -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 use crate::common;
 
 use burn::prelude::*;
-use common::{Reference, fixtures, hf_sequences, largest_difference, to_vec};
+use common::{Reference, fixtures, hf_sequences, largest_difference, largest_magnitude, to_vec};
 use t5_lora::load_pretrained;
 use t5_lora::pad_batch;
 use t5_lora::{
@@ -148,7 +148,9 @@ fn cached_decoding_gives_the_logits_of_full_recomputation() {
     assert_eq!(cache.len(), tgt_len);
     let cached = to_vec(Tensor::cat(steps, 1));
     let diff = largest_difference(&full, &cached);
-    let tolerance = common::tolerance(1e-5);
+    // A step's products cover fewer positions than the full pass's: another shape and order.
+    let len = reference.shape("input_ids")[1].max(tgt_len);
+    let tolerance = common::reordered_tolerance(model.config(), len, largest_magnitude(&full));
     assert!(
         diff <= tolerance,
         "cached logits differ by {diff} (> {tolerance})"

@@ -7,7 +7,7 @@ use crate::common;
 use std::path::Path;
 
 use burn::tensor::DType;
-use common::{Reference, fixtures, hf_sequences, largest_difference, to_vec};
+use common::{Reference, fixtures, hf_sequences, largest_difference, largest_magnitude, to_vec};
 use safetensors::SafeTensors;
 use t5_lora::{ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraConfig, load_adapter, save_adapter};
 use t5_lora::{GenerationConfig, T5ForConditionalGeneration, generate};
@@ -99,9 +99,14 @@ fn a_peft_adapter_reproduces_hugging_face_with_and_without_merging() {
 
     let merged = adapted.merge_lora();
     let diff = largest_difference(&logits(&merged, &reference), &ours);
-    // W + (α/r) B A summed into one matrix rounds each weight once more (10⁻⁷ relative), and
-    // the products then sum in another grouping: parity's bound again.
-    assert!(diff < 1e-4, "merging changed the logits by {diff}");
+    // W + (α/r) B A summed into one matrix rounds each weight once more, and the products then
+    // sum in another grouping: a reordered forward pass.
+    let len = reference.shape("input_ids")[1].max(reference.shape("decoder_input_ids")[1]);
+    let tolerance = common::reordered_tolerance(merged.config(), len, largest_magnitude(&ours));
+    assert!(
+        diff <= tolerance,
+        "merging changed the logits by {diff} (> {tolerance})"
+    );
 }
 
 /// Tensor name → (shape, bytes) of a safetensors file.

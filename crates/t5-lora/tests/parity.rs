@@ -6,7 +6,7 @@ use crate::common;
 use burn::prelude::*;
 use burn::store::ModuleSnapshot;
 use burn::tensor::DType;
-use common::{Reference, fixtures, i64s, largest_difference, to_vec};
+use common::{Reference, fixtures, i64s, largest_difference, largest_magnitude, to_vec};
 use safetensors::SafeTensors;
 use t5_lora::relative_position_bucket;
 use t5_lora::{
@@ -270,7 +270,10 @@ fn logits_of_a_row_do_not_depend_on_padding_in_the_batch() {
     let vocab = model.config().vocab_size;
     let row = &batched[2 * tgt_len * vocab..3 * tgt_len * vocab];
     let diff = largest_difference(row, &alone);
-    let tolerance = common::tolerance(1e-5);
+    // Alone, the row's products have another shape, which gemm and OpenBLAS may sum in
+    // another order.
+    let len = reference.shape("attention_mask")[1].max(tgt_len);
+    let tolerance = common::reordered_tolerance(model.config(), len, largest_magnitude(&alone));
     assert!(
         diff <= tolerance,
         "padding changed the logits by {diff} (> {tolerance})"
