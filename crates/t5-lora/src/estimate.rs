@@ -542,6 +542,9 @@ mod tests {
     /// included, and more steps cost more.
     #[test]
     fn a_calibration_times_the_call_and_each_decoding_step() {
+        // The calibration draws its model's weights and seeds training's dropout from Burn's
+        // random generator: a turn of its own, or the dropout test beside it sees other masks.
+        let _turn = crate::test_random::seeded();
         let mut shape = published_shape("google/flan-t5-small").expect("known");
         (shape.vocab_size, shape.d_model, shape.d_ff, shape.num_heads) = (512, 64, 128, 4);
         let device = DeviceChoice::Cpu.resolve().expect("the CPU");
