@@ -84,7 +84,7 @@ impl Backend {
         match self {
             Backend::Cpu => {}
             Backend::CpuOpenblas => {
-                command.args(["--features", "t5-lora/openblas-matmul"]);
+                command.args(["--features", crate::OPENBLAS_MATMUL]);
                 note_openblas_coretype();
             }
             Backend::Ndarray => {

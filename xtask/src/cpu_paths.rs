@@ -6,12 +6,14 @@
 //! where it reports `fma`, else its scalar ones, and pulp's `Arch::new` picks V4, V3 or
 //! scalar the same way. OpenBLAS also reads CPUID, but takes `OPENBLAS_CORETYPE` instead when
 //! it is set. So the kernel tests, which compare our kernels with Burn's composed operations
-//! and OpenBLAS's products with gemm's within their rounding bounds, run once per path:
-//! natively (AVX-512 where this CPU has it), under QEMU's user-mode emulator as a Haswell
-//! (AVX2 and FMA, on any host) and as a Nehalem (SSE4.2 alone: the baseline kernels), and, on a
-//! build with t5-lora's `openblas-matmul`, with OpenBLAS's kernels for several core types
-//! instead. QEMU's emulator has no AVX-512, so that path runs only where the CPU has it.
+//! and OpenBLAS's products with gemm's within their rounding bounds, run once per path: the
+//! CPU's own in `cargo test` (AVX-512 where this CPU has it), and here under QEMU's user-mode
+//! emulator as a Haswell (AVX2 and FMA, on any host) and as a Nehalem (SSE4.2 alone: the
+//! baseline kernels), or, on a build with t5-lora's `openblas-matmul`, with OpenBLAS's kernels
+//! for several core types. QEMU's emulator has no AVX-512, so that path runs only where the CPU
+//! has it.
 
+use std::fmt;
 use std::process::Command;
 use std::time::Instant;
 
@@ -26,18 +28,57 @@ const FILTER: &str = "kernels::";
 /// QEMU's user-mode emulator for x86-64 (Debian: qemu-user).
 const QEMU: &str = "qemu-x86_64";
 
-/// The CPU models QEMU emulates, with what they make gemm and pulp choose.
-const EMULATED: [(&str, &str); 2] = [("Haswell", AVX2), ("Nehalem", BASELINE)];
-
-/// The widest of gemm's and pulp's paths a CPU takes, by name.
-const AVX512: &str = "AVX-512";
-const AVX2: &str = "AVX2 and FMA";
-const BASELINE: &str = "baseline, no FMA";
+/// The CPU models QEMU emulates, with the path they make gemm and pulp take.
+const EMULATED: [(&str, VectorPath); 2] = [
+    ("Haswell", VectorPath::Avx2),
+    ("Nehalem", VectorPath::Baseline),
+];
 
 /// OpenBLAS's core types to force, each with its own kernels and blocking: AVX2 with FMA
 /// (Intel's and AMD's), AVX without FMA, and SSE3. SkylakeX (AVX-512) is added where the CPU
 /// can run it.
 const CORE_TYPES: [&str; 4] = ["Haswell", "Zen", "Sandybridge", "Prescott"];
+
+/// Whose kernels the runs choose among.
+#[derive(Clone, Copy, Debug)]
+pub enum Paths {
+    /// gemm's and pulp's, as the CPUs QEMU emulates make them choose; with `require`, a missing
+    /// QEMU fails the command instead of leaving those paths out.
+    Emulated { require: bool },
+    /// OpenBLAS's, one run per forced core type (a build with t5-lora's `openblas-matmul`).
+    OpenBlasCores,
+}
+
+/// The widest of gemm's and pulp's kernels a CPU takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum VectorPath {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+impl VectorPath {
+    /// The path this CPU takes.
+    fn native() -> Self {
+        if has_avx512() {
+            Self::Avx512
+        } else if has_fma() {
+            Self::Avx2
+        } else {
+            Self::Baseline
+        }
+    }
+}
+
+impl fmt::Display for VectorPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Avx512 => "AVX-512",
+            Self::Avx2 => "AVX2 and FMA",
+            Self::Baseline => "baseline, no FMA",
+        })
+    }
+}
 
 /// One run of the tests: its name, and the command that runs them.
 struct PathRun {
@@ -45,11 +86,10 @@ struct PathRun {
     command: Command,
 }
 
-/// Runs t5-lora's kernel tests natively and then on the other paths: `features` are the cargo
-/// features of the build (the same as the test run before, so nothing is compiled again);
-/// `openblas`, that build routes the projections through OpenBLAS, whose core types are then
-/// the other paths; else gemm's and pulp's under QEMU, which is then required with `require`.
-pub fn cpu_paths(features: &str, openblas: bool, require: bool) -> anyhow::Result<()> {
+/// Runs t5-lora's kernel tests on the `paths` this CPU does not take by itself (its own path is
+/// the one `cargo test` runs): `features` are the cargo features of the build, the same as the
+/// test run before, so that nothing is compiled again.
+pub fn cpu_paths(features: &str, paths: Paths) -> anyhow::Result<()> {
     let mut args = vec!["--lib"];
     if !features.is_empty() {
         args.extend(["--features", features]);
@@ -62,51 +102,10 @@ pub fn cpu_paths(features: &str, openblas: bool, require: bool) -> anyhow::Resul
             target: "t5_lora",
         },
     )?;
-    let mut runs = Vec::new();
-    let native = |name: String| {
-        let mut command = Command::new(&binary);
-        command.arg(FILTER);
-        PathRun { name, command }
+    let runs = match paths {
+        Paths::OpenBlasCores => core_type_runs(&binary),
+        Paths::Emulated { require } => emulated_runs(&binary, require)?,
     };
-    runs.push(native(format!("native ({})", native_vector_width())));
-    if openblas {
-        let mut cores = CORE_TYPES.to_vec();
-        if has_avx512() {
-            cores.push("SkylakeX");
-        }
-        for core in cores {
-            let mut run = native(format!("OPENBLAS_CORETYPE={core}"));
-            // OpenBLAS then says which core it took, so that a name it ignored shows.
-            run.command
-                .env("OPENBLAS_CORETYPE", core)
-                .env("OPENBLAS_VERBOSE", "2");
-            runs.push(run);
-        }
-    } else if !cfg!(target_arch = "x86_64") {
-        println!("cpu-paths: not an x86-64 machine, so only the native path ran");
-    } else if Command::new(QEMU).arg("-version").output().is_ok() {
-        for (cpu, what) in EMULATED {
-            if what == native_vector_width() {
-                println!("cpu-paths: {cpu} ({what}) is this CPU's own path, which ran natively");
-                continue;
-            }
-            let mut command = Command::new(QEMU);
-            command.args(["-cpu", cpu]).arg(&binary).arg(FILTER);
-            runs.push(PathRun {
-                name: format!("{QEMU} -cpu {cpu} ({what})"),
-                command,
-            });
-        }
-    } else {
-        let message = format!(
-            "cpu-paths: no {QEMU} here (Debian: qemu-user), so the AVX2 and baseline paths did \
-             not run"
-        );
-        if require {
-            bail!("{message}");
-        }
-        println!("{message}");
-    }
     let mut times = Vec::new();
     for PathRun { name, command } in runs {
         println!("cpu-paths: t5-lora's kernel tests, {name}");
@@ -121,15 +120,61 @@ pub fn cpu_paths(features: &str, openblas: bool, require: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// The widest vector instructions this CPU offers gemm and pulp.
-fn native_vector_width() -> &'static str {
+/// The runs with OpenBLAS's core types forced.
+fn core_type_runs(binary: &std::path::Path) -> Vec<PathRun> {
+    let mut cores = CORE_TYPES.to_vec();
     if has_avx512() {
-        AVX512
-    } else if has_fma() {
-        AVX2
-    } else {
-        BASELINE
+        cores.push("SkylakeX");
     }
+    cores
+        .into_iter()
+        .map(|core| {
+            let mut command = Command::new(binary);
+            // OpenBLAS then says which core it took, so that a name it ignored shows.
+            command
+                .arg(FILTER)
+                .env("OPENBLAS_CORETYPE", core)
+                .env("OPENBLAS_VERBOSE", "2");
+            PathRun {
+                name: format!("OPENBLAS_CORETYPE={core}"),
+                command,
+            }
+        })
+        .collect()
+}
+
+/// The runs under QEMU as each CPU of [`EMULATED`] whose path is not this CPU's own.
+fn emulated_runs(binary: &std::path::Path, require: bool) -> anyhow::Result<Vec<PathRun>> {
+    if !cfg!(target_arch = "x86_64") {
+        println!("cpu-paths: not an x86-64 machine, so only the native path (cargo test's) ran");
+        return Ok(Vec::new());
+    }
+    if Command::new(QEMU).arg("-version").output().is_err() {
+        let message = format!(
+            "cpu-paths: no {QEMU} here (Debian: qemu-user), so the AVX2 and baseline paths did \
+             not run"
+        );
+        if require {
+            bail!("{message}");
+        }
+        println!("{message}");
+        return Ok(Vec::new());
+    }
+    let native = VectorPath::native();
+    let mut runs = Vec::new();
+    for (cpu, path) in EMULATED {
+        if path == native {
+            println!("cpu-paths: {cpu} ({path}) is this CPU's own path, which cargo test runs");
+            continue;
+        }
+        let mut command = Command::new(QEMU);
+        command.args(["-cpu", cpu]).arg(binary).arg(FILTER);
+        runs.push(PathRun {
+            name: format!("{QEMU} -cpu {cpu} ({path})"),
+            command,
+        });
+    }
+    Ok(runs)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -62,6 +62,9 @@ enum Task {
     Features {
         /// wgpu, cuda or wgpu,cuda.
         list: String,
+        /// Add t5-lora's `openblas-matmul` (the model's projections through OpenBLAS).
+        #[arg(long)]
+        openblas: bool,
     },
     /// Run the `gpu` group on a wgpu adapter (a real GPU, or Mesa's software lavapipe): the
     /// t5-lora parity, generation, LoRA and training tests on wgpu, and the smoke experiment
@@ -73,11 +76,11 @@ enum Task {
         require: bool,
     },
     /// Run t5-lora's kernel tests (our kernels against Burn's composed operations, OpenBLAS's
-    /// products against gemm's, each within its rounding bound) on every code path a user's
-    /// CPU can take: natively, then under QEMU's user-mode emulator as a Haswell (AVX2 and FMA)
-    /// and a Nehalem (no FMA), or with `--openblas` for several `OPENBLAS_CORETYPE`s instead.
-    /// Without qemu-x86_64 (Debian: qemu-user) the emulated paths are left out, unless
-    /// `--require`.
+    /// products against gemm's, each within its rounding bound) on the code paths a user's CPU
+    /// can take other than this one's, which `cargo test` runs: under QEMU's user-mode emulator
+    /// as a Haswell (AVX2 and FMA) and a Nehalem (no FMA), or with `--openblas` for several
+    /// `OPENBLAS_CORETYPE`s instead. Without qemu-x86_64 (Debian: qemu-user) the emulated paths
+    /// are left out, unless `--require`.
     CpuPaths {
         /// The GPU backends compiled in, as for `test` (the same build, nothing recompiled).
         #[arg(long, value_name = "LIST", default_value = "")]
@@ -86,7 +89,7 @@ enum Task {
         #[arg(long)]
         openblas: bool,
         /// Fail when QEMU is missing (CI, which installs it); without `--openblas`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "openblas")]
         require: bool,
     },
     /// Type-check and lint t5-lora with CUDA (the only crate with CUDA code: its device probe),
@@ -182,16 +185,23 @@ fn main() -> std::process::ExitCode {
             features,
             openblas,
             require,
-        } => cpu_paths_features(&features, openblas)
-            .and_then(|features| cpu_paths::cpu_paths(&features, openblas, require)),
+        } => {
+            let paths = if openblas {
+                cpu_paths::Paths::OpenBlasCores
+            } else {
+                cpu_paths::Paths::Emulated { require }
+            };
+            cargo_features(&features, openblas)
+                .and_then(|features| cpu_paths::cpu_paths(&features, paths))
+        }
         Task::BrowserCheck {
             run_dir,
             require,
             screenshot,
         } => browser::browser_check(&run_dir, require, screenshot),
-        Task::Features { list } => gpu::GpuFeature::parse_list(&list).map(|features| {
-            println!("{}", gpu::cargo_features(&features));
-        }),
+        Task::Features { list, openblas } => {
+            cargo_features(&list, openblas).map(|features| println!("{features}"))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -295,15 +305,18 @@ fn bench(which: Option<Bench>, size: Option<&str>, device: bench::Backend) -> an
     Ok(())
 }
 
-/// The cargo features of `cpu-paths`: the GPU backends `list` names on the stage packages, and
-/// t5-lora's `openblas-matmul` with `openblas` (the string CI's OpenBLAS test run builds with).
-fn cpu_paths_features(list: &str, openblas: bool) -> anyhow::Result<String> {
+/// t5-lora's feature routing the model's projections through OpenBLAS.
+pub const OPENBLAS_MATMUL: &str = "t5-lora/openblas-matmul";
+
+/// The cargo features of `features` and `cpu-paths`: the GPU backends `list` names on the stage
+/// packages, and t5-lora's `openblas-matmul` with `openblas`.
+fn cargo_features(list: &str, openblas: bool) -> anyhow::Result<String> {
     let mut features = gpu::cargo_features(&gpu::GpuFeature::parse_list(list)?);
     if openblas {
         if !features.is_empty() {
             features.push(',');
         }
-        features.push_str("t5-lora/openblas-matmul");
+        features.push_str(OPENBLAS_MATMUL);
     }
     Ok(features)
 }

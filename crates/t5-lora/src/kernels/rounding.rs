@@ -34,15 +34,21 @@ const SIDES: f64 = 2.1;
 /// each rounding there may make.
 const UNDERFLOW: f64 = f32::MIN_POSITIVE as f64;
 
-/// Asserts that `got` and `want` differ, element by element, by at most `2·unit·weights[i]`
-/// (plus underflow's absolute error), naming the worst element otherwise.
+/// How far two computations of one result may differ when each is within `unit · weight` of
+/// the exact result: both sides, the second-order terms, and underflow's absolute error.
+pub fn allowed(weight: f64, unit: f64) -> f64 {
+    SIDES * (unit * weight + UNDERFLOW)
+}
+
+/// Asserts that `got` and `want` differ, element by element, by at most
+/// [`allowed`]`(weights[i], unit)`, naming the worst element otherwise.
 pub fn assert_within(got: &TensorData, want: &TensorData, weights: &[f64], unit: f64) {
     let (got, want) = (f32s(got), f32s(want));
     assert_eq!(got.len(), want.len(), "lengths");
     assert_eq!(got.len(), weights.len(), "one weight per element");
     let mut worst = (0.0, 0);
     for (i, ((&g, &w), &weight)) in got.iter().zip(want).zip(weights).enumerate() {
-        let allowed = SIDES * (unit * weight + UNDERFLOW);
+        let allowed = allowed(weight, unit);
         let share = (g as f64 - w as f64).abs() / allowed;
         // A NaN on either side fails too.
         if share.is_nan() || share > 1.0 {

@@ -60,16 +60,16 @@ pub const GPU_RERUN_TOLERANCE: f32 = 1e-4;
 /// autotuned kernels, or a LoRA adapter merged into the weights (one more rounding per weight).
 /// `largest` is the largest magnitude among the outputs compared.
 ///
-/// First order, as the kernel tests' bounds (`src/kernels/rounding.rs`): a product summing `k`
-/// terms moves its result by at most `k·u` of the magnitudes it carries. On the way to a logit
-/// an encoder layer sums `3·d_model` (q, k, v), `d_kv` (the scores), `len` (probabilities times
-/// values), `heads·d_kv` (o), `2·d_model` (the gated GELU's two) and `d_ff` (wo) terms, a decoder
-/// layer the same and its cross-attention's again, and the head `d_model`. The RMS norms keep
-/// every activation O(1) and the probabilities sum to 1, so the bound takes the outputs' largest
-/// magnitude for all of them, and 2.1 for the two sides and second-order terms. For the tiny
-/// fixtures (d_model 48, d_ff 96, 2 + 3 layers) and 16 tokens, about 3,000 roundings: 3.7·10⁻⁴
-/// of the largest logit. What a bug moves (a mask, a bias bucket, an adapter's scale) is 10⁻² and
-/// more.
+/// First order, as the kernel tests' bounds ([`rounding`], which this file includes): a product
+/// summing `k` terms moves its result by at most `k·u` of the magnitudes it carries. On the way
+/// to a logit an encoder layer sums `3·d_model` (q, k, v), `d_kv` (the scores), `len`
+/// (probabilities times values), `heads·d_kv` (o), `2·d_model` (the gated GELU's two) and `d_ff`
+/// (wo) terms, a decoder layer the same and its cross-attention's again, and the head `d_model`.
+/// The RMS norms keep every activation O(1) and the probabilities sum to 1, so the bound takes
+/// the outputs' largest magnitude for all of them, and [`rounding::allowed`] adds the two sides
+/// and the second-order terms. For the tiny fixtures (d_model 48, d_ff 96, 2 + 3 layers) and 16
+/// tokens, about 3,000 roundings: 3.7·10⁻⁴ of the largest logit. What a bug moves (a mask, a
+/// bias bucket, an adapter's scale) is 10⁻² and more.
 pub fn reordered_tolerance(config: &t5_lora::T5Config, len: usize, largest: f32) -> f32 {
     let attention = 3 * config.d_model + config.d_kv + len + config.num_heads * config.d_kv;
     let feed_forward = 2 * config.d_model + config.d_ff;
@@ -77,7 +77,7 @@ pub fn reordered_tolerance(config: &t5_lora::T5Config, len: usize, largest: f32)
     let decoder_layers = config.num_decoder_layers.unwrap_or(config.num_layers);
     let decoder = decoder_layers * (2 * attention + feed_forward);
     let terms = encoder + decoder + config.d_model;
-    2.1 * (f32::EPSILON / 2.0) * terms as f32 * largest
+    rounding::allowed(terms as f64 * largest as f64, rounding::F32_UNIT) as f32
 }
 
 /// The largest magnitude in `values`.
@@ -173,4 +173,8 @@ pub fn hf_sequences(reference: &Reference, name: &str, eos: i64) -> Vec<Vec<u32>
 // initialisation, dropout) take `seeded`, tests that only draw take `drawing`.
 #[path = "../../src/test_random.rs"]
 mod test_random;
+
+// The kernel tests' rounding bounds, for [`reordered_tolerance`].
+#[path = "../../src/kernels/rounding.rs"]
+mod rounding;
 pub use test_random::{drawing, seeded};
