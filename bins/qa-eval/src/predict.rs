@@ -95,7 +95,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         let input = planning.input(&input)?;
         return Ok(plan_prediction(&config, &input, &planning)?.print()?);
     }
-    let records: Vec<QaRecord> = qa_data::files::read_jsonl(&input)?;
+    let records: Vec<QaRecord> = qa_data::files::read_keyed_jsonl(&input)?;
     let shard = ShardSpec::resolve(args.shard, args.shard_count).map_err(anyhow::Error::msg)?;
     let (model, tokenizer) = load_model(
         &config.model,

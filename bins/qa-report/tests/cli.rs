@@ -36,7 +36,8 @@ fn bad_settings_are_refused_by_name() {
     let dir = tempfile::tempdir().expect("temp dir");
     let message = refused(&qa_report(dir.path(), "report: {overlap_n: 0}\n"));
     assert!(
-        message.contains("overlap_n must be at least 1"),
+        message.contains("`report.overlap_n` (from config file ")
+            && message.contains("config.yaml) must be at least 1, not 0"),
         "{message}"
     );
     let message = refused(&qa_report(dir.path(), "report: {colour: blue}\n"));

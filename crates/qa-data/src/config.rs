@@ -8,8 +8,8 @@
 
 use std::path::PathBuf;
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Yaml};
+use figment::{Figment, Metadata};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -55,11 +55,207 @@ pub trait Section: Serialize + DeserializeOwned + Default {
     /// Its key (one of [`section_names`]).
     const NAME: &'static str;
 
-    /// The section as its defaults, `files` (later ones win), `QA_<NAME>__*` variables and
-    /// `overrides` resolve it ([`load_section`]; `&()` when there are no flags).
-    fn load<O: Serialize>(files: &[PathBuf], overrides: &O) -> Result<Self> {
-        load_section(Self::NAME, &Self::default(), files, overrides)
+    /// Checks that every setting is one the stage can run with (counts of at least 1, rates
+    /// above 0, shares within their bounds), naming the first that is not. It sits beside the
+    /// fields, and [`load`](Self::load) runs it, so every binary refuses a bad setting before
+    /// it reads or writes anything.
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        Ok(())
     }
+
+    /// The section as its defaults, `files` (later ones win), `QA_<NAME>__*` variables and
+    /// `overrides` resolve it ([`load_section`]; `&()` when there are no flags), validated: an
+    /// invalid setting is an error naming its key in the section and where its value came
+    /// from (a config file, a variable or a flag).
+    fn load<O: Serialize>(files: &[PathBuf], overrides: &O) -> Result<Self> {
+        let figment = layered(Self::NAME, &Self::default(), files, overrides)?;
+        let section: Self = figment
+            .focus(Self::NAME)
+            .extract()
+            .map_err(|e| config_error(e, Some(Self::NAME)))?;
+        section.validate().map_err(|invalid| {
+            let key = format!("{}.{}", Self::NAME, invalid.key);
+            let origin = figment
+                .find_metadata(&key)
+                .map_or_else(|| "the defaults".to_string(), |meta| origin(meta, &key));
+            Error::InvalidSetting {
+                key,
+                origin,
+                message: invalid.message,
+            }
+        })?;
+        Ok(section)
+    }
+}
+
+/// A setting its stage cannot run with: its key inside the section (dotted, as
+/// `generator.t5.generation.top_p`) and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The key, relative to the section.
+    pub key: String,
+    /// What the value must be, and what it is.
+    pub message: String,
+}
+
+impl Invalid {
+    /// `key` must be as `message` says.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same setting seen from the table that holds it under `parent`: `top_p` within
+    /// `generation` is `generation.top_p`.
+    pub fn within(self, parent: &str) -> Self {
+        Invalid {
+            key: format!("{parent}.{}", self.key),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// The range checks that [`Section::validate`] implementations share, each naming the key.
+pub mod check {
+    use super::Invalid;
+
+    type Checked = std::result::Result<(), Invalid>;
+
+    /// A count of at least 1 (a batch size, epochs, resamples).
+    pub fn at_least_one(key: &str, value: usize) -> Checked {
+        match value {
+            0 => Err(Invalid::new(key, "must be at least 1, not 0")),
+            _ => Ok(()),
+        }
+    }
+
+    /// A finite number above 0 (a learning rate).
+    pub fn positive(key: &str, value: f64) -> Checked {
+        match value > 0.0 && value.is_finite() {
+            true => Ok(()),
+            false => Err(Invalid::new(key, format!("must be above 0, not {value}"))),
+        }
+    }
+
+    /// A finite number of at least 0 (a temperature, a weight decay).
+    pub fn non_negative(key: &str, value: f64) -> Checked {
+        match value >= 0.0 && value.is_finite() {
+            true => Ok(()),
+            false => Err(Invalid::new(key, format!("must be 0 or more, not {value}"))),
+        }
+    }
+
+    /// A share in (0, 1] (`top_p`, an acceptance rate).
+    pub fn share(key: &str, value: f64) -> Checked {
+        match value > 0.0 && value <= 1.0 {
+            true => Ok(()),
+            false => Err(Invalid::new(key, format!("must be in (0, 1], not {value}"))),
+        }
+    }
+
+    /// A probability strictly between 0 and 1 (a confidence level, a test's alpha).
+    pub fn probability(key: &str, value: f64) -> Checked {
+        match value > 0.0 && value < 1.0 {
+            true => Ok(()),
+            false => Err(Invalid::new(
+                key,
+                format!("must lie strictly between 0 and 1, not {value}"),
+            )),
+        }
+    }
+
+    /// A list that must hold something (the training seeds).
+    pub fn non_empty<T>(key: &str, list: &[T]) -> Checked {
+        match list.is_empty() {
+            true => Err(Invalid::new(key, "must list at least one value")),
+            false => Ok(()),
+        }
+    }
+}
+
+/// The values [`probe_numeric_settings`] writes into each numeric setting: zero, a negative
+/// number, and 1.5 (past every share and probability, and not an integer).
+pub const PROBES: [f64; 3] = [0.0, -1.0, 1.5];
+
+/// Which of [`PROBES`] each numeric setting of section `S` refuses, one line per setting in key
+/// order: `key: 0 -1 1.5` (the refused values, in that order; `none` when it takes all three),
+/// keys dotted from the section down, over nested tables and the options set in the defaults.
+/// Each value is written alone into a config file and loaded as a stage loads it, and each
+/// refusal must name the key and that file, or this fails. A section's test compares the table
+/// with the ranges its settings document, so a numeric setting added without its check, or a
+/// check that names the wrong key, shows there.
+pub fn probe_numeric_settings<S: Section>() -> Result<String> {
+    fn numeric_keys(prefix: &str, value: &serde_json::Value, keys: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Number(_) => keys.push(prefix.to_string()),
+            serde_json::Value::Object(fields) => {
+                for (name, field) in fields {
+                    let key = match prefix {
+                        "" => name.clone(),
+                        _ => format!("{prefix}.{name}"),
+                    };
+                    numeric_keys(&key, field, keys);
+                }
+            }
+            _ => {}
+        }
+    }
+    let defaults = serde_json::to_value(S::default())
+        .map_err(|e| Error::Config(format!("{}'s defaults: {e}", S::NAME)))?;
+    let mut keys = Vec::new();
+    numeric_keys("", &defaults, &mut keys);
+    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let file = dir.path().join("probe.yaml");
+    keys.sort();
+    let mut table = String::new();
+    for key in keys {
+        let mut refused = Vec::new();
+        for probe in PROBES {
+            // YAML reads JSON: `{"train": {"lora": {"r": 0}}}`.
+            let value = match probe.fract() {
+                0.0 => serde_json::json!(probe as i64),
+                _ => serde_json::json!(probe),
+            };
+            let nested =
+                format!("{}.{key}", S::NAME)
+                    .rsplit('.')
+                    .fold(value.clone(), |inner, name| {
+                        serde_json::Value::Object(serde_json::Map::from_iter([(
+                            name.to_string(),
+                            inner,
+                        )]))
+                    });
+            std::fs::write(&file, nested.to_string()).map_err(|e| Error::io(&file, e))?;
+            let Err(err) = S::load(std::slice::from_ref(&file), &()) else {
+                continue;
+            };
+            let text = err.to_string();
+            if !(text.contains(&format!("{}.{key}`", S::NAME)) && text.contains("probe.yaml")) {
+                return Err(Error::Config(format!(
+                    "{probe} at `{}.{key}` was refused without naming the key and the file: \
+                     {text}",
+                    S::NAME
+                )));
+            }
+            refused.push(value.to_string());
+        }
+        let refused = match refused.is_empty() {
+            true => "none".to_string(),
+            false => refused.join(" "),
+        };
+        table.push_str(&format!("{key}: {refused}\n"));
+    }
+    Ok(table)
 }
 
 /// The stage binaries' flag that names a config file (`--config FILE`, repeated).
@@ -136,6 +332,20 @@ where
     T: Serialize + DeserializeOwned,
     O: Serialize,
 {
+    let figment = layered(section, defaults, files, overrides)?;
+    figment
+        .focus(section)
+        .extract()
+        .map_err(|e| config_error(e, Some(section)))
+}
+
+/// The layers of [`load_section`], with every top-level key checked to be a known section.
+fn layered<T: Serialize, O: Serialize>(
+    section: &str,
+    defaults: &T,
+    files: &[PathBuf],
+    overrides: &O,
+) -> Result<Figment> {
     let mut figment = Figment::from(Serialized::default(section, defaults));
     for file in files {
         if !file.is_file() {
@@ -150,27 +360,63 @@ where
         .merge(Env::prefixed(ENV_PREFIX).split("__"))
         .merge(Serialized::default(section, set_fields(overrides)?));
 
-    let top: figment::value::Dict = figment.extract().map_err(config_error)?;
+    let top: figment::value::Dict = figment.extract().map_err(|e| config_error(e, None))?;
     for key in top.keys() {
         if !SECTIONS.contains(&key.as_str()) {
             let origin = figment
                 .find_metadata(key)
-                .map(|m| match &m.source {
-                    Some(source) => format!("{} {source}", m.name),
-                    None => m.name.to_string(),
-                })
-                .unwrap_or_else(|| "unknown source".into());
+                .map_or_else(|| "unknown source".into(), |meta| origin(meta, key));
             return Err(Error::Config(format!(
                 "unknown section `{key}` (from {origin}); known sections: {}",
                 SECTIONS.join(", ")
             )));
         }
     }
-    figment.focus(section).extract().map_err(config_error)
+    Ok(figment)
 }
 
-fn config_error(err: figment::Error) -> Error {
-    let all: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+/// Where the value of `key` (dotted, from the top) came from: a config file by its path, the
+/// `QA_` variable by its name, a flag (the flags' layer is the JSON object of
+/// [`set_fields`]), or the defaults.
+fn origin(meta: &Metadata, key: &str) -> String {
+    match &meta.source {
+        Some(source @ figment::Source::File(_)) => format!("config file {source}"),
+        _ if meta.name.contains("environment") => {
+            format!(
+                "variable {ENV_PREFIX}{}",
+                key.to_uppercase().replace('.', "__")
+            )
+        }
+        _ if meta.name == std::any::type_name::<serde_json::Value>() => {
+            "a command-line flag".to_string()
+        }
+        _ => "the defaults".to_string(),
+    }
+}
+
+/// Figment's errors, each naming the key from its section down (figment's own message puts its
+/// profile first, as in `default.train.batch_size`) and where the value came from; `section`,
+/// the section the errors' keys are relative to (none: they start at the top).
+fn config_error(err: figment::Error, section: Option<&str>) -> Error {
+    let all: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let key = section
+                .into_iter()
+                .map(str::to_string)
+                .chain(e.path.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(".");
+            let mut text = e.kind.to_string();
+            if !e.path.is_empty() {
+                text.push_str(&format!(" for key `{key}`"));
+            }
+            if let Some(meta) = &e.metadata {
+                text.push_str(&format!(" (from {})", origin(meta, &key)));
+            }
+            text
+        })
+        .collect();
     Error::Config(all.join("; "))
 }
 
@@ -228,6 +474,57 @@ mod tests {
     fn load(files: &[&str], flags: &DemoFlags) -> Result<Demo> {
         let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
         load_section("prepare", &defaults(), &files, flags)
+    }
+
+    impl Default for Demo {
+        fn default() -> Self {
+            defaults()
+        }
+    }
+
+    impl Section for Demo {
+        const NAME: &'static str = "prepare";
+
+        fn validate(&self) -> std::result::Result<(), Invalid> {
+            check::at_least_one("size", self.size)
+        }
+    }
+
+    #[test]
+    fn an_invalid_setting_names_its_key_and_where_it_came_from() {
+        jailed(|jail| {
+            let none = DemoFlags::default();
+            let load = |files: &[&str], flags: &DemoFlags| {
+                let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+                Demo::load(&files, flags).map_err(|e| e.to_string())
+            };
+            jail.create_file("zero.yaml", "prepare:\n  size: 0\n")
+                .map_err(|e| e.to_string())?;
+            let file = load(&["zero.yaml"], &none).expect_err("size 0 from a file");
+            assert_eq!(
+                file,
+                "configuration: `prepare.size` (from config file zero.yaml) must be at least 1, \
+                 not 0"
+            );
+            let flag = load(&[], &DemoFlags { size: Some(0) }).expect_err("size 0 from a flag");
+            assert!(flag.contains("(from a command-line flag)"), "{flag}");
+            jail.set_env("QA_PREPARE__SIZE", "0");
+            let variable = load(&[], &none).expect_err("size 0 from a variable");
+            assert!(
+                variable.contains("(from variable QA_PREPARE__SIZE)"),
+                "{variable}"
+            );
+            // A key of the wrong type names the key without figment's profile (`default.`).
+            jail.set_env("QA_PREPARE__SIZE", "-3");
+            let wrong = load(&[], &none).expect_err("a negative count");
+            assert!(
+                wrong.contains("for key `prepare.size`") && !wrong.contains("default."),
+                "{wrong}"
+            );
+            jail.set_env("QA_PREPARE__SIZE", "4");
+            assert_eq!(load(&[], &none)?.size, 4);
+            Ok(())
+        });
     }
 
     #[test]

@@ -139,6 +139,17 @@ pub enum Error {
     /// A configuration file, variable or flag is missing, unknown or of the wrong type.
     #[error("configuration: {0}")]
     Config(String),
+    /// A setting is of the right type but not one its stage can run with.
+    #[error("configuration: `{key}` (from {origin}) {message}")]
+    InvalidSetting {
+        /// The key from its section down, e.g. `train.batch_size`.
+        key: String,
+        /// Where the value came from: `config file PATH`, `variable QA_…`, a flag or the
+        /// defaults.
+        origin: String,
+        /// What it must be, and what it is.
+        message: String,
+    },
     /// A prompt template is malformed.
     #[error("prompt template {0}")]
     Template(String),
@@ -164,18 +175,17 @@ impl Error {
         }
     }
 
-    /// Classifies a `serde_json` error met while parsing `path`: cut-off input, bad syntax or a
-    /// bad field. `line_offset` is added to the parser's line (for a JSONL line it is the line
-    /// number minus one, since the parser sees one line at a time).
+    /// Classifies a `serde_json` error met while parsing `path` at `line` and `column` of the
+    /// file (the caller knows them: a JSONL line is parsed alone): cut-off input, bad syntax or
+    /// a bad field.
     pub(crate) fn from_json(
         path: &std::path::Path,
-        line_offset: usize,
+        line: usize,
+        column: usize,
         field: String,
         err: &serde_json::Error,
     ) -> Self {
         let path = path.to_path_buf();
-        let line = err.line() + line_offset;
-        let column = err.column();
         match err.classify() {
             serde_json::error::Category::Eof => Error::Truncated { path, line, column },
             serde_json::error::Category::Syntax => Error::NotJson {

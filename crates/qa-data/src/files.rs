@@ -5,6 +5,7 @@
 //! errors must name the line and the field (through `serde_path_to_error`), which that reader
 //! does not track. Writing goes through `serde_jsonlines`.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::marker::PhantomData;
@@ -64,17 +65,18 @@ impl<T: DeserializeOwned> JsonlReader<T> {
                 line: self.line,
                 offset: line_start + e.valid_up_to() as u64,
             })?;
+            let text = without_line_end(text);
             if text.trim().is_empty() {
                 continue;
             }
             let mut de = serde_json::Deserializer::from_str(text);
             let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
                 let field = field_name(e.path(), "<record>");
-                Error::from_json(&self.path, self.line - 1, field, e.inner())
+                line_error(&self.path, self.line, field, e.inner())
             })?;
             // A line must hold exactly one value: `{…} {…}` is two records glued together.
             de.end()
-                .map_err(|e| Error::from_json(&self.path, self.line - 1, "<record>".into(), &e))?;
+                .map_err(|e| line_error(&self.path, self.line, "<record>".into(), &e))?;
             return Ok(Some((self.line, value)));
         }
     }
@@ -96,6 +98,21 @@ impl<T: DeserializeOwned> Iterator for JsonlReader<T> {
             }
         }
     }
+}
+
+/// A JSONL line without its `\n` or `\r\n`: with it, a line cut short inside a string would
+/// parse as a string holding a control character on the next line.
+fn without_line_end(line: &str) -> &str {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    line.strip_suffix('\r').unwrap_or(line)
+}
+
+/// The error of `err`, met parsing line `line` of the JSONL file `path` alone. The line is the
+/// reader's count, not the parser's: an error a type's own check raises after parsing (a
+/// `try_from`) carries no position (line 0 to the parser).
+fn line_error(path: &Path, line: usize, field: String, err: &serde_json::Error) -> Error {
+    let column = if err.line() == 1 { err.column() } else { 0 };
+    Error::from_json(path, line, column, field, err)
 }
 
 /// Names a field for an error message: its JSON path, or `root` for the value as a whole.
@@ -134,10 +151,12 @@ pub fn read_json<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<T> {
         }
     })?;
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| Error::from_json(path, 0, field_name(e.path(), "<top level>"), e.inner()))?;
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let (field, e) = (field_name(e.path(), "<top level>"), e.inner());
+        Error::from_json(path, e.line(), e.column(), field, e)
+    })?;
     de.end()
-        .map_err(|e| Error::from_json(path, 0, "<top level>".into(), &e))?;
+        .map_err(|e| Error::from_json(path, e.line(), e.column(), "<top level>".into(), &e))?;
     Ok(value)
 }
 
@@ -145,6 +164,58 @@ pub fn read_json<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<T> {
 pub fn read_jsonl<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Vec<T>> {
     let path = path.as_ref();
     let records = read_records(path)?;
+    if records.is_empty() {
+        return Err(Error::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(records)
+}
+
+/// A record whose id keys results wherever it goes (a question: its answers, predictions and
+/// scores are found by it).
+pub trait Keyed {
+    /// The id.
+    fn id(&self) -> &str;
+}
+
+/// The ids met so far in one file, each with the line it was on: a repeat is refused.
+#[derive(Debug, Default)]
+pub struct UniqueIds {
+    lines: HashMap<String, usize>,
+}
+
+impl UniqueIds {
+    /// Notes that `id` is on line `line` of `path`; an error naming the file, both lines and
+    /// the id when an earlier line had it.
+    pub fn insert(&mut self, path: &Path, id: &str, line: usize) -> Result<()> {
+        match self.lines.get(id) {
+            Some(&first) => Err(Error::DuplicateId {
+                path: path.to_path_buf(),
+                id: id.to_string(),
+                first: format!("line {first}"),
+                second: format!("line {line}"),
+            }),
+            None => {
+                self.lines.insert(id.to_string(), line);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reads every record of a JSONL file whose ids key results (gold questions, training records,
+/// seeds, a filter's input), as [`read_jsonl`] does; an id on two lines is an error naming the
+/// file, both lines and the id, since one of the two would count twice or be lost.
+pub fn read_keyed_jsonl<T: DeserializeOwned + Keyed>(path: impl AsRef<Path>) -> Result<Vec<T>> {
+    let path = path.as_ref();
+    let mut ids = UniqueIds::default();
+    let mut records = Vec::new();
+    for item in JsonlReader::<T>::open(path)? {
+        let (line, record) = item?;
+        ids.insert(path, record.id(), line)?;
+        records.push(record);
+    }
     if records.is_empty() {
         return Err(Error::Empty {
             path: path.to_path_buf(),
@@ -366,10 +437,12 @@ fn recover_tail(path: &Path, file: &mut File) -> Result<Recovery> {
     }
     drop(reader);
     if !last_line.iter().all(u8::is_ascii_whitespace) {
-        let mut de = serde_json::Deserializer::from_slice(&last_line);
+        let text = last_line.strip_suffix(b"\n").unwrap_or(&last_line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let mut de = serde_json::Deserializer::from_slice(text);
         <serde::de::IgnoredAny as serde::Deserialize>::deserialize(&mut de)
             .and_then(|_| de.end())
-            .map_err(|e| Error::from_json(path, complete_lines - 1, "<record>".into(), &e))?;
+            .map_err(|e| line_error(path, complete_lines, "<record>".into(), &e))?;
     }
     let dropped_bytes = len - end_of_last_line;
     if dropped_bytes > 0 {
@@ -478,6 +551,111 @@ mod tests {
         }
     }
 
+    /// Five lines, the fifth `fifth`, with `end` after each and a blank third line.
+    fn five_lines(fifth: &str, end: &str) -> String {
+        let lines = [
+            record_line("q1"),
+            record_line("q2"),
+            String::new(),
+            record_line("q4"),
+        ];
+        lines
+            .iter()
+            .map(|line| format!("{line}{end}"))
+            .collect::<String>()
+            + fifth
+            + end
+    }
+
+    #[test]
+    fn errors_name_the_line_they_are_on() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cut_short = &record_line("q5")[..30];
+        let no_answers =
+            r#"{"id":"q5","question":"Who?","context":"Ann ran.","answers":[],"source":"human"}"#;
+        let bad_field =
+            r#"{"id":"q5","question":7,"context":"c","answers":["a"],"source":"human"}"#;
+        let huge = format!(
+            r#"{{"id":"q0","question":"Who?","context":"{}","answers":["a"],"source":"human"}}"#,
+            "x".repeat(32 << 20)
+        );
+        // (file, text, what the error must be): each written out by hand.
+        type Expected = fn(&Error) -> bool;
+        let cases: Vec<(&str, String, Expected)> = vec![
+            ("cut_line5", five_lines(cut_short, "\n"), |e| {
+                matches!(
+                    e,
+                    Error::Truncated {
+                        line: 5,
+                        column: 30,
+                        ..
+                    }
+                )
+            }),
+            ("cut_line5_crlf", five_lines(cut_short, "\r\n"), |e| {
+                matches!(e, Error::Truncated { line: 5, .. })
+            }),
+            ("no_answers_line5", five_lines(no_answers, "\n"), |e| {
+                matches!(e, Error::InvalidField { line: 5, .. })
+            }),
+            (
+                "bad_field_line5",
+                five_lines(bad_field, "\n"),
+                |e| matches!(e, Error::InvalidField { line: 5, field, .. } if field == "question"),
+            ),
+            ("bad_field_line5_crlf", five_lines(bad_field, "\r\n"), |e| {
+                matches!(e, Error::InvalidField { line: 5, .. })
+            }),
+            (
+                "after_a_32_mib_line",
+                format!("{huge}\n{bad_field}\n"),
+                |e| matches!(e, Error::InvalidField { line: 2, .. }),
+            ),
+        ];
+        for (name, text, expected) in cases {
+            let path = dir.path().join(format!("{name}.jsonl"));
+            fs::write(&path, text).expect("write");
+            let err = read_jsonl::<QaRecord>(&path).expect_err(name);
+            assert!(expected(&err), "{name}: {err:?}");
+        }
+        // CRLF endings read as LF ones do, and a 32 MiB line is read whole.
+        let path = dir.path().join("crlf.jsonl");
+        fs::write(&path, five_lines(&record_line("q5"), "\r\n")).expect("write");
+        let lines: Vec<usize> = JsonlReader::<QaRecord>::open(&path)
+            .expect("open")
+            .map(|item| item.expect("a record").0)
+            .collect();
+        assert_eq!(lines, [1, 2, 4, 5]);
+        let path = dir.path().join("huge.jsonl");
+        fs::write(&path, format!("{huge}\n")).expect("write");
+        let records = read_jsonl::<QaRecord>(&path).expect("a 32 MiB record");
+        assert_eq!(records[0].context.len(), 32 << 20);
+    }
+
+    #[test]
+    fn a_repeated_id_names_both_lines() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("repeats.jsonl");
+        let text = [
+            record_line("q1"),
+            record_line("q2"),
+            String::new(),
+            record_line("q1"),
+        ]
+        .join("\n");
+        fs::write(&path, text + "\n").expect("write");
+        let err = read_keyed_jsonl::<QaRecord>(&path).expect_err("q1 twice");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: duplicate id `q1` at line 4 (first seen at line 1)",
+                path.display()
+            )
+        );
+        // Read as plain records, the file is fine: the check is the keyed reader's.
+        assert_eq!(read_jsonl::<QaRecord>(&path).expect("records").len(), 3);
+    }
+
     #[test]
     fn two_values_on_one_line_are_an_error() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -563,6 +741,28 @@ mod tests {
                 complete_lines: 3,
                 dropped_bytes: 0
             }
+        );
+    }
+
+    #[test]
+    fn appender_names_the_line_of_a_damaged_last_record() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("damaged.jsonl");
+        let cut = &record_line("q2")[..25];
+        fs::write(&path, format!("{}\n{cut}\n", record_line("q1"))).expect("write");
+        let err = JsonlAppender::open(&path)
+            .map(|_| ())
+            .expect_err("a damaged line");
+        assert!(
+            matches!(
+                err,
+                Error::Truncated {
+                    line: 2,
+                    column: 25,
+                    ..
+                }
+            ),
+            "{err:?}"
         );
     }
 

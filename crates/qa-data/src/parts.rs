@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::QaRecord;
 use crate::error::{Error, Result};
-use crate::files::{read_json, read_jsonl, sha256_file, write_json_atomic, write_jsonl_atomic};
+use crate::files::{
+    read_json, read_keyed_jsonl, sha256_file, write_json_atomic, write_jsonl_atomic,
+};
 use crate::manifest::{FileDigest, Manifest};
 use crate::predictions::{Prediction, read_predictions};
 use crate::shard::Shard;
@@ -65,7 +67,7 @@ fn refuse(path: &Path, message: String) -> Error {
 /// Merges the prediction files `parts` of a sharded run over `input` into `out`; returns the
 /// number of predictions written.
 pub fn merge_predictions(input: &Path, parts: &[PathBuf], out: &Path) -> Result<usize> {
-    let records: Vec<QaRecord> = read_jsonl(input)?;
+    let records: Vec<QaRecord> = read_keyed_jsonl(input)?;
     let input_sha256 = sha256_file(input)?;
     let ids: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let mut first: Option<(PathBuf, PartInfo)> = None;
@@ -210,6 +212,7 @@ pub fn manifest_path(out: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::Source;
+    use crate::files::read_jsonl;
 
     fn setup(dir: &Path) -> (PathBuf, Vec<QaRecord>) {
         let records: Vec<QaRecord> = (0..20)

@@ -55,6 +55,13 @@ pub struct PrepareConfig {
 
 impl crate::config::Section for PrepareConfig {
     const NAME: &'static str = crate::config::section_names::PREPARE;
+
+    fn validate(&self) -> std::result::Result<(), crate::config::Invalid> {
+        use crate::config::check;
+        check::at_least_one("train_size", self.train_size)?;
+        check::at_least_one("val_size", self.val_size)?;
+        check::at_least_one("test_size", self.test_size)
+    }
 }
 
 impl Default for PrepareConfig {
@@ -252,4 +259,24 @@ pub fn plan(config: &PrepareConfig, planning: &Planning) -> Result<StagePlan> {
 
 fn digest(path: &Path, records: Option<u64>) -> Result<FileDigest> {
     FileDigest::of(path, path.display().to_string(), records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which of 0, -1 and 1.5 each numeric setting refuses at load, naming the key and the
+    /// file: every split needs examples (training picks its best epoch on the validation one).
+    #[test]
+    fn every_numeric_setting_refuses_what_it_cannot_run_with() {
+        assert_eq!(
+            crate::config::probe_numeric_settings::<PrepareConfig>().expect("probes"),
+            "\
+seed: -1 1.5
+test_size: 0 -1 1.5
+train_size: 0 -1 1.5
+val_size: 0 -1 1.5
+"
+        );
+    }
 }

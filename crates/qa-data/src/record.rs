@@ -94,6 +94,12 @@ struct RawQaRecord {
     provenance: Option<Provenance>,
 }
 
+impl crate::files::Keyed for QaRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 impl TryFrom<RawQaRecord> for QaRecord {
     type Error = String;
 

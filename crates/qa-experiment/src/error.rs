@@ -42,9 +42,19 @@ pub enum Error {
         /// How `qa-prepare --fetch-only` ended.
         status: ExitStatus,
     },
-    /// A stage's binary failed; what it wrote so far stays for the next run to continue.
+    /// A stage's binary failed after saving something; that stays for the next run to
+    /// continue.
     #[error("stage {stage} failed ({status}); re-run to continue it")]
     StageFailed {
+        /// The stage.
+        stage: String,
+        /// How its binary ended.
+        status: ExitStatus,
+    },
+    /// A stage's binary failed before saving anything of its own (its error says why): the
+    /// outputs of its last finished run are back in place.
+    #[error("stage {stage} failed ({status}) before saving anything; its last outputs are kept")]
+    StageRefused {
         /// The stage.
         stage: String,
         /// How its binary ended.

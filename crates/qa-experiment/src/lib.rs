@@ -23,13 +23,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use qa_data::commands::{ConfigArgs, PrepareCommand, StageCommand};
-use qa_data::config::Section;
+use qa_data::config::{Invalid, Section, check};
 use qa_data::files::{read_json, sha256_file, write_json_atomic};
 use qa_data::layout::RunLayout;
 use serde::{Deserialize, Serialize};
 
 mod error;
 mod estimate;
+mod held;
 mod plan;
 
 pub use error::{Error, Result};
@@ -46,8 +47,21 @@ pub struct ExperimentConfig {
     pub train_seeds: Vec<u64>,
 }
 
-impl qa_data::config::Section for ExperimentConfig {
+impl Section for ExperimentConfig {
     const NAME: &'static str = qa_data::config::section_names::EXPERIMENT;
+
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        check::non_empty("train_seeds", &self.train_seeds)?;
+        for (i, seed) in self.train_seeds.iter().enumerate() {
+            if self.train_seeds[..i].contains(seed) {
+                return Err(Invalid::new(
+                    "train_seeds",
+                    format!("lists {seed} twice: each seed trains each model once"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ExperimentConfig {
@@ -113,6 +127,7 @@ fn stage_key(
     stage: &Stage,
     sections: &BTreeMap<&str, serde_json::Value>,
     programs: &BTreeMap<&str, String>,
+    config_args: &[String],
 ) -> Result<Option<String>> {
     let mut lines = Vec::new();
     for input in &stage.inputs {
@@ -127,7 +142,10 @@ fn stage_key(
     }
     let program = programs.get(stage.program).map_or("", String::as_str);
     lines.push(format!("program {} {program}", stage.program));
-    lines.push(format!("args {}", stage.args.join(" ")));
+    // Not the config files' paths: their sections, resolved, are above, so a file layered on
+    // top that changes nothing this stage reads leaves it up to date.
+    let args = stage.args.strip_suffix(config_args).unwrap_or(&stage.args);
+    lines.push(format!("args {}", args.join(" ")));
     let text = lines.join("\n") + "\n";
     Ok(Some(qa_data::files::sha256_bytes(text.as_bytes())))
 }
@@ -213,6 +231,7 @@ pub fn run_experiment(options: &Options) -> Result<()> {
         configs: options.configs.clone(),
     };
     let stages = plan(&experiment, &configs, squad_files.clone());
+    let config_args = configs.args();
     // Each binary is hashed once (several stages run the same one), and each section resolved
     // once.
     let mut programs = BTreeMap::new();
@@ -272,7 +291,7 @@ pub fn run_experiment(options: &Options) -> Result<()> {
         if only.is_some_and(|only| only != index) || from.is_some_and(|from| index < from) {
             continue;
         }
-        let key = stage_key(stage, &sections, &programs)?;
+        let key = stage_key(stage, &sections, &programs, &config_args)?;
         let forced = from.is_some_and(|from| index >= from) && !options.dry_run;
         let verdict = verdict(stage, key.as_deref(), run_dir, forced)?;
         let upstream: Option<&str> = stage
@@ -366,17 +385,16 @@ fn run_stage(
             .resume
             .as_ref()
             .is_none_or(|resumed| resumed.saved.exists());
-    if !resume {
-        for path in &stage.clear {
-            let removed = match path.is_dir() {
-                true => std::fs::remove_dir_all(path),
-                false if path.exists() => std::fs::remove_file(path),
-                false => Ok(()),
-            };
-            removed.map_err(|e| qa_data::Error::io(path, e))?;
+    // Starting over: the last finished run's outputs are held aside, not deleted, until this
+    // run has at least saved something to continue from (see `held`).
+    let held = match resume {
+        true => None,
+        false => {
+            let held = held::Held::set_aside(run_dir, &stage.name, &stage.clear, &started_path)?;
+            write_json_atomic(&started_path, &key)?;
+            Some(held)
         }
-        write_json_atomic(&started_path, &key)?;
-    }
+    };
     let args = match &stage.resume {
         Some(resumed) if resume => &resumed.args,
         _ => &stage.args,
@@ -389,17 +407,31 @@ fn run_stage(
     );
     let program = bin_dir.join(stage.program);
     let start = Instant::now();
-    let status = Command::new(&program)
-        .args(args)
-        .status()
-        .map_err(|reason| Error::Start {
-            program: program.clone(),
-            reason,
-        })?;
-    if !status.success() {
-        return Err(Error::StageFailed {
+    let ran = match Command::new(&program).args(args).status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(Error::StageFailed {
             stage: stage.name.clone(),
             status,
+        }),
+        Err(reason) => Err(Error::Start {
+            program: program.clone(),
+            reason,
+        }),
+    };
+    if let Err(failed) = ran {
+        // Failed before saving anything to continue from: the finished outputs come back.
+        // With something saved, the next run continues it, as after a kill.
+        let saved = stage
+            .resume
+            .as_ref()
+            .is_some_and(|resumed| resumed.saved.exists());
+        let Some(held) = held.filter(|_| !saved) else {
+            return Err(failed);
+        };
+        held.restore()?;
+        return Err(match failed {
+            Error::StageFailed { stage, status } => Error::StageRefused { stage, status },
+            other => other,
         });
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -424,5 +456,68 @@ fn run_stage(
         },
     )?;
     std::fs::remove_file(&started_path).map_err(|e| qa_data::Error::io(&started_path, e))?;
-    Ok(())
+    held::discard(run_dir, &stage.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_training_seeds_must_be_listed_once_each() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("seeds.yaml");
+        for (seeds, refusal) in [
+            ("[]", "must list at least one value"),
+            ("[1, 2, 1]", "lists 1 twice"),
+        ] {
+            std::fs::write(&config, format!("experiment: {{train_seeds: {seeds}}}\n"))
+                .expect("write");
+            let err = ExperimentConfig::load(std::slice::from_ref(&config), &())
+                .expect_err(seeds)
+                .to_string();
+            assert!(
+                err.contains("`experiment.train_seeds` (from config file ")
+                    && err.contains("seeds.yaml) ")
+                    && err.contains(refusal),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_file_layered_on_top_leaves_a_stage_key_as_it_was() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let squad = ["train.json", "dev.json"].map(|name| dir.path().join(name));
+        for file in &squad {
+            std::fs::write(file, "{}").expect("write");
+        }
+        let experiment = ExperimentConfig::default();
+        let sections = BTreeMap::from([("prepare", serde_json::json!({"train_size": 8}))]);
+        let key = |files: &[&str]| {
+            let configs = ConfigArgs {
+                configs: files.iter().map(PathBuf::from).collect(),
+            };
+            let stages = plan(&experiment, &configs, squad.clone());
+            let prepare = stages
+                .iter()
+                .find(|s| s.name == "prepare")
+                .expect("prepare");
+            stage_key(prepare, &sections, &BTreeMap::new(), &configs.args())
+                .expect("hashes")
+                .expect("inputs exist")
+        };
+        assert_eq!(key(&["base.yaml"]), key(&["base.yaml", "typo.yaml"]));
+        // What the key holds still counts: another section value changes it.
+        let before = key(&["base.yaml"]);
+        let sections = BTreeMap::from([("prepare", serde_json::json!({"train_size": 9}))]);
+        let configs = ConfigArgs {
+            configs: vec![PathBuf::from("base.yaml")],
+        };
+        let stages = plan(&experiment, &configs, squad.clone());
+        let after = stage_key(&stages[0], &sections, &BTreeMap::new(), &configs.args())
+            .expect("hashes")
+            .expect("inputs exist");
+        assert_ne!(before, after);
+    }
 }

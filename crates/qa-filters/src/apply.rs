@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
-use qa_data::files::{JsonlReader, read_jsonl, write_json_atomic, write_jsonl_atomic};
+use qa_data::files::{
+    JsonlReader, UniqueIds, read_keyed_jsonl, write_json_atomic, write_jsonl_atomic,
+};
 
 use crate::Candidate;
 use crate::error::{Error, Result};
@@ -34,7 +36,8 @@ pub struct FilterSummary {
 /// Runs the pipeline of `config` over the records of `input`, writing [`KEPT_FILE`],
 /// [`REJECTED_FILE`] and [`FUNNEL_FILE`] into `out_dir`. With `seeds` (the human records they
 /// were generated from), each record is compared with the seed its `provenance.parent_id`
-/// names; a record naming no seed, or one that is not there, is an error naming its line.
+/// names; a record naming no seed, or one that is not there, is an error naming its line. An
+/// input without records, or with an id on two lines, is an error, and nothing is written.
 pub fn filter_file(
     config: &FilterConfig,
     input: &Path,
@@ -44,14 +47,16 @@ pub fn filter_file(
     let mut pipeline = Pipeline::new(config)?;
     let seeds: Option<HashMap<String, QaRecord>> = seeds
         .map(|path| {
-            read_jsonl::<QaRecord>(path)
+            read_keyed_jsonl::<QaRecord>(path)
                 .map(|records| records.into_iter().map(|r| (r.id.clone(), r)).collect())
         })
         .transpose()?;
     let mut kept = Vec::new();
     let mut rejected = Vec::new();
+    let mut ids = UniqueIds::default();
     for item in JsonlReader::<QaRecord>::open(input)? {
         let (line, record) = item?;
+        ids.insert(input, &record.id, line)?;
         let seed = match &seeds {
             None => None,
             Some(seeds) => {
@@ -83,6 +88,11 @@ pub fn filter_file(
             }
         }
     }
+    if kept.is_empty() && rejected.is_empty() {
+        return Err(Error::Data(qa_data::Error::Empty {
+            path: input.to_path_buf(),
+        }));
+    }
     std::fs::create_dir_all(out_dir).map_err(|e| qa_data::Error::io(out_dir, e))?;
     let summary = FilterSummary {
         funnel: pipeline.funnel().clone(),
@@ -94,4 +104,43 @@ pub fn filter_file(
     write_jsonl_atomic(&summary.rejected, &rejected)?;
     write_json_atomic(&summary.funnel_file, &summary.funnel)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> String {
+        format!(
+            r#"{{"id":"{id}","question":"Who ran to the shop?","context":"Ann ran to the shop.","answers":["Ann"],"source":"human"}}"#
+        )
+    }
+
+    #[test]
+    fn an_empty_or_repeating_input_is_refused_and_earlier_outputs_stay() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("out");
+        let input = dir.path().join("input.jsonl");
+        let config = FilterConfig::default();
+        std::fs::write(&input, format!("{}\n{}\n", record("q1"), record("q2"))).expect("write");
+        let summary = filter_file(&config, &input, None, &out).expect("filters");
+        let kept = std::fs::read(&summary.kept).expect("kept");
+
+        std::fs::write(&input, "\n").expect("write");
+        let empty = filter_file(&config, &input, None, &out).expect_err("an empty input");
+        assert!(
+            matches!(&empty, Error::Data(qa_data::Error::Empty { .. })),
+            "{empty:?}"
+        );
+        let text = format!("{}\n{}\n\n{}\n", record("q1"), record("q2"), record("q1"));
+        std::fs::write(&input, text).expect("write");
+        let repeated = filter_file(&config, &input, None, &out).expect_err("q1 twice");
+        assert!(
+            repeated
+                .to_string()
+                .ends_with("duplicate id `q1` at line 4 (first seen at line 1)"),
+            "{repeated}"
+        );
+        assert_eq!(std::fs::read(&summary.kept).expect("kept"), kept);
+    }
 }

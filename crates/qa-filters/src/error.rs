@@ -4,14 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A threshold is out of range.
-    #[error("filters.{filter}: {message}")]
-    Config {
-        /// The filter's config key.
-        filter: &'static str,
-        /// What is wrong.
-        message: String,
-    },
+    /// A threshold is out of range (the section checks its own when it loads).
+    #[error("invalid setting {0}")]
+    Setting(#[from] qa_data::config::Invalid),
     /// Reading or writing records failed.
     #[error(transparent)]
     Data(#[from] qa_data::Error),

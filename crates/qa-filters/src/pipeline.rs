@@ -6,13 +6,14 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::filters::{
     AnswerInContext, AnswerLength, Duplicates, NgramOverlap, NonEmptyContext, NotACopy, PromptLeak,
     QuestionForm, QuestionLength, QuestionNotAnswer, SameTopic,
 };
 use crate::{Candidate, Filter, Verdict};
 use qa_data::QaRecord;
+use qa_data::config::{Invalid, Section, check};
 use qa_data::rejection::Rejection;
 
 /// The `filters:` config section: every filter with its thresholds; `null` switches one off.
@@ -42,8 +43,35 @@ pub struct FilterConfig {
     pub duplicates: bool,
 }
 
-impl qa_data::config::Section for FilterConfig {
+impl Section for FilterConfig {
     const NAME: &'static str = qa_data::config::section_names::FILTERS;
+
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        let share = |key: &str, value: f64| match (0.0..=1.0).contains(&value) {
+            true => Ok(()),
+            false => Err(Invalid::new(key, format!("must be in [0, 1], not {value}"))),
+        };
+        if let Some(f) = &self.answer_length
+            && f.min_tokens > f.max_tokens
+        {
+            return Err(Invalid::new(
+                "answer_length.max_tokens",
+                format!(
+                    "must be at least answer_length.min_tokens ({}), not {}",
+                    f.min_tokens, f.max_tokens
+                ),
+            ));
+        }
+        if let Some(f) = &self.ngram_overlap {
+            check::at_least_one("ngram_overlap.n", f.n)?;
+            share("ngram_overlap.max_overlap", f.max_overlap)?;
+        }
+        if let Some(f) = &self.same_topic {
+            share("same_topic.min_seed_share", f.min_seed_share)?;
+            share("same_topic.min_grounded_share", f.min_grounded_share)?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for FilterConfig {
@@ -60,45 +88,6 @@ impl Default for FilterConfig {
             same_topic: Some(SameTopic::default()),
             duplicates: true,
         }
-    }
-}
-
-impl FilterConfig {
-    /// Checks every threshold.
-    pub fn validate(&self) -> Result<()> {
-        let fail = |filter, message: String| Err(Error::Config { filter, message });
-        let share = |value: f64| (0.0..=1.0).contains(&value);
-        if let Some(f) = &self.answer_length
-            && (f.min_tokens > f.max_tokens)
-        {
-            return fail(
-                "answer_length",
-                format!("min_tokens {} > max_tokens {}", f.min_tokens, f.max_tokens),
-            );
-        }
-        if let Some(f) = &self.ngram_overlap {
-            if f.n == 0 {
-                return fail("ngram_overlap", "n must be at least 1".to_string());
-            }
-            if !share(f.max_overlap) {
-                return fail(
-                    "ngram_overlap",
-                    format!("max_overlap must be in [0, 1], not {}", f.max_overlap),
-                );
-            }
-        }
-        if let Some(f) = &self.same_topic
-            && !(share(f.min_seed_share) && share(f.min_grounded_share))
-        {
-            return fail(
-                "same_topic",
-                format!(
-                    "shares must be in [0, 1], not {} and {}",
-                    f.min_seed_share, f.min_grounded_share
-                ),
-            );
-        }
-        Ok(())
     }
 }
 
@@ -303,6 +292,25 @@ mod tests {
     use super::*;
     use qa_data::{QaRecord, Source};
 
+    /// Which of 0, -1 and 1.5 each numeric threshold refuses at load, naming the key and the
+    /// file: shares lie in [0, 1], `n` is a count, and the longest answer is at least the
+    /// shortest (1 by default).
+    #[test]
+    fn every_numeric_setting_refuses_what_it_cannot_run_with() {
+        assert_eq!(
+            qa_data::config::probe_numeric_settings::<FilterConfig>().expect("probes"),
+            "\
+answer_length.max_tokens: 0 -1 1.5
+answer_length.min_tokens: -1 1.5
+ngram_overlap.max_overlap: -1 1.5
+ngram_overlap.n: 0 -1 1.5
+question_length.min_tokens: -1 1.5
+same_topic.min_grounded_share: -1 1.5
+same_topic.min_seed_share: -1 1.5
+"
+        );
+    }
+
     fn record(id: &str, question: &str, answer: &str, context: &str) -> QaRecord {
         QaRecord {
             id: id.to_string(),
@@ -394,7 +402,7 @@ mod tests {
             ..FilterConfig::default()
         };
         let error = Pipeline::new(&config).err().expect("refused").to_string();
-        assert!(error.contains("filters.ngram_overlap"), "{error}");
+        assert!(error.contains("`ngram_overlap.max_overlap`"), "{error}");
         let config = FilterConfig {
             answer_length: Some(AnswerLength {
                 min_tokens: 5,
@@ -402,7 +410,8 @@ mod tests {
             }),
             ..FilterConfig::default()
         };
-        assert!(Pipeline::new(&config).is_err());
+        let error = Pipeline::new(&config).err().expect("refused").to_string();
+        assert!(error.contains("`answer_length.max_tokens`"), "{error}");
         let unknown = serde_json::from_value::<FilterConfig>(serde_json::json!({"ngram": {}}));
         assert!(unknown.is_err());
     }

@@ -7,6 +7,7 @@
 //! resamples are combined in index order, so results are identical for a given seed whatever the
 //! number of rayon threads.
 
+use qa_data::config::{Invalid, Section, check};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -37,8 +38,16 @@ pub struct ResamplingConfig {
     pub power: f64,
 }
 
-impl qa_data::config::Section for ResamplingConfig {
+impl Section for ResamplingConfig {
     const NAME: &'static str = qa_data::config::section_names::EVAL;
+
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        check::at_least_one("bootstrap_resamples", self.bootstrap_resamples)?;
+        check::at_least_one("permutation_trials", self.permutation_trials)?;
+        check::probability("confidence", self.confidence)?;
+        check::probability("alpha", self.alpha)?;
+        check::probability("power", self.power)
+    }
 }
 
 fn default_alpha() -> f64 {
@@ -59,28 +68,6 @@ impl Default for ResamplingConfig {
             alpha: default_alpha(),
             power: default_power(),
         }
-    }
-}
-
-impl ResamplingConfig {
-    fn check(&self) -> Result<()> {
-        if self.bootstrap_resamples == 0 || self.permutation_trials == 0 {
-            return Err(Error::InvalidConfig(
-                "bootstrap_resamples and permutation_trials must be at least 1".into(),
-            ));
-        }
-        for (name, value) in [
-            ("confidence", self.confidence),
-            ("alpha", self.alpha),
-            ("power", self.power),
-        ] {
-            if !(value > 0.0 && value < 1.0) {
-                return Err(Error::InvalidConfig(format!(
-                    "{name} must lie strictly between 0 and 1, got {value}"
-                )));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -168,7 +155,7 @@ fn check_values(values: &[f64]) -> Result<()> {
 /// # Ok::<(), qa_metrics::Error>(())
 /// ```
 pub fn bootstrap_ci(values: &[f64], config: &ResamplingConfig) -> Result<Interval> {
-    config.check()?;
+    config.validate()?;
     check_values(values)?;
     Ok(percentile_interval(
         mean(values),
@@ -200,7 +187,7 @@ pub fn paired_bootstrap(
     b: &[f64],
     config: &ResamplingConfig,
 ) -> Result<PairedComparison> {
-    config.check()?;
+    config.validate()?;
     if a.len() != b.len() {
         return Err(Error::LengthMismatch {
             a: a.len(),
@@ -325,6 +312,23 @@ pub fn mean_std(values: &[f64]) -> Option<MeanStd> {
 mod tests {
     use super::*;
 
+    /// Which of 0, -1 and 1.5 each numeric setting refuses at load, naming the key and the
+    /// file: resamples are counts and the levels lie strictly between 0 and 1.
+    #[test]
+    fn every_numeric_setting_refuses_what_it_cannot_run_with() {
+        assert_eq!(
+            qa_data::config::probe_numeric_settings::<ResamplingConfig>().expect("probes"),
+            "\
+alpha: 0 -1 1.5
+bootstrap_resamples: 0 -1 1.5
+confidence: 0 -1 1.5
+permutation_trials: 0 -1 1.5
+power: 0 -1 1.5
+seed: -1 1.5
+"
+        );
+    }
+
     fn config(seed: u64) -> ResamplingConfig {
         ResamplingConfig {
             bootstrap_resamples: 2_000,
@@ -426,10 +430,7 @@ mod tests {
             confidence: 1.5,
             ..config(1)
         };
-        assert!(matches!(
-            bootstrap_ci(&[1.0], &bad),
-            Err(Error::InvalidConfig(_))
-        ));
+        assert!(matches!(bootstrap_ci(&[1.0], &bad), Err(Error::Setting(_))));
     }
 
     #[test]

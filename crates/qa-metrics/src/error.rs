@@ -37,9 +37,9 @@ pub enum Error {
     /// Two systems were given the same name.
     #[error("system name `{0}` is given twice")]
     DuplicateSystem(String),
-    /// A setting is out of range.
-    #[error("invalid setting: {0}")]
-    InvalidConfig(String),
+    /// A setting is out of range (each section checks its own when it loads).
+    #[error("invalid setting {0}")]
+    Setting(#[from] qa_data::config::Invalid),
 }
 
 /// Result type of this crate.

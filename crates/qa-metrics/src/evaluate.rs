@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
-use qa_data::files::{read_jsonl, sha256_file};
+use qa_data::files::{read_keyed_jsonl, sha256_file};
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::predictions::read_predictions;
 use qa_data::squad::read_squad;
@@ -28,7 +28,7 @@ pub const SEED_SEPARATOR: char = '@';
 pub fn read_gold(path: impl AsRef<Path>) -> Result<Vec<QaRecord>> {
     let path = path.as_ref();
     if path.extension().is_some_and(|e| e == "jsonl") {
-        return Ok(read_jsonl(path)?);
+        return Ok(read_keyed_jsonl(path)?);
     }
     let squad = read_squad(path)?;
     if !squad.rejected.is_empty() {
@@ -579,4 +579,27 @@ pub fn score_files(
     )?;
     qa_data::files::write_json_atomic(out_dir.join(METRICS_FILE), &metrics)?;
     Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gold_question_given_twice_is_refused_naming_both_lines() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let gold = dir.path().join("gold.jsonl");
+        let line = |id: &str| {
+            format!(
+                r#"{{"id":"{id}","question":"Who ran?","context":"Ann ran.","answers":["Ann"],"source":"human"}}"#
+            )
+        };
+        std::fs::write(&gold, [line("a"), line("b"), line("a")].join("\n") + "\n").expect("write");
+        let err = read_gold(&gold).expect_err("a repeated id");
+        assert!(
+            matches!(&err, Error::Data(qa_data::Error::DuplicateId { id, first, second, .. })
+                if id == "a" && first == "line 1" && second == "line 3"),
+            "{err:?}"
+        );
+    }
 }

@@ -29,8 +29,8 @@ pub enum Error {
         message: String,
     },
     /// A setting of the `report:` section is out of range.
-    #[error("report config: {0}")]
-    InvalidConfig(String),
+    #[error("invalid setting {0}")]
+    Setting(#[from] qa_data::config::Invalid),
     /// Drawing a plot failed.
     #[error("plot {name}: {message}")]
     Plot {

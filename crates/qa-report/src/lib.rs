@@ -37,6 +37,7 @@ mod plots;
 
 use std::path::{Path, PathBuf};
 
+use qa_data::config::{Invalid, Section, check};
 use qa_data::files::write_bytes_atomic;
 use qa_data::layout::{RunLayout, results_files};
 use qa_data::plan::StagePlan;
@@ -57,8 +58,12 @@ pub struct ReportConfig {
     pub overlap_n: usize,
 }
 
-impl qa_data::config::Section for ReportConfig {
+impl Section for ReportConfig {
     const NAME: &'static str = qa_data::config::section_names::REPORT;
+
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        check::at_least_one("overlap_n", self.overlap_n)
+    }
 }
 
 impl Default for ReportConfig {
@@ -83,9 +88,7 @@ pub struct Written {
 /// Writes the report of the run in `run_dir` into its `results/` directory, each file
 /// atomically.
 pub fn write_report(run_dir: &Path, config: &ReportConfig) -> Result<Written> {
-    if config.overlap_n == 0 {
-        return Err(Error::InvalidConfig("overlap_n must be at least 1".into()));
-    }
+    config.validate()?;
     let run = RunLayout::new(run_dir);
     let gathered = gather::gather(&run, config)?;
     let results = run.results();
@@ -170,4 +173,22 @@ fn write_table(path: &Path, gathered: &gather::Gathered) -> Result<()> {
         .into_inner()
         .map_err(|e| csv_error(csv::Error::from(e.into_error())))?;
     Ok(write_bytes_atomic(path, &bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which of 0, -1 and 1.5 each numeric setting refuses at load, naming the key and the
+    /// file: the overlap's n is a count; a report may show no examples.
+    #[test]
+    fn every_numeric_setting_refuses_what_it_cannot_run_with() {
+        assert_eq!(
+            qa_data::config::probe_numeric_settings::<ReportConfig>().expect("probes"),
+            "\
+examples: -1 1.5
+overlap_n: 0 -1 1.5
+"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The config that picks a stage's generator, and loads it.
 
+use qa_data::config::Invalid;
 use qa_data::run_place::Placed;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,13 @@ pub enum Decoding {
 }
 
 impl GeneratorConfig {
+    /// Checks the settings of both backends (the one not chosen too: a value out of range
+    /// there is a typo all the same), naming the first that is wrong.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        self.t5.validate().map_err(|e| e.within("t5"))?;
+        self.openai.validate().map_err(|e| e.within("openai"))
+    }
+
     /// The default generator of each backend, set to `decoding` with at most `max_tokens` new
     /// tokens: a stage's default.
     pub fn decoding(decoding: Decoding, max_tokens: usize) -> Self {

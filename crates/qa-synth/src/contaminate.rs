@@ -9,7 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use qa_data::files::{read_jsonl, write_json_atomic, write_jsonl_atomic};
+use qa_data::config::{Invalid, Section, check};
+use qa_data::files::{read_keyed_jsonl, write_json_atomic, write_jsonl_atomic};
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
 use qa_data::run_place::Placed;
@@ -55,8 +56,15 @@ impl qa_data::run_place::Placed for ContaminateConfig {
     const DECIDING: &'static [&'static str] = &["generator", "prompt_template"];
 }
 
-impl qa_data::config::Section for ContaminateConfig {
+impl Section for ContaminateConfig {
     const NAME: &'static str = qa_data::config::section_names::CONTAMINATE;
+
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        self.generator
+            .validate()
+            .map_err(|e| e.within("generator"))?;
+        check::at_least_one("records_per_batch", self.records_per_batch)
+    }
 }
 
 impl Default for ContaminateConfig {
@@ -281,8 +289,9 @@ pub fn contaminate(
     generator: &dyn Generator,
     mut on_record: impl FnMut(Progress),
 ) -> Result<ContaminateSummary> {
+    config.validate()?;
     let template = PromptTemplate::parse_question_prompt(&config.prompt_template)?;
-    let human: Vec<QaRecord> = read_jsonl(&files.input)?;
+    let human: Vec<QaRecord> = read_keyed_jsonl(&files.input)?;
     let settings = RunSettings::new(config.output_settings(), generator, files)?;
     let mut run = run::open::<_, AnswerOutcome>(files, &settings, &human)?;
     let mut outputs = Outputs::new(&settings, &config.generator);
@@ -290,7 +299,7 @@ pub fn contaminate(
         outputs.add(&human[outcome.index], outcome);
     }
     on_record(outputs.progress(run.part_len));
-    for batch in run.pending.chunks(config.records_per_batch.max(1)) {
+    for batch in run.pending.chunks(config.records_per_batch) {
         let requests: Vec<Request> = batch
             .iter()
             .map(|&i| Request {
@@ -324,7 +333,7 @@ pub fn contaminate(
 /// Joins the ledgers of sharded contamination runs into `out_dir`, in input order, checking
 /// that every record of `input` was answered.
 pub fn merge(parts: &[PathBuf], input: &Path, out_dir: &Path) -> Result<ContaminateSummary> {
-    let human: Vec<QaRecord> = read_jsonl(input)?;
+    let human: Vec<QaRecord> = read_keyed_jsonl(input)?;
     let (settings, outcomes) = run::gather::<ContaminateConfig, AnswerOutcome>(parts, input)?;
     // The recorded settings hold no price: a merge counts tokens, not dollars.
     let mut outputs = Outputs::new(&settings, &settings.stage.generator);

@@ -24,6 +24,9 @@ pub enum Error {
     /// A setting is out of range or the files do not fit together.
     #[error("synthesis: {0}")]
     Config(String),
+    /// A setting the stage cannot run with (each section checks its own when it loads).
+    #[error("invalid setting {0}")]
+    Setting(#[from] qa_data::config::Invalid),
     /// Fewer candidates passed the filters than the floor demands: the generator produces
     /// garbage, and nothing may train on it.
     #[error(

@@ -20,6 +20,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use qa_data::config::{Invalid, check};
 use qa_data::usage::{CompletionUsage, Price};
 
 use crate::budget::Budget;
@@ -114,44 +115,44 @@ impl Default for OpenAiConfig {
 }
 
 impl OpenAiConfig {
-    fn validate(&self) -> Result<()> {
-        let positive = [
+    /// Checks every setting, naming the first the endpoint could not be asked with.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        for (name, seconds) in [
             ("connect_timeout_s", self.connect_timeout_s),
             ("request_timeout_s", self.request_timeout_s),
             ("initial_backoff_s", self.initial_backoff_s),
             ("max_backoff_s", self.max_backoff_s),
             ("max_retry_after_s", self.max_retry_after_s),
-        ];
-        for (name, value) in positive {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(Error::Config(format!(
-                    "openai.{name} must be a positive number of seconds, not {value}"
-                )));
-            }
+        ] {
+            check::positive(name, seconds)?;
         }
-        if self.concurrency == 0 || self.max_tokens == 0 {
-            return Err(Error::Config(
-                "openai.concurrency and openai.max_tokens must be at least 1".to_string(),
-            ));
-        }
+        check::at_least_one("concurrency", self.concurrency)?;
+        check::at_least_one("max_tokens", self.max_tokens)?;
+        check::non_negative("temperature", self.temperature.into())?;
+        check::share("top_p", self.top_p.into())?;
         if let Some(price) = &self.price
             && ![price.prompt_per_million, price.completion_per_million]
                 .iter()
                 .all(|p| p.is_finite() && *p >= 0.0)
         {
-            return Err(Error::Config(format!(
-                "openai.price must be two non-negative numbers of dollars per million tokens, \
-                 not {price:?}"
-            )));
+            return Err(Invalid::new(
+                "price",
+                format!(
+                    "must be two non-negative numbers of dollars per million tokens, not \
+                     {price:?}"
+                ),
+            ));
         }
         if let Some(budget) = &self.max_budget {
-            budget.validate(self.price.as_ref())?;
+            budget
+                .validate(self.price.as_ref())
+                .map_err(|e| e.within("max_budget"))?;
         }
         if !self.base_url.starts_with("http://") && !self.base_url.starts_with("https://") {
-            return Err(Error::Config(format!(
-                "openai.base_url {:?} is not an http(s) URL",
-                self.base_url
-            )));
+            return Err(Invalid::new(
+                "base_url",
+                format!("must be an http(s) URL, not {:?}", self.base_url),
+            ));
         }
         Ok(())
     }

@@ -7,13 +7,14 @@
 //! refusals in the same funnel under [`RoundTrip::NAME`].
 
 use qa_data::QaRecord;
+use qa_data::config::{Invalid, Section};
 use qa_data::template::PromptTemplate;
 use qa_filters::Rejected;
 use serde::{Deserialize, Serialize};
 use t5_lora::{PredictConfig, load_model};
 use t5_lora::{T5ForConditionalGeneration, T5Tokenizer, generate_text};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Settings of the round-trip filter (`synth.round_trip`; absent or null turns it off).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +26,20 @@ pub struct RoundTripConfig {
     /// Smallest SQuAD F1 (in [0, 1]) of the model's answer against the candidate's answers;
     /// 1.0 asks for the same words after SQuAD normalisation.
     pub min_f1: f64,
+}
+
+impl RoundTripConfig {
+    /// Checks the agreement threshold and the QA model's settings, naming the first that is
+    /// wrong.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(0.0..=1.0).contains(&self.min_f1) {
+            return Err(Invalid::new(
+                "min_f1",
+                format!("must be in [0, 1], not {}", self.min_f1),
+            ));
+        }
+        self.qa_model.validate().map_err(|e| e.within("qa_model"))
+    }
 }
 
 impl Default for RoundTripConfig {
@@ -50,13 +65,8 @@ impl RoundTrip {
 
     /// Loads the QA model `config` names.
     pub fn load(config: &RoundTripConfig) -> Result<Self> {
-        if !(0.0..=1.0).contains(&config.min_f1) || config.qa_model.batch_size == 0 {
-            return Err(Error::Config(
-                "round_trip.min_f1 must be in [0, 1] and its batch_size at least 1".to_string(),
-            ));
-        }
+        config.validate()?;
         let qa = &config.qa_model;
-        qa.generation.validate()?;
         let template = PromptTemplate::parse_question_prompt(&qa.prompt_template)?;
         let (model, tokenizer) =
             load_model(&qa.model, qa.adapter.as_deref(), &qa.device, qa.dtype)?;

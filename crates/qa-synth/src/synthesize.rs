@@ -10,7 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use qa_data::files::{read_jsonl, write_json_atomic, write_jsonl_atomic};
+use qa_data::config::{Invalid, Section, check};
+use qa_data::files::{read_keyed_jsonl, write_json_atomic, write_jsonl_atomic};
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
 use qa_data::run_place::Placed;
@@ -73,8 +74,27 @@ impl qa_data::run_place::Placed for SynthConfig {
     ];
 }
 
-impl qa_data::config::Section for SynthConfig {
+impl Section for SynthConfig {
     const NAME: &'static str = qa_data::config::section_names::SYNTH;
+
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        self.generator
+            .validate()
+            .map_err(|e| e.within("generator"))?;
+        check::at_least_one("candidates", self.candidates)?;
+        check::at_least_one("target", self.target)?;
+        if !(0.0..=1.0).contains(&self.min_acceptance) {
+            return Err(Invalid::new(
+                "min_acceptance",
+                format!("must be in [0, 1], not {}", self.min_acceptance),
+            ));
+        }
+        check::at_least_one("seeds_per_batch", self.seeds_per_batch)?;
+        match &self.round_trip {
+            Some(round_trip) => round_trip.validate().map_err(|e| e.within("round_trip")),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for SynthConfig {
@@ -492,13 +512,9 @@ pub fn synthesize(
     generator: &dyn Generator,
     mut on_seed: impl FnMut(run::Progress),
 ) -> Result<SynthSummary> {
-    if config.candidates == 0 || !(0.0..=1.0).contains(&config.min_acceptance) {
-        return Err(Error::Config(
-            "candidates must be at least 1 and min_acceptance in [0, 1]".to_string(),
-        ));
-    }
+    config.validate()?;
     let template = PromptTemplate::parse(&config.prompt_template)?;
-    let seeds: Vec<QaRecord> = read_jsonl(&files.input)?;
+    let seeds: Vec<QaRecord> = read_keyed_jsonl(&files.input)?;
     let stage = SynthStage {
         synth: config.output_settings(),
         filters: filters.clone(),
@@ -533,7 +549,7 @@ pub fn synthesize(
     }
     on_seed(selection.progress(run.part_len));
     let stops_at_target = files.shard.count == 1;
-    for batch in run.pending.chunks(config.seeds_per_batch.max(1)) {
+    for batch in run.pending.chunks(config.seeds_per_batch) {
         if stops_at_target && selection.full() {
             break;
         }
@@ -558,7 +574,7 @@ pub fn synthesize(
 /// settings but the shard) into `out_dir`, selecting in seed order exactly as one run would,
 /// and checks that no seed is missing before the target is reached.
 pub fn merge(parts: &[PathBuf], seeds_file: &Path, out_dir: &Path) -> Result<SynthSummary> {
-    let seeds: Vec<QaRecord> = read_jsonl(seeds_file)?;
+    let seeds: Vec<QaRecord> = read_keyed_jsonl(seeds_file)?;
     let (settings, outcomes) = run::gather::<SynthStage, SeedOutcome>(parts, seeds_file)?;
     let template = PromptTemplate::parse(&settings.stage.synth.prompt_template)?;
     let pipeline = candidate_pipeline(&settings, &template)?;

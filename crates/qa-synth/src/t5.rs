@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use qa_data::config::{Invalid, check};
 use serde::{Deserialize, Serialize};
 use t5_lora::{
     DeviceChoice, GenerationConfig, ModelDtype, T5ForConditionalGeneration, T5Tokenizer,
@@ -33,6 +34,17 @@ pub struct T5GeneratorConfig {
 impl qa_data::run_place::Placed for T5GeneratorConfig {
     const RUN_PLACE: &'static [&'static str] = qa_data::run_place::T5_GENERATOR;
     const DECIDING: &'static [&'static str] = &["model", "dtype", "max_source_len", "generation"];
+}
+
+impl T5GeneratorConfig {
+    /// Checks the batch, the prompt length and the decoding, naming the first that is wrong.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        check::at_least_one("batch_size", self.batch_size)?;
+        check::at_least_one("max_source_len", self.max_source_len)?;
+        self.generation
+            .validate()
+            .map_err(|e| e.within("generation"))
+    }
 }
 
 impl Default for T5GeneratorConfig {
@@ -69,7 +81,7 @@ impl T5Generator {
         model: T5ForConditionalGeneration,
         tokenizer: T5Tokenizer,
     ) -> Result<Self> {
-        config.generation.validate()?;
+        config.validate()?;
         Ok(T5Generator {
             config: config.clone(),
             model,
@@ -109,7 +121,7 @@ impl Generator for T5Generator {
         let mut by_length: Vec<usize> = (0..requests.len()).collect();
         by_length.sort_by_key(|&i| encoded.ids[i].len());
         let mut out = vec![Vec::new(); requests.len()];
-        for batch in by_length.chunks(self.config.batch_size.max(1)) {
+        for batch in by_length.chunks(self.config.batch_size) {
             let mut ids = Vec::new();
             let mut streams = Vec::new();
             for &i in batch {

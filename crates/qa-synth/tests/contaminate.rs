@@ -288,3 +288,32 @@ fn a_shard_takes_the_same_records_whatever_the_other_records_are() {
     let expected: BTreeSet<String> = original.intersection(&kept).cloned().collect();
     assert_eq!(changed, expected);
 }
+
+/// The first `n` human records, then the second again: an id on lines 2 and `n + 1`.
+fn with_repeated_id(dir: &Path, n: usize) -> PathBuf {
+    let text = read(&human());
+    let lines: Vec<&str> = text.lines().take(n).collect();
+    let path = dir.join("repeats.jsonl");
+    std::fs::write(&path, format!("{}\n{}\n", lines.join("\n"), lines[1])).expect("write");
+    path
+}
+
+#[test]
+fn records_that_repeat_an_id_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = with_repeated_id(dir.path(), 5);
+    let out = dir.path().join("out");
+    let err = contaminate(
+        &config(),
+        &files(&input, &out, Shard::WHOLE, false),
+        &Scripted::new(None),
+        |_| {},
+    )
+    .expect_err("s1 twice");
+    assert!(
+        matches!(&err, Error::Data(qa_data::Error::DuplicateId { id, first, second, .. })
+            if id == "s1" && first == "line 2" && second == "line 6"),
+        "{err:?}"
+    );
+    assert!(!out.exists(), "nothing is written");
+}

@@ -114,3 +114,34 @@ fn a_qa_model_that_disagrees_refuses_every_candidate() {
     );
     assert_eq!(refused_by(&lenient, RoundTrip::NAME), 0);
 }
+
+#[test]
+fn seeds_that_repeat_an_id_are_refused_so_no_synthetic_id_repeats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let season = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/records/season.jsonl");
+    let text = std::fs::read_to_string(season).expect("seeds");
+    let lines: Vec<&str> = text.lines().take(3).collect();
+    let seeds = dir.path().join("seeds.jsonl");
+    std::fs::write(&seeds, format!("{}\n{}\n", lines.join("\n"), lines[0])).expect("write");
+    let out = dir.path().join("out");
+    let files = RunFiles {
+        input: seeds,
+        shard: Shard::WHOLE,
+        out_dir: out.clone(),
+        resume: false,
+    };
+    let err = synthesize(
+        &SynthConfig::default(),
+        &FilterConfig::default(),
+        &files,
+        &GoodParaphrases,
+        |_| {},
+    )
+    .expect_err("s0 twice");
+    assert!(
+        err.to_string()
+            .ends_with("duplicate id `s0` at line 4 (first seen at line 1)"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written");
+}

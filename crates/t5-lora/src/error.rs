@@ -68,6 +68,9 @@ pub enum Error {
     /// A generation setting is out of range.
     #[error("invalid generation setting: {0}")]
     Generation(String),
+    /// A setting the model cannot run with (each section checks its own when it loads).
+    #[error("invalid setting {0}")]
+    Setting(#[from] qa_data::config::Invalid),
     /// The checkpoint's tensors are not this model's: some are missing, or some are unknown (a
     /// different architecture, or a config that does not match the weights).
     #[error(

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use qa_data::QaRecord;
-use qa_data::files::{read_jsonl, sha256_file};
+use qa_data::files::{read_keyed_jsonl, sha256_file};
 use qa_data::layout::model_files;
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::run_place::Placed;
@@ -242,9 +242,12 @@ pub fn fine_tune(
         (Some(_), true) => check_resume(&checkpointing.dir, &checkpointing.run)?,
         (None, false) => {}
     }
-    let records: Vec<QaRecord> = read_jsonl(&files.train)?;
-    let validation_records: Option<Vec<QaRecord>> =
-        files.validation.as_ref().map(read_jsonl).transpose()?;
+    let records: Vec<QaRecord> = read_keyed_jsonl(&files.train)?;
+    let validation_records: Option<Vec<QaRecord>> = files
+        .validation
+        .as_ref()
+        .map(read_keyed_jsonl)
+        .transpose()?;
 
     let resolved = config.device.resolve()?;
     tracing::info!(device = %resolved.name, "training");

@@ -17,6 +17,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use qa_data::config::{Invalid, check};
+
 use crate::error::{Error, Result};
 use crate::model::{DecoderCache, T5ForConditionalGeneration};
 use crate::tokenizer::{T5Tokenizer, pad_batch};
@@ -69,26 +71,26 @@ impl Default for GenerationConfig {
 }
 
 impl GenerationConfig {
-    /// Checks that every setting is in range.
-    pub fn validate(&self) -> Result<()> {
-        let fail = |message: &str| Err(Error::Generation(message.to_string()));
-        if self.max_new_tokens == 0 {
-            return fail("max_new_tokens must be at least 1");
-        }
-        if self.num_beams == 0 {
-            return fail("num_beams must be at least 1");
-        }
+    /// Checks that every setting is in range, naming the first that is not.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        check::at_least_one("max_new_tokens", self.max_new_tokens)?;
+        check::at_least_one("num_beams", self.num_beams)?;
         if self.do_sample && self.num_beams > 1 {
-            return fail("beam sampling (do_sample with num_beams > 1) is not supported");
+            return Err(Invalid::new(
+                "num_beams",
+                format!(
+                    "must be 1 with do_sample, not {}: beam sampling is not supported",
+                    self.num_beams
+                ),
+            ));
         }
-        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return fail("temperature must be a positive number");
-        }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return fail("top_p must be in (0, 1]");
-        }
+        check::positive("temperature", self.temperature.into())?;
+        check::share("top_p", self.top_p.into())?;
         if !self.length_penalty.is_finite() {
-            return fail("length_penalty must be finite");
+            return Err(Invalid::new(
+                "length_penalty",
+                format!("must be finite, not {}", self.length_penalty),
+            ));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
+use qa_data::config::{Invalid, Section, check};
 use qa_data::files::{JsonlAppender, read_appended, write_jsonl_atomic};
 use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::predictions::Prediction;
@@ -66,8 +67,16 @@ impl qa_data::run_place::Placed for PredictConfig {
     ];
 }
 
-impl qa_data::config::Section for PredictConfig {
+impl Section for PredictConfig {
     const NAME: &'static str = qa_data::config::section_names::PREDICT;
+
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        check::at_least_one("batch_size", self.batch_size)?;
+        check::at_least_one("max_source_len", self.max_source_len)?;
+        self.generation
+            .validate()
+            .map_err(|e| e.within("generation"))
+    }
 }
 
 impl Default for PredictConfig {
@@ -224,12 +233,7 @@ pub fn predict_records(
     out: &Path,
     mut on_batch: impl FnMut(usize, usize),
 ) -> Result<PredictSummary> {
-    config.generation.validate()?;
-    if config.batch_size == 0 {
-        return Err(Error::Generation(
-            "batch_size must be at least 1".to_string(),
-        ));
-    }
+    config.validate()?;
     let template = PromptTemplate::parse_question_prompt(&config.prompt_template)?;
     let mut seen = HashMap::new();
     for (index, record) in records.iter().enumerate() {

@@ -224,9 +224,16 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
     // The whole path: records in JSONL → fine_tune (log, adapter on disk) → predictions.
     let dir = tempfile::tempdir().expect("tempdir");
     let records = records();
-    // The sixteen pairs fifty times over: four epochs of 200 steps, each validated on the
-    // pairs themselves.
-    let repeated: Vec<QaRecord> = (0..50).flat_map(|_| records.clone()).collect();
+    // The sixteen pairs fifty times over, each copy under its own id (ids are unique in a
+    // training file): four epochs of 200 steps, each validated on the pairs themselves.
+    let repeated: Vec<QaRecord> = (0..50)
+        .flat_map(|copy| {
+            records.iter().map(move |record| QaRecord {
+                id: format!("{}-copy{copy}", record.id),
+                ..record.clone()
+            })
+        })
+        .collect();
     let (train_file, validation_file) =
         (dir.path().join("train.jsonl"), dir.path().join("val.jsonl"));
     write_jsonl_atomic(&train_file, &repeated).expect("writes");

@@ -15,10 +15,10 @@ use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::DType;
+use qa_data::config::{Invalid, check};
 use serde::{Deserialize, Serialize};
 
 use crate::dtype::forward_in_weight_dtype;
-use crate::error::{Error, Result};
 use crate::kernels;
 
 pub use peft::{
@@ -61,26 +61,25 @@ impl LoraConfig {
         self.lora_alpha / self.r as f64
     }
 
-    /// Checks the rank, dropout and target names.
-    pub fn validate(&self) -> Result<()> {
-        let fail = |message: String| Err(Error::Lora(message));
-        if self.r == 0 {
-            return fail("r must be at least 1".to_string());
-        }
+    /// Checks the rank, dropout and target names, naming the first that is wrong.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        check::at_least_one("r", self.r)?;
+        check::positive("lora_alpha", self.lora_alpha)?;
         if !(0.0..1.0).contains(&self.lora_dropout) {
-            return fail(format!(
-                "lora_dropout must be in [0, 1), not {}",
-                self.lora_dropout
+            return Err(Invalid::new(
+                "lora_dropout",
+                format!("must be in [0, 1), not {}", self.lora_dropout),
             ));
         }
-        if self.target_modules.is_empty() {
-            return fail("target_modules is empty".to_string());
-        }
+        check::non_empty("target_modules", &self.target_modules)?;
         for target in &self.target_modules {
             if !TARGETS.contains(&target.as_str()) {
-                return fail(format!(
-                    "unknown target module {target:?}: T5's projections are {}",
-                    TARGETS.join(", ")
+                return Err(Invalid::new(
+                    "target_modules",
+                    format!(
+                        "names {target:?}, which is not a projection of T5 ({})",
+                        TARGETS.join(", ")
+                    ),
                 ));
             }
         }

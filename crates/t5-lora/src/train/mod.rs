@@ -13,6 +13,7 @@ use std::ops::ControlFlow;
 use burn::module::ParamId;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use qa_data::config::{Invalid, Section, check};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
@@ -93,8 +94,30 @@ impl qa_data::run_place::Placed for TrainConfig {
     ];
 }
 
-impl qa_data::config::Section for TrainConfig {
+impl Section for TrainConfig {
     const NAME: &'static str = qa_data::config::section_names::TRAIN;
+
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        check::at_least_one("checkpoint_every", self.checkpoint_every)?;
+        check::at_least_one("max_source_len", self.max_source_len)?;
+        check::at_least_one("max_target_len", self.max_target_len)?;
+        check::at_least_one("batch_size", self.batch_size)?;
+        check::at_least_one("grad_accumulation", self.grad_accumulation)?;
+        check::at_least_one("epochs", self.epochs)?;
+        check::positive("learning_rate", self.learning_rate)?;
+        check::non_negative("weight_decay", self.weight_decay)?;
+        if !(0.0..1.0).contains(&self.warmup_ratio) {
+            return Err(Invalid::new(
+                "warmup_ratio",
+                format!("must be in [0, 1), not {}", self.warmup_ratio),
+            ));
+        }
+        check::non_negative("max_grad_norm", self.max_grad_norm)?;
+        self.lora.validate().map_err(|e| e.within("lora"))?;
+        self.validation
+            .validate()
+            .map_err(|e| e.within("validation"))
+    }
 }
 
 impl Default for TrainConfig {
@@ -292,12 +315,10 @@ fn training_device(
             "training needs an autodiff device".to_string(),
         ));
     }
-    if config.batch_size == 0 || config.grad_accumulation == 0 || examples.is_empty() {
-        return Err(Error::Training(
-            "training needs examples, and a batch size and accumulation of at least 1".to_string(),
-        ));
+    config.validate()?;
+    if examples.is_empty() {
+        return Err(Error::Training("training needs examples".to_string()));
     }
-    config.validation.validate()?;
     Ok(device)
 }
 
@@ -450,6 +471,7 @@ fn clip_global_norm(grads: &mut GradientsParams, ids: &[ParamId], max_norm: f64)
 
 #[cfg(test)]
 mod tests {
+    use qa_data::config::probe_numeric_settings;
     use qa_data::run_place::undeclared_fields;
 
     use super::TrainConfig;
@@ -459,5 +481,48 @@ mod tests {
     fn every_setting_is_declared_run_place_or_deciding() {
         assert_eq!(undeclared_fields::<TrainConfig>(), Vec::<String>::new());
         assert_eq!(undeclared_fields::<PredictConfig>(), Vec::<String>::new());
+    }
+
+    /// Which of 0, -1 and 1.5 each numeric setting refuses at load, naming the key and the
+    /// file (`probe_numeric_settings`): counts take neither 0 nor fractions, rates are above
+    /// 0, shares lie within their bounds, and the rest (seeds, `patience`, `length_penalty`)
+    /// take what their type does.
+    #[test]
+    fn every_numeric_setting_refuses_what_it_cannot_run_with() {
+        assert_eq!(
+            probe_numeric_settings::<TrainConfig>().expect("probes"),
+            "\
+batch_size: 0 -1 1.5
+checkpoint_every: 0 -1 1.5
+epochs: 0 -1 1.5
+grad_accumulation: 0 -1 1.5
+learning_rate: 0 -1
+lora.lora_alpha: 0 -1
+lora.lora_dropout: -1 1.5
+lora.r: 0 -1 1.5
+max_grad_norm: -1
+max_source_len: 0 -1 1.5
+max_target_len: 0 -1 1.5
+seed: -1 1.5
+validation.generate_examples: 0 -1 1.5
+validation.patience: -1 1.5
+warmup_ratio: -1 1.5
+weight_decay: -1
+"
+        );
+        assert_eq!(
+            probe_numeric_settings::<PredictConfig>().expect("probes"),
+            "\
+batch_size: 0 -1 1.5
+generation.length_penalty: none
+generation.max_new_tokens: 0 -1 1.5
+generation.num_beams: 0 -1 1.5
+generation.seed: -1 1.5
+generation.temperature: 0 -1
+generation.top_k: -1 1.5
+generation.top_p: 0 -1 1.5
+max_source_len: 0 -1 1.5
+"
+        );
     }
 }

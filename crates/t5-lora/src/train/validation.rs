@@ -3,6 +3,7 @@
 //! picks the best epoch, and the patience of early stopping.
 
 use qa_data::QaRecord;
+use qa_data::config::Invalid;
 use qa_metrics::squad::score_question;
 use serde::{Deserialize, Serialize};
 
@@ -64,13 +65,15 @@ impl Default for ValidationConfig {
 
 impl ValidationConfig {
     /// Checks that the best metric can be computed.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
         if self.generate_examples == 0 && self.best_metric != BestMetric::Loss {
-            return Err(Error::Training(format!(
-                "validation.best_metric {:?} needs generated answers, but \
-                 validation.generate_examples is 0",
-                self.best_metric
-            )));
+            return Err(Invalid::new(
+                "generate_examples",
+                format!(
+                    "must be at least 1 with best_metric {:?}, which needs generated answers",
+                    self.best_metric
+                ),
+            ));
         }
         Ok(())
     }
