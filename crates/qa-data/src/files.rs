@@ -163,13 +163,17 @@ pub fn read_json<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<T> {
 /// Reads every record of a JSONL file; an empty file (no records) is an error.
 pub fn read_jsonl<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Vec<T>> {
     let path = path.as_ref();
-    let records = read_records(path)?;
-    if records.is_empty() {
-        return Err(Error::Empty {
+    non_empty(path, read_records(path)?)
+}
+
+/// `records`, read from `path`, unless there are none: an empty file is an error.
+fn non_empty<T>(path: &Path, records: Vec<T>) -> Result<Vec<T>> {
+    match records.is_empty() {
+        true => Err(Error::Empty {
             path: path.to_path_buf(),
-        });
+        }),
+        false => Ok(records),
     }
-    Ok(records)
 }
 
 /// A record whose id keys results wherever it goes (a question: its answers, predictions and
@@ -216,12 +220,7 @@ pub fn read_keyed_jsonl<T: DeserializeOwned + Keyed>(path: impl AsRef<Path>) -> 
         ids.insert(path, record.id(), line)?;
         records.push(record);
     }
-    if records.is_empty() {
-        return Err(Error::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(records)
+    non_empty(path, records)
 }
 
 /// The records already in the file a resumable stage appends to (see [`JsonlAppender`]):
