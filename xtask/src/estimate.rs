@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use crate::project_root;
 
-/// The dry run's plans, in the run's planning directory (`qa_data::plan::ESTIMATES_FILE` under
-/// `qa_data::layout::RunLayout::plan`; xtask does not link qa-data).
+/// The dry run's plans, in the run's planning directory (`qa_stage::plan::ESTIMATES_FILE` under
+/// `qa_stage::layout::RunLayout::plan`; xtask does not link qa-stage).
 const ESTIMATES: &str = "plan/estimates.json";
 /// The driver's stage records (`RunLayout::stages`).
 const STAGES: &str = "stages";

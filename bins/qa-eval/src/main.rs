@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use qa_data::commands::subcommands;
+use qa_stage::commands::subcommands;
 use t5_lora::DeviceChoice;
 
 /// Evaluate question-answering models and predictions.
@@ -68,7 +68,7 @@ struct MergeArgs {
 }
 
 fn merge(args: MergeArgs) -> anyhow::Result<()> {
-    let written = qa_data::parts::merge_predictions(&args.input, &args.parts, &args.out)?;
+    let written = qa_stage::parts::merge_predictions(&args.input, &args.parts, &args.out)?;
     println!("wrote {written} predictions to {}", args.out.display());
     Ok(())
 }
@@ -91,7 +91,7 @@ fn devices() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    qa_data::cli::run_main("qa-eval", || match Args::parse().command {
+    qa_stage::cli::run_main("qa-eval", || match Args::parse().command {
         Command::Predict(args) => predict::run(args),
         Command::Score(args) => score::run(args),
         Command::Merge(args) => merge(args),

@@ -3,10 +3,10 @@
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::QaRecord;
-use qa_data::cli::StageArgs;
-use qa_data::commands::PredictCommand;
-use qa_data::parts::write_part_info;
-use qa_data::shard::ShardSpec;
+use qa_stage::cli::StageArgs;
+use qa_stage::commands::PredictCommand;
+use qa_stage::parts::write_part_info;
+use qa_stage::shard::ShardSpec;
 use serde::Serialize;
 use t5_lora::{DeviceChoice, ModelDtype};
 use t5_lora::{PredictConfig, load_model, plan_prediction, predict_records, resume_settings};
@@ -15,7 +15,7 @@ use t5_lora::{PredictConfig, load_model, plan_prediction, predict_records, resum
 pub struct PredictArgs {
     #[command(flatten)]
     command: PredictCommand,
-    /// Answer only part i of n of the questions (by id; see qa_data::shard), or `auto`: the
+    /// Answer only part i of n of the questions (by id; see qa_stage::shard), or `auto`: the
     /// part of a Slurm array task or Kubernetes Indexed Job pod. Join parts with `merge`.
     #[arg(long, value_name = "I/N|auto")]
     shard: Option<ShardSpec>,

@@ -1,9 +1,9 @@
 //! `qa-eval score`.
 
 use anyhow::Context;
-use qa_data::cli::StageArgs;
-use qa_data::commands::ScoreCommand;
 use qa_metrics::compare::ResamplingConfig;
+use qa_stage::cli::StageArgs;
+use qa_stage::commands::ScoreCommand;
 use serde::Serialize;
 
 #[derive(clap::Args)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn dev_file() -> PathBuf {
-    qa_data::squad::offline_squad_file("dev-v1.1.json").expect("the SQuAD dev set")
+    qa_squad::squad::offline_squad_file("dev-v1.1.json").expect("the SQuAD dev set")
 }
 
 #[test]

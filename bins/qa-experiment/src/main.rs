@@ -19,7 +19,7 @@ use qa_experiment::{Options, run_experiment};
 struct Args {
     /// YAML config file; repeat to layer several (later files win).
     #[arg(
-        long = qa_data::config::CONFIG_FLAG,
+        long = qa_stage::config::CONFIG_FLAG,
         value_name = "FILE",
         default_value = "configs/experiment.yaml"
     )]
@@ -41,7 +41,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    qa_data::cli::run_main("qa-experiment", || run(Args::parse()))
+    qa_stage::cli::run_main("qa-experiment", || run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -29,11 +29,11 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     out_dir: PathBuf,
     #[command(flatten)]
-    config: qa_data::commands::ConfigArgs,
+    config: qa_stage::commands::ConfigArgs,
 }
 
 fn main() -> ExitCode {
-    qa_data::cli::run_main("qa-filter", || run(Args::parse()))
+    qa_stage::cli::run_main("qa-filter", || run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

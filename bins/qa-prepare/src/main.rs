@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use qa_data::cli::StageArgs;
-use qa_data::commands::PrepareCommand;
-use qa_data::download::{Fetched, fetch_squad};
-use qa_data::prepare::{PrepareConfig, plan, prepare};
+use qa_squad::download::{Fetched, fetch_squad};
+use qa_squad::prepare::{PrepareConfig, plan, prepare};
+use qa_stage::cli::StageArgs;
+use qa_stage::commands::PrepareCommand;
 use serde::Serialize;
 
 /// Sample the human train, validation and test splits from SQuAD.
@@ -59,7 +59,7 @@ struct Overrides {
 }
 
 fn main() -> ExitCode {
-    qa_data::cli::run_main("qa-prepare", || run(Args::parse()))
+    qa_stage::cli::run_main("qa-prepare", || run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn squad_file(name: &str) -> PathBuf {
-    qa_data::squad::offline_squad_file(name).expect("the real SQuAD files")
+    qa_squad::squad::offline_squad_file(name).expect("the real SQuAD files")
 }
 
 fn run_prepare(out: &Path, train_size: &str, seed: &str) -> Output {

@@ -1,7 +1,7 @@
 //! `qa-report`: writes the experiment's report from its run directory.
 
-use qa_data::cli::StageArgs;
-use qa_data::commands::ReportCommand;
+use qa_stage::cli::StageArgs;
+use qa_stage::commands::ReportCommand;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -36,7 +36,7 @@ struct Overrides {
 }
 
 fn main() -> ExitCode {
-    qa_data::cli::run_main("qa-report", || run(Args::parse()))
+    qa_stage::cli::run_main("qa-report", || run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

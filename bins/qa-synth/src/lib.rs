@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use qa_data::commands::{ConfigArgs, GenerationCommand, subcommands};
-use qa_data::plan::{PlannedInput, Planning, StagePlan};
-use qa_data::shard::ShardSpec;
+use qa_stage::commands::{ConfigArgs, GenerationCommand, subcommands};
+use qa_stage::plan::{PlannedInput, Planning, StagePlan};
+use qa_stage::shard::ShardSpec;
 use qa_synth::run::{Progress, RunFiles};
 use qa_synth::{Generator, GeneratorConfig};
 
@@ -22,7 +22,7 @@ pub struct GenerationStage<C, S> {
     /// What a run does, for its errors (`contaminating`).
     pub doing: &'static str,
     /// The settings from the config files and the `QA_` variables.
-    pub load: fn(&ConfigArgs) -> qa_data::Result<C>,
+    pub load: fn(&ConfigArgs) -> qa_stage::Result<C>,
     /// The generator the settings choose.
     pub generator: fn(&C) -> &GeneratorConfig,
     /// The work and time of a run over an input into a directory (`--plan`).
@@ -81,7 +81,7 @@ fn load_generator(config: &GeneratorConfig) -> anyhow::Result<Box<dyn Generator>
 pub struct RunArgs {
     #[command(flatten)]
     pub command: GenerationCommand,
-    /// Do part i of n (the records whose id hashes to i; see qa_data::shard), or `auto`: the
+    /// Do part i of n (the records whose id hashes to i; see qa_stage::shard), or `auto`: the
     /// part a Slurm array task or a Kubernetes Indexed Job pod is given. Join the parts with
     /// `merge`.
     #[arg(long, value_name = "I/N|auto")]
@@ -92,7 +92,7 @@ pub struct RunArgs {
     pub shard_count: Option<usize>,
     #[command(flatten)]
     pub config: ConfigArgs,
-    #[arg(long = qa_data::plan::PLAN_FLAG, value_name = "DIR", help = qa_data::plan::PLAN_HELP)]
+    #[arg(long = qa_stage::plan::PLAN_FLAG, value_name = "DIR", help = qa_stage::plan::PLAN_HELP)]
     pub plan: Option<PathBuf>,
 }
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use qa_data::cli::StageArgs;
-use qa_data::commands::TrainCommand;
+use qa_stage::cli::StageArgs;
+use qa_stage::commands::TrainCommand;
 use serde::Serialize;
 use t5_lora::DeviceChoice;
 use t5_lora::TrainConfig;
@@ -56,7 +56,7 @@ struct Overrides {
 }
 
 fn main() -> ExitCode {
-    qa_data::cli::run_main("qa-train", || run(Args::parse()))
+    qa_stage::cli::run_main("qa-train", || run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -241,7 +241,7 @@ fn a_plan_counts_examples_and_positions_from_a_planned_training_set_and_trains_n
 fn runs_with_glibcs_malloc_settings_for_tensor_work_unless_given_others() {
     let tunables_in = |given: Option<&str>| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_qa-train"));
-        command.arg("--help").env("RUST_LOG", "qa_data=debug");
+        command.arg("--help").env("RUST_LOG", "qa_stage=debug");
         match given {
             Some(tunables) => command.env("GLIBC_TUNABLES", tunables),
             None => command.env_remove("GLIBC_TUNABLES"),
@@ -251,7 +251,7 @@ fn runs_with_glibcs_malloc_settings_for_tensor_work_unless_given_others() {
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
     // The stage restarts itself with the settings, and says which it runs with.
-    let expected = Some(std::ffi::OsString::from(qa_data::cli::MALLOC_TUNABLES));
+    let expected = Some(std::ffi::OsString::from(qa_stage::cli::MALLOC_TUNABLES));
     let stderr = tunables_in(None);
     assert!(
         stderr.contains(&format!("GLIBC_TUNABLES: {expected:?}")),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while reading, splitting or writing QA data.
+/// Everything that can go wrong while reading or writing QA data.
 ///
 /// Every variant names the file it concerns and, where it makes sense, the line (or JSON path)
 /// and the field, so that a user can go straight to the bad input.
@@ -18,19 +18,6 @@ pub enum Error {
         path: PathBuf,
         /// What the operating system said.
         reason: std::io::Error,
-    },
-    /// A source file is missing and downloading it failed.
-    #[error(
-        "{path} is missing and could not be downloaded from {url}: {message}; \
-         download it there by hand, or point the config at a copy"
-    )]
-    Download {
-        /// Where the file was looked for and was to be written.
-        path: PathBuf,
-        /// Where it was downloaded from.
-        url: String,
-        /// What went wrong.
-        message: String,
     },
     /// The file contains no records at all.
     #[error("{path}: the file is empty")]
@@ -94,32 +81,6 @@ pub enum Error {
         /// Where it occurred again.
         second: String,
     },
-    /// A split asks for more examples than the input holds.
-    #[error(
-        "cannot sample {requested} {split} examples from {path}: it holds {available} usable questions{hint}"
-    )]
-    NotEnough {
-        /// Which split or splits (e.g. `train + validation`).
-        split: String,
-        /// How many were asked for.
-        requested: usize,
-        /// How many usable questions the input holds.
-        available: usize,
-        /// The input file.
-        path: PathBuf,
-        /// Extra advice, already formatted (may be empty).
-        hint: String,
-    },
-    /// The same context ended up in two splits, which would leak test answers into training.
-    #[error("context of record `{id}` appears in both the {first} and the {second} split")]
-    ContextLeak {
-        /// A record whose context is shared.
-        id: String,
-        /// The first split holding the context.
-        first: String,
-        /// The second split holding it.
-        second: String,
-    },
     /// The file's name does not say which of the supported formats it is in.
     #[error("{path}: unknown file format: expected {expected}")]
     UnknownFormat {
@@ -127,28 +88,6 @@ pub enum Error {
         path: PathBuf,
         /// The formats that are understood.
         expected: &'static str,
-    },
-    /// The parts of a sharded run do not make up a whole run.
-    #[error("{path}: {message}")]
-    Merge {
-        /// The part (or output) at fault.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// A configuration file, variable or flag is missing, unknown or of the wrong type.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// A setting is of the right type but not one its stage can run with.
-    #[error("configuration: `{key}` (from {origin}) {message}")]
-    InvalidSetting {
-        /// The key from its section down, e.g. `train.batch_size`.
-        key: String,
-        /// Where the value came from: `config file PATH`, `variable QA_…`, a flag or the
-        /// defaults.
-        origin: String,
-        /// What it must be, and what it is.
-        message: String,
     },
     /// A prompt template is malformed.
     #[error("prompt template {0}")]

@@ -678,7 +678,9 @@ mod tests {
         // A write that fails half-way through.
         let result = write_atomic(&path, |out| {
             out.write_all(b"partial\n").map_err(|e| Error::io("x", e))?;
-            Err(Error::Config("interrupted on purpose".into()))
+            Err(Error::Empty {
+                path: "interrupted on purpose".into(),
+            })
         });
         assert!(result.is_err());
         assert_eq!(fs::read(&path).expect("read"), before);

@@ -1,6 +1,7 @@
-//! Data for the provenance-qa experiment: the [`QaRecord`] that flows through every stage, the
-//! SQuAD reader, deterministic by-article splits, prediction files, streaming JSONL files with atomic writes and
-//! crash recovery, stage manifests, and layered configuration.
+//! Data for the provenance-qa experiment: the [`QaRecord`] that flows through every stage, its
+//! rejections and prompt templates, prediction and usage records, streaming JSONL files with
+//! atomic writes and crash recovery, stage manifests, the Hugging Face cache lookup, and typed
+//! settings ([`settings`]).
 //!
 //! ```
 //! use qa_data::{QaRecord, Source, files::{read_jsonl, write_jsonl_atomic}};
@@ -23,27 +24,14 @@
 
 #![deny(missing_docs)]
 
-#[cfg(feature = "cli")]
-pub mod cli;
-pub mod commands;
-pub mod config;
-#[cfg(feature = "download")]
-pub mod download;
 mod error;
 pub mod files;
 pub mod hub_cache;
-pub mod layout;
 pub mod manifest;
-pub mod parts;
-pub mod plan;
 pub mod predictions;
-pub mod prepare;
 mod record;
 pub mod rejection;
-pub mod run_place;
-pub mod shard;
-pub mod split;
-pub mod squad;
+pub mod settings;
 pub mod template;
 pub mod usage;
 

@@ -12,6 +12,9 @@ pub enum Error {
     /// Reading the config, a stage record or an input, or writing a record, failed.
     #[error(transparent)]
     Data(#[from] qa_data::Error),
+    /// The stage's configuration, dry run or merge of shards failed.
+    #[error(transparent)]
+    Stage(#[from] qa_stage::Error),
     /// `--only` or `--from` named no stage.
     #[error("no stage {name:?}; the stages are {}", GROUPS.join(", "))]
     UnknownStage {

@@ -1,5 +1,5 @@
 //! The dry run's estimates: each stage that would run is asked, in order, for its plan
-//! (`--plan DIR`, see [`qa_data::plan`]), with what the stages before it would write recorded
+//! (`--plan DIR`, see [`qa_stage::plan`]), with what the stages before it would write recorded
 //! in DIR for it to plan from. The driver learns no stage's settings: each binary reads its
 //! own config and measures its own model on its own device.
 
@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use qa_data::files::write_json_atomic;
-use qa_data::layout::RunLayout;
-use qa_data::plan::{ESTIMATES_FILE, PLAN_FLAG, Planning, StagePlan, format_duration};
+use qa_stage::layout::RunLayout;
+use qa_stage::plan::{ESTIMATES_FILE, PLAN_FLAG, Planning, StagePlan, format_duration};
 
 use crate::error::{Error, Result};
 use crate::plan::Stage;

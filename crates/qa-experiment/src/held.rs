@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use qa_data::layout::RunLayout;
+use qa_stage::layout::RunLayout;
 
 use crate::error::Result;
 

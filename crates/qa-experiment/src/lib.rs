@@ -5,8 +5,8 @@
 //! A stage is up to date when `<run_dir>/stages/<stage>.json` records the same key (the SHA-256
 //! of its inputs, its config sections as resolved from the files and `QA_` variables, and its
 //! binary) and its outputs still have the recorded checksums. Where and how fast a stage runs
-//! (device, batch size, concurrency, timeouts: [`qa_data::run_place`]) is recorded there too,
-//! but is not part of the key: a finished run stays up to date on another device. A stage that
+//! (device, batch size, concurrency, timeouts: the run-place settings each section's type
+//! declares) is recorded there too, but is not part of the key: a finished run stays up to date on another device. A stage that
 //! was started with the same key but not finished (the run was killed) is continued with the
 //! stage's own resume;
 //! one started with another key is cleared and run again. Changing an input or a setting
@@ -14,7 +14,7 @@
 //! reads them, and nothing upstream.
 //!
 //! A dry run runs nothing: it prints each stage's verdict and asks each stage that would run
-//! for its work and estimated time (the binary's `--plan`, see [`qa_data::plan`]), then the
+//! for its work and estimated time (the binary's `--plan`, see [`qa_stage::plan`]), then the
 //! total.
 
 use std::collections::BTreeMap;
@@ -22,16 +22,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use qa_data::commands::{ConfigArgs, PrepareCommand, StageCommand};
-use qa_data::config::{Invalid, Section, check};
 use qa_data::files::{read_json, sha256_file, write_json_atomic};
-use qa_data::layout::RunLayout;
+use qa_data::settings::{Invalid, Section, check};
+use qa_stage::commands::{ConfigArgs, PrepareCommand, StageCommand};
+use qa_stage::layout::RunLayout;
 use serde::{Deserialize, Serialize};
 
 mod error;
 mod estimate;
 mod held;
 mod plan;
+mod run_place;
 
 pub use error::{Error, Result};
 use estimate::Estimates;
@@ -48,7 +49,7 @@ pub struct ExperimentConfig {
 }
 
 impl Section for ExperimentConfig {
-    const NAME: &'static str = qa_data::config::section_names::EXPERIMENT;
+    const NAME: &'static str = qa_data::settings::section_names::EXPERIMENT;
 
     fn validate(&self) -> std::result::Result<(), Invalid> {
         check::non_empty("train_seeds", &self.train_seeds)?;
@@ -113,7 +114,7 @@ pub struct Options {
 
 /// A config section as the layered files and `QA_` variables resolve it (absent: null).
 fn section(name: &str, configs: &[PathBuf]) -> Result<serde_json::Value> {
-    Ok(qa_data::config::load_section(
+    Ok(qa_stage::config::load_section(
         name,
         &serde_json::Value::Null,
         configs,
@@ -137,7 +138,7 @@ fn stage_key(
         lines.push(format!("input {} {}", input.display(), sha256_file(input)?));
     }
     for name in &stage.sections {
-        let deciding = qa_data::run_place::section_without_run_place(name, &sections[name]);
+        let deciding = run_place::section_without_run_place(name, &sections[name]);
         lines.push(format!("section {name} {deciding}"));
     }
     let program = programs.get(stage.program).map_or("", String::as_str);
@@ -213,7 +214,7 @@ fn group_index(group: &str) -> Result<usize> {
 /// Runs the experiment as `options` say, printing the plan (in a dry run) or each stage's verdict
 /// and command on stdout; the stage binaries inherit stdout and stderr.
 pub fn run_experiment(options: &Options) -> Result<()> {
-    let experiment = ExperimentConfig::load(&options.configs, &())?;
+    let experiment = qa_stage::config::load::<ExperimentConfig>(&options.configs, &())?;
     let mut sections = BTreeMap::from([("prepare", section("prepare", &options.configs)?)]);
     let prepare = &sections["prepare"];
     // The SQuAD files prepare reads (an unset one shows as missing, and prepare names it).
@@ -473,9 +474,10 @@ mod tests {
         ] {
             std::fs::write(&config, format!("experiment: {{train_seeds: {seeds}}}\n"))
                 .expect("write");
-            let err = ExperimentConfig::load(std::slice::from_ref(&config), &())
-                .expect_err(seeds)
-                .to_string();
+            let err =
+                qa_stage::config::load::<ExperimentConfig>(std::slice::from_ref(&config), &())
+                    .expect_err(seeds)
+                    .to_string();
             assert!(
                 err.contains("`experiment.train_seeds` (from config file ")
                     && err.contains("seeds.yaml) ")

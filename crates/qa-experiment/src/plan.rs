@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use qa_data::commands::{
+use qa_data::settings::section_names;
+use qa_stage::commands::{
     ConfigArgs, GenerationCommand, PredictCommand, PrepareCommand, ReportCommand, ScoreCommand,
     StageCommand, SystemPredictions, TrainCommand,
 };
-use qa_data::config::section_names;
-use qa_data::layout::{
+use qa_stage::layout::{
     EXPORT_CARD, MODELS, RunLayout, ZERO_SHOT, model_files, results_files, work_files,
 };
 

@@ -18,7 +18,7 @@ pub const KEPT_FILE: &str = "filtered.jsonl";
 /// The refused records, one [`Rejection`] per line.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// The funnel, as JSON.
-pub const FUNNEL_FILE: &str = qa_data::layout::work_files::FUNNEL;
+pub const FUNNEL_FILE: &str = qa_stage::layout::work_files::FUNNEL;
 
 /// What [`filter_file`] wrote.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,7 @@
 pub enum Error {
     /// A threshold is out of range (the section checks its own when it loads).
     #[error("invalid setting {0}")]
-    Setting(#[from] qa_data::config::Invalid),
+    Setting(#[from] qa_data::settings::Invalid),
     /// Reading or writing records failed.
     #[error(transparent)]
     Data(#[from] qa_data::Error),

@@ -13,8 +13,8 @@ use crate::filters::{
 };
 use crate::{Candidate, Filter, Verdict};
 use qa_data::QaRecord;
-use qa_data::config::{Invalid, Section, check};
 use qa_data::rejection::Rejection;
+use qa_data::settings::{Invalid, Section, check};
 
 /// The `filters:` config section: every filter with its thresholds; `null` switches one off.
 /// `not_a_copy` has no switch: a candidate equal to its seed question is always refused.
@@ -44,7 +44,7 @@ pub struct FilterConfig {
 }
 
 impl Section for FilterConfig {
-    const NAME: &'static str = qa_data::config::section_names::FILTERS;
+    const NAME: &'static str = qa_data::settings::section_names::FILTERS;
 
     fn validate(&self) -> std::result::Result<(), Invalid> {
         let share = |key: &str, value: f64| match (0.0..=1.0).contains(&value) {
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn every_numeric_setting_refuses_what_it_cannot_run_with() {
         assert_eq!(
-            qa_data::config::probe_numeric_settings::<FilterConfig>().expect("probes"),
+            qa_stage::config::probe_numeric_settings::<FilterConfig>().expect("probes"),
             "\
 answer_length.max_tokens: 0 -1 1.5
 answer_length.min_tokens: -1 1.5

@@ -21,7 +21,7 @@ fn prediction(record: &QaRecord, i: usize) -> String {
 }
 
 fn benches(c: &mut Criterion) {
-    let dev = qa_data::squad::offline_squad_file("dev-v1.1.json").expect("the SQuAD dev set");
+    let dev = qa_squad::squad::offline_squad_file("dev-v1.1.json").expect("the SQuAD dev set");
     let gold: Vec<QaRecord> = read_gold(&dev)
         .expect("the SQuAD dev set")
         .into_iter()

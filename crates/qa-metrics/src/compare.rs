@@ -7,7 +7,7 @@
 //! resamples are combined in index order, so results are identical for a given seed whatever the
 //! number of rayon threads.
 
-use qa_data::config::{Invalid, Section, check};
+use qa_data::settings::{Invalid, Section, check};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -39,7 +39,7 @@ pub struct ResamplingConfig {
 }
 
 impl Section for ResamplingConfig {
-    const NAME: &'static str = qa_data::config::section_names::EVAL;
+    const NAME: &'static str = qa_data::settings::section_names::EVAL;
 
     fn validate(&self) -> std::result::Result<(), Invalid> {
         check::at_least_one("bootstrap_resamples", self.bootstrap_resamples)?;
@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn every_numeric_setting_refuses_what_it_cannot_run_with() {
         assert_eq!(
-            qa_data::config::probe_numeric_settings::<ResamplingConfig>().expect("probes"),
+            qa_stage::config::probe_numeric_settings::<ResamplingConfig>().expect("probes"),
             "\
 alpha: 0 -1 1.5
 bootstrap_resamples: 0 -1 1.5

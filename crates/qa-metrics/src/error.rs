@@ -9,6 +9,9 @@ pub enum Error {
     /// Reading a gold or prediction file failed.
     #[error(transparent)]
     Data(#[from] qa_data::Error),
+    /// Reading the SQuAD source failed.
+    #[error(transparent)]
+    Squad(#[from] qa_squad::Error),
     /// Predictions name questions the gold set does not have: the files do not belong together.
     #[error(
         "{path}: {count} prediction(s) answer questions that are not in the gold set {gold}: {examples}"
@@ -39,7 +42,7 @@ pub enum Error {
     DuplicateSystem(String),
     /// A setting is out of range (each section checks its own when it loads).
     #[error("invalid setting {0}")]
-    Setting(#[from] qa_data::config::Invalid),
+    Setting(#[from] qa_data::settings::Invalid),
 }
 
 /// Result type of this crate.

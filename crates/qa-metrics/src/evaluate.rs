@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
 use qa_data::files::{read_keyed_jsonl, sha256_file};
-use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::predictions::read_predictions;
-use qa_data::squad::read_squad;
+use qa_squad::squad::read_squad;
+use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -499,8 +499,8 @@ fn show_difference(c: &PairedComparison) -> String {
 }
 
 /// Name of the summary file written by [`score_files`].
-pub const METRICS_FILE: &str = qa_data::layout::results_files::METRICS;
-/// What scoring `systems` systems on `gold` would do (see [`qa_data::plan`]): the report's
+pub const METRICS_FILE: &str = qa_stage::layout::results_files::METRICS;
+/// What scoring `systems` systems on `gold` would do (see [`qa_stage::plan`]): the report's
 /// resampling, timed on random per-question scores of the real size at a twentieth and a
 /// tenth of the configured resamples and trials and extended linearly to all of them.
 pub fn plan(
@@ -557,7 +557,7 @@ pub fn plan(
 }
 
 /// Name of the per-question file written by [`score_files`].
-pub const PER_QUESTION_FILE: &str = qa_data::layout::results_files::PER_QUESTION;
+pub const PER_QUESTION_FILE: &str = qa_stage::layout::results_files::PER_QUESTION;
 
 /// The whole `qa-eval score` stage: reads the gold file, scores each `(name, predictions)`
 /// system, and writes `metrics.json` and `per_question.jsonl` into `out_dir`, atomically.

@@ -16,7 +16,7 @@ fn repo() -> PathBuf {
 }
 
 fn dev_file() -> PathBuf {
-    qa_data::squad::offline_squad_file("dev-v1.1.json").expect("the SQuAD dev set")
+    qa_squad::squad::offline_squad_file("dev-v1.1.json").expect("the SQuAD dev set")
 }
 
 fn reference() -> Vec<Value> {

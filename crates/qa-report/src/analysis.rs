@@ -2,11 +2,11 @@
 //! and where the contamination and the synthesis land. All of it is descriptive: it says where
 //! the systems differ, not why.
 
-use qa_data::layout::Model;
 use qa_metrics::breakdown::{AnswerLength, Cell, QuestionType, cells, is_number_or_date};
 use qa_metrics::compare::{Interval, PairedComparison, ResamplingConfig};
 use qa_metrics::evaluate::{comparison_percent, interval_percent};
 use qa_metrics::squad::QuestionScores;
+use qa_stage::layout::Model;
 
 use crate::error::Result;
 use crate::gather::{Gathered, SystemRow};

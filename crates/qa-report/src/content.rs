@@ -1,10 +1,10 @@
 //! What the report says, section by section, as [`Block`]s.
 
-use qa_data::layout::Model;
-use qa_data::plan::format_count;
 use qa_data::usage::{UsageTotals, format_usd};
 use qa_metrics::breakdown::MIN_PRECISE_CELL;
 use qa_metrics::compare::Interval;
+use qa_stage::layout::Model;
+use qa_stage::plan::format_count;
 
 use crate::ReportConfig;
 use crate::analysis::{Analysis, Breakdown, SubsetDifference};
@@ -373,7 +373,7 @@ pub fn blocks(
     out.push(Block::Heading(2, "The zero-shot row".into()));
     let gains: Vec<String> = differences
         .iter()
-        .filter(|d| d.models.1 == qa_data::layout::ZERO_SHOT && d.metric == "F1")
+        .filter(|d| d.models.1 == qa_stage::layout::ZERO_SHOT && d.metric == "F1")
         .map(|d| format!("{} {} F1", d.left, signed(d.comparison.difference.value)))
         .collect();
     out.push(Block::Paragraph(format!(

@@ -9,6 +9,9 @@ pub enum Error {
     /// Reading or writing a file failed (the message names the file, line and field).
     #[error(transparent)]
     Data(#[from] qa_data::Error),
+    /// Reading the SQuAD source failed.
+    #[error(transparent)]
+    Squad(#[from] qa_squad::Error),
     /// Resampling a breakdown or a subset failed (the settings come from `metrics.json`).
     #[error("resampling: {0}")]
     Metrics(#[from] qa_metrics::Error),
@@ -30,7 +33,7 @@ pub enum Error {
     },
     /// A setting of the `report:` section is out of range.
     #[error("invalid setting {0}")]
-    Setting(#[from] qa_data::config::Invalid),
+    Setting(#[from] qa_data::settings::Invalid),
     /// Drawing a plot failed.
     #[error("plot {name}: {message}")]
     Plot {

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use qa_data::layout::{Model, ZERO_SHOT};
+use qa_stage::layout::{Model, ZERO_SHOT};
 
 use crate::document::escape;
 use crate::gather::Gathered;

@@ -22,12 +22,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use qa_data::files::{read_json, read_jsonl, sha256_file, write_bytes_atomic, write_jsonl_atomic};
-use qa_data::layout::{EXPORT_CARD, MODELS, Model, RunLayout, model_files};
 use qa_data::manifest::Manifest;
-use qa_data::prepare::PrepareConfig;
-use qa_data::squad::{SquadSpans, read_spans};
 use qa_data::usage::{UsageTotals, format_usd};
 use qa_data::{Provenance, QaRecord};
+use qa_squad::prepare::PrepareConfig;
+use qa_squad::squad::{SquadSpans, read_spans};
+use qa_stage::layout::{EXPORT_CARD, MODELS, Model, RunLayout, model_files};
 use serde::Serialize;
 
 use crate::ReportConfig;
@@ -189,7 +189,7 @@ struct Sources {
 
 impl Sources {
     fn read(run: &RunLayout, configs: &[PathBuf], stand_in: bool) -> Result<Self> {
-        let manifest = run.processed().join(qa_data::prepare::MANIFEST_FILE);
+        let manifest = run.processed().join(qa_squad::prepare::MANIFEST_FILE);
         let prepare = match manifest.is_file() {
             true => Manifest::read(&manifest)?,
             false => {

@@ -38,7 +38,7 @@ const PAIRS: [(&str, &str); 6] = [
     ("b", ZERO),
     ("c", ZERO),
 ];
-const ZERO: &str = qa_data::layout::ZERO_SHOT;
+const ZERO: &str = qa_stage::layout::ZERO_SHOT;
 
 /// One paired difference `left − right`.
 #[derive(Debug, Clone)]
@@ -128,7 +128,7 @@ impl Difference {
 
 /// `10,506`.
 fn thousands(n: usize) -> String {
-    qa_data::plan::format_count(n as u64)
+    qa_stage::plan::format_count(n as u64)
 }
 
 /// `+1.2`, `−0.4` (a true minus sign), `0.0`.

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
 use qa_data::files::{read_json, read_jsonl, sha256_file};
-use qa_data::layout::{MODELS, Model, RunLayout, ZERO_SHOT, model_files, results_files};
 use qa_data::manifest::Manifest;
 use qa_data::predictions::read_predictions;
 use qa_data::usage::UsageTotals;
@@ -13,6 +12,7 @@ use qa_filters::Funnel;
 use qa_metrics::breakdown::QuestionType;
 use qa_metrics::evaluate::{MetricsReport, QuestionRow, SystemMetrics};
 use qa_metrics::squad::{QuestionScores, score_question};
+use qa_stage::layout::{MODELS, Model, RunLayout, ZERO_SHOT, model_files, results_files};
 use serde::Deserialize;
 
 use crate::ReportConfig;
@@ -223,7 +223,7 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         Ok(())
     };
     // The SQuAD files the human splits were drawn from, as prepare recorded them.
-    let manifest_path = run.processed().join(qa_data::prepare::MANIFEST_FILE);
+    let manifest_path = run.processed().join(qa_squad::prepare::MANIFEST_FILE);
     let source_digests = match manifest_path.is_file() {
         true => Manifest::read(&manifest_path)?.inputs,
         false => Vec::new(),

@@ -1,5 +1,5 @@
 //! The report of the A/B/C experiment, written from what its stages left in the run directory
-//! (see [`qa_data::layout`]): `results/metrics_table.csv`, `results/report.md` and
+//! (see [`qa_stage::layout`]): `results/metrics_table.csv`, `results/report.md` and
 //! `results/report.html` (one self-contained page), and the plots as SVG and PNG: EM and F1 with
 //! their intervals, the loss curves of models A, B and C, the synthesis funnel, the n-gram
 //! overlap of synthetic questions with their seeds, and F1 by question type.
@@ -37,10 +37,10 @@ mod plots;
 
 use std::path::{Path, PathBuf};
 
-use qa_data::config::{Invalid, Section, check};
 use qa_data::files::write_bytes_atomic;
-use qa_data::layout::{RunLayout, results_files};
-use qa_data::plan::StagePlan;
+use qa_data::settings::{Invalid, Section, check};
+use qa_stage::layout::{RunLayout, results_files};
+use qa_stage::plan::StagePlan;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Error, Result};
@@ -59,7 +59,7 @@ pub struct ReportConfig {
 }
 
 impl Section for ReportConfig {
-    const NAME: &'static str = qa_data::config::section_names::REPORT;
+    const NAME: &'static str = qa_data::settings::section_names::REPORT;
 
     fn validate(&self) -> std::result::Result<(), Invalid> {
         check::at_least_one("overlap_n", self.overlap_n)
@@ -117,7 +117,7 @@ pub fn write_report(run_dir: &Path, config: &ReportConfig) -> Result<Written> {
     })
 }
 
-/// What the report stage would do (see [`qa_data::plan`]). Its time is not estimated: it
+/// What the report stage would do (see [`qa_stage::plan`]). Its time is not estimated: it
 /// reads files that earlier stages have not written in a dry run, and draws plots whose cost
 /// nothing calibrates here.
 pub fn plan() -> StagePlan {
@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn every_numeric_setting_refuses_what_it_cannot_run_with() {
         assert_eq!(
-            qa_data::config::probe_numeric_settings::<ReportConfig>().expect("probes"),
+            qa_stage::config::probe_numeric_settings::<ReportConfig>().expect("probes"),
             "\
 examples: -1 1.5
 overlap_n: 0 -1 1.5

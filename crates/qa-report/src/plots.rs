@@ -10,8 +10,8 @@ use plotters::coord::ranged1d::SegmentedCoord;
 use plotters::coord::types::RangedCoordusize;
 use plotters::prelude::*;
 use qa_data::files::write_bytes_atomic;
-use qa_data::layout::Model;
 use qa_filters::Funnel;
+use qa_stage::layout::Model;
 
 use crate::analysis::{Analysis, Breakdown};
 use crate::error::{Error, Result};

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use qa_data::files::{write_json_atomic, write_jsonl_atomic};
-use qa_data::layout::{MODELS, Model, RunLayout, model_files, results_files};
 use qa_data::usage::UsageTotals;
 use qa_data::{Provenance, QaRecord, Source};
 use qa_filters::{FilterCount, Funnel};
 use qa_metrics::compare::ResamplingConfig;
 use qa_report::{ReportConfig, write_report};
+use qa_stage::layout::{MODELS, Model, RunLayout, model_files, results_files};
 use serde_json::json;
 
 const QUESTIONS: usize = 40;
@@ -348,7 +348,7 @@ fn a_run_without_scores_names_the_missing_file_and_the_stage() {
 fn exportable(run: &RunLayout) {
     // The SQuAD slices stand in for the files prepare read (their ids are not the run's).
     let squad = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/squad");
-    let prepare = qa_data::prepare::PrepareConfig {
+    let prepare = qa_squad::prepare::PrepareConfig {
         train_file: squad.join("train-slice.json"),
         test_file: squad.join("dev-slice.json"),
         ..Default::default()

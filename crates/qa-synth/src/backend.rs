@@ -1,7 +1,6 @@
 //! The config that picks a stage's generator, and loads it.
 
-use qa_data::config::Invalid;
-use qa_data::run_place::Placed;
+use qa_data::settings::{Invalid, Placed, PlacedTable};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -31,6 +30,15 @@ pub struct GeneratorConfig {
     pub t5: T5GeneratorConfig,
     /// Settings of the chat-completions backend.
     pub openai: OpenAiConfig,
+}
+
+impl Placed for GeneratorConfig {
+    const RUN_PLACE: &'static [&'static str] = &[];
+    const DECIDING: &'static [&'static str] = &["backend", "t5", "openai"];
+    const WITHIN: &'static [PlacedTable] = &[
+        ("t5", T5GeneratorConfig::strip_run_place),
+        ("openai", OpenAiConfig::strip_run_place),
+    ];
 }
 
 /// How a stage decodes, the same on either backend.
@@ -82,7 +90,7 @@ impl GeneratorConfig {
     }
 
     /// The settings that decide what is generated, which a resumed run must share; where and
-    /// how fast ([`qa_data::run_place`]: device, batch size, concurrency, timeouts, retries)
+    /// how fast (the run-place fields: device, batch size, concurrency, timeouts, retries)
     /// may change in between, and the backend not chosen does not matter.
     pub fn output_settings(&self) -> GeneratorConfig {
         let mut kept = GeneratorConfig {
@@ -113,10 +121,12 @@ impl GeneratorConfig {
 
 #[cfg(test)]
 mod tests {
-    use qa_data::run_place::undeclared_fields;
+    use qa_data::settings::undeclared_fields;
 
+    use super::GeneratorConfig;
     use crate::contaminate::ContaminateConfig;
     use crate::openai::OpenAiConfig;
+    use crate::round_trip::RoundTripConfig;
     use crate::synthesize::SynthConfig;
     use crate::t5::T5GeneratorConfig;
 
@@ -127,6 +137,8 @@ mod tests {
             undeclared_fields::<OpenAiConfig>(),
             undeclared_fields::<SynthConfig>(),
             undeclared_fields::<ContaminateConfig>(),
+            undeclared_fields::<GeneratorConfig>(),
+            undeclared_fields::<RoundTripConfig>(),
         ] {
             assert_eq!(problems, Vec::<String>::new());
         }

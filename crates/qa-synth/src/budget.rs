@@ -1,9 +1,9 @@
 //! The cap on what a generation stage may spend on an OpenAI-compatible endpoint
 //! (`openai.max_budget`); `spending.rs` keeps a stage within it.
 
-use qa_data::config::{Invalid, check};
-use qa_data::plan::format_count;
+use qa_data::settings::{Invalid, check};
 use qa_data::usage::{Price, format_usd};
+use qa_stage::plan::format_count;
 use serde::{Deserialize, Serialize};
 
 /// The most a stage may spend on its endpoint: `{tokens: N}` (prompt and completion tokens

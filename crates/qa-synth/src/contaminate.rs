@@ -9,14 +9,13 @@
 
 use std::path::{Path, PathBuf};
 
-use qa_data::config::{Invalid, Section, check};
 use qa_data::files::{read_keyed_jsonl, write_json_atomic, write_jsonl_atomic};
-use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
-use qa_data::run_place::Placed;
+use qa_data::settings::{Invalid, Placed, PlacedTable, Section, check};
 use qa_data::template::PromptTemplate;
 use qa_data::usage::{CompletionUsage, UsageTotals};
 use qa_data::{Provenance, QaRecord, Source};
+use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Decoding, GeneratorConfig};
@@ -32,11 +31,11 @@ pub const DEFAULT_ANSWER_PROMPT: &str = "Answer the question using the passage. 
      Answer:";
 
 /// The contaminated records.
-pub const OUTPUT_FILE: &str = qa_data::layout::work_files::CONTAMINATED;
+pub const OUTPUT_FILE: &str = qa_stage::layout::work_files::CONTAMINATED;
 /// Records left out (empty answers), with reasons.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// How the generated answers compare with the human ones.
-pub const REPORT_FILE: &str = qa_data::layout::work_files::CONTAMINATION;
+pub const REPORT_FILE: &str = qa_stage::layout::work_files::CONTAMINATION;
 
 /// The `contaminate:` config section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,13 +50,14 @@ pub struct ContaminateConfig {
     pub records_per_batch: usize,
 }
 
-impl qa_data::run_place::Placed for ContaminateConfig {
-    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::CONTAMINATE;
+impl Placed for ContaminateConfig {
+    const RUN_PLACE: &'static [&'static str] = &["records_per_batch"];
     const DECIDING: &'static [&'static str] = &["generator", "prompt_template"];
+    const WITHIN: &'static [PlacedTable] = &[("generator", GeneratorConfig::strip_run_place)];
 }
 
 impl Section for ContaminateConfig {
-    const NAME: &'static str = qa_data::config::section_names::CONTAMINATE;
+    const NAME: &'static str = qa_data::settings::section_names::CONTAMINATE;
 
     fn validate(&self) -> std::result::Result<(), Invalid> {
         self.generator
@@ -88,7 +88,7 @@ impl ContaminateConfig {
     }
 }
 
-/// What contamination of `input` into `out_dir` would do (see [`qa_data::plan`]): one answer per
+/// What contamination of `input` into `out_dir` would do (see [`qa_stage::plan`]): one answer per
 /// record, as long as the human ones, on the local model or from an endpoint. The contaminated
 /// records look like the human ones.
 pub fn plan(

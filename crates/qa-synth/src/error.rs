@@ -26,7 +26,7 @@ pub enum Error {
     Config(String),
     /// A setting the stage cannot run with (each section checks its own when it loads).
     #[error("invalid setting {0}")]
-    Setting(#[from] qa_data::config::Invalid),
+    Setting(#[from] qa_data::settings::Invalid),
     /// Fewer candidates passed the filters than the floor demands: the generator produces
     /// garbage, and nothing may train on it.
     #[error(

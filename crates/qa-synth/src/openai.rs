@@ -20,7 +20,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use qa_data::config::{Invalid, check};
+use qa_data::settings::{Invalid, Placed, check};
 use qa_data::usage::{CompletionUsage, Price};
 
 use crate::budget::Budget;
@@ -75,8 +75,22 @@ pub struct OpenAiConfig {
     pub max_budget: Option<Budget>,
 }
 
-impl qa_data::run_place::Placed for OpenAiConfig {
-    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::OPENAI_GENERATOR;
+impl Placed for OpenAiConfig {
+    // Which variable holds the key, how hard and how fast it asks, and what it may spend: a
+    // raised budget or a new price resumes the same run.
+    const RUN_PLACE: &'static [&'static str] = &[
+        "api_key_env",
+        "concurrency",
+        "connect_timeout_s",
+        "request_timeout_s",
+        "max_retries",
+        "max_total_retries",
+        "initial_backoff_s",
+        "max_backoff_s",
+        "max_retry_after_s",
+        "price",
+        "max_budget",
+    ];
     const DECIDING: &'static [&'static str] = &[
         "base_url",
         "model",

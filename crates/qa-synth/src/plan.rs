@@ -1,9 +1,9 @@
-//! The generation stages' plans ([`qa_data::plan`]): the time a local T5 takes for the
+//! The generation stages' plans ([`qa_stage::plan`]): the time a local T5 takes for the
 //! stage's prompts, from a calibration on the device it would use, or the requests and tokens
 //! that an OpenAI-compatible endpoint would be sent.
 
-use qa_data::plan::{Planning, StagePlan, format_count, mean_and_p90};
 use qa_data::usage::format_usd;
+use qa_stage::plan::{Planning, StagePlan, format_count, mean_and_p90};
 use t5_lora::{
     CHARS_PER_TOKEN, GenerationWork, approximate_tokens, estimate_generation, model_shape,
     resolve_device,

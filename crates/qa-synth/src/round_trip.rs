@@ -7,7 +7,7 @@
 //! refusals in the same funnel under [`RoundTrip::NAME`].
 
 use qa_data::QaRecord;
-use qa_data::config::{Invalid, Section};
+use qa_data::settings::{Invalid, Placed, PlacedTable, Section};
 use qa_data::template::PromptTemplate;
 use qa_filters::Rejected;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,12 @@ impl RoundTripConfig {
         }
         self.qa_model.validate().map_err(|e| e.within("qa_model"))
     }
+}
+
+impl Placed for RoundTripConfig {
+    const RUN_PLACE: &'static [&'static str] = &[];
+    const DECIDING: &'static [&'static str] = &["qa_model", "min_f1"];
+    const WITHIN: &'static [PlacedTable] = &[("qa_model", PredictConfig::strip_run_place)];
 }
 
 impl Default for RoundTripConfig {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
 use qa_data::files::{JsonlAppender, read_appended, read_json, sha256_file, write_json_atomic};
-pub use qa_data::shard::Shard;
+pub use qa_stage::shard::Shard;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -19,9 +19,9 @@ use crate::error::{Error, Result};
 use crate::generator::Generator;
 
 /// The ledger: one line per input record done.
-pub const LEDGER_FILE: &str = qa_data::layout::work_files::LEDGER;
+pub const LEDGER_FILE: &str = qa_stage::layout::work_files::LEDGER;
 /// The settings of the run.
-pub const SETTINGS_FILE: &str = qa_data::layout::work_files::SETTINGS;
+pub const SETTINGS_FILE: &str = qa_stage::layout::work_files::SETTINGS;
 
 /// The files and part of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,8 @@ where
                 let as_json = |settings: &RunSettings<S>| {
                     serde_json::to_value(settings).unwrap_or(serde_json::Value::Null)
                 };
-                let changed = qa_data::config::differences(&as_json(&recorded), &as_json(settings));
+                let changed =
+                    qa_stage::config::differences(&as_json(&recorded), &as_json(settings));
                 return Err(Error::Config(format!(
                     "{} records other settings than this run's ({}): resume with the same \
                      config, input and shard",

@@ -7,8 +7,8 @@
 //! possible bill (its prompts at one token per four characters, every completion at
 //! `max_tokens`) stays within the budget; if not, it stops with the spend so far.
 
-use qa_data::plan::format_count;
 use qa_data::usage::{CompletionUsage, UsageTotals, format_usd};
+use qa_stage::plan::format_count;
 use t5_lora::approximate_tokens;
 
 use crate::backend::GeneratorConfig;

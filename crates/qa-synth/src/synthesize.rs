@@ -10,16 +10,15 @@
 
 use std::path::{Path, PathBuf};
 
-use qa_data::config::{Invalid, Section, check};
 use qa_data::files::{read_keyed_jsonl, write_json_atomic, write_jsonl_atomic};
-use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::rejection::Rejection;
-use qa_data::run_place::Placed;
+use qa_data::settings::{Invalid, Placed, PlacedTable, Section, check};
 use qa_data::template::PromptTemplate;
 use qa_data::usage::CompletionUsage;
 use qa_data::{Provenance, QaRecord, Source};
 use qa_filters::filters::Duplicates;
 use qa_filters::{Candidate, Filter, FilterConfig, FilterCount, Funnel, Pipeline, Rejected};
+use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Decoding, GeneratorConfig};
@@ -61,8 +60,9 @@ pub struct SynthConfig {
     pub round_trip: Option<RoundTripConfig>,
 }
 
-impl qa_data::run_place::Placed for SynthConfig {
-    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::SYNTH;
+impl Placed for SynthConfig {
+    // Records stay in seed order whatever the batch.
+    const RUN_PLACE: &'static [&'static str] = &["seeds_per_batch"];
     const DECIDING: &'static [&'static str] = &[
         "generator",
         "prompt_template",
@@ -72,10 +72,14 @@ impl qa_data::run_place::Placed for SynthConfig {
         "floor_seeds",
         "round_trip",
     ];
+    const WITHIN: &'static [PlacedTable] = &[
+        ("generator", GeneratorConfig::strip_run_place),
+        ("round_trip", RoundTripConfig::strip_run_place),
+    ];
 }
 
 impl Section for SynthConfig {
-    const NAME: &'static str = qa_data::config::section_names::SYNTH;
+    const NAME: &'static str = qa_data::settings::section_names::SYNTH;
 
     fn validate(&self) -> std::result::Result<(), Invalid> {
         self.generator
@@ -165,13 +169,13 @@ pub struct SeedOutcome {
 }
 
 /// The kept records.
-pub const OUTPUT_FILE: &str = qa_data::layout::work_files::SYNTHETIC;
+pub const OUTPUT_FILE: &str = qa_stage::layout::work_files::SYNTHETIC;
 /// Refused candidates, with reasons.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// The funnel.
-pub const FUNNEL_FILE: &str = qa_data::layout::work_files::FUNNEL;
+pub const FUNNEL_FILE: &str = qa_stage::layout::work_files::FUNNEL;
 
-/// What synthesis from `input` into `out_dir` would do (see [`qa_data::plan`]): every seed's
+/// What synthesis from `input` into `out_dir` would do (see [`qa_stage::plan`]): every seed's
 /// candidates (the run may stop sooner, once it keeps `target` records), their time on the
 /// local model or their requests to an endpoint, and the round-trip model's answers to each
 /// candidate when that filter is on (as if every candidate reached it). The kept records look

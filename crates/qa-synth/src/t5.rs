@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use qa_data::config::{Invalid, check};
+use qa_data::settings::{Invalid, Placed, check};
 use serde::{Deserialize, Serialize};
 use t5_lora::{
     DeviceChoice, GenerationConfig, ModelDtype, T5ForConditionalGeneration, T5Tokenizer,
@@ -31,8 +31,8 @@ pub struct T5GeneratorConfig {
     pub generation: GenerationConfig,
 }
 
-impl qa_data::run_place::Placed for T5GeneratorConfig {
-    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::T5_GENERATOR;
+impl Placed for T5GeneratorConfig {
+    const RUN_PLACE: &'static [&'static str] = &["device", "batch_size"];
     const DECIDING: &'static [&'static str] = &["model", "dtype", "max_source_len", "generation"];
 }
 

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use qa_data::config::{Section, probe_numeric_settings};
+use qa_data::settings::Section;
+use qa_stage::config::probe_numeric_settings;
 use qa_synth::contaminate::ContaminateConfig;
 use qa_synth::synthesize::SynthConfig;
 
@@ -13,7 +14,8 @@ fn section<T: Section>(file: &str) -> T {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../configs")
         .join(file);
-    T::load(std::slice::from_ref(&path), &()).unwrap_or_else(|e| panic!("{file}: {e}"))
+    qa_stage::config::load::<T>(std::slice::from_ref(&path), &())
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 #[test]

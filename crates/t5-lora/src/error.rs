@@ -70,7 +70,7 @@ pub enum Error {
     Generation(String),
     /// A setting the model cannot run with (each section checks its own when it loads).
     #[error("invalid setting {0}")]
-    Setting(#[from] qa_data::config::Invalid),
+    Setting(#[from] qa_data::settings::Invalid),
     /// The checkpoint's tensors are not this model's: some are missing, or some are unknown (a
     /// different architecture, or a config that does not match the weights).
     #[error(

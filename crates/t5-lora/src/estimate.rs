@@ -1,4 +1,4 @@
-//! Wall-time estimates for a stage's `--plan` ([`qa_data::plan`]): a model's shape without its
+//! Wall-time estimates for a stage's `--plan` ([`qa_stage::plan`]): a model's shape without its
 //! weights, and a short calibration of that shape on the device the stage would use.
 //!
 //! A calibration times this crate's own generation or training code on randomly initialised
@@ -139,7 +139,7 @@ impl ModelShape {
             let note = format!("no sample of {what}: each counted at its limit of {limit} tokens");
             return Ok((limit as f64, limit, Some(note)));
         }
-        let (mean, p90) = qa_data::plan::mean_and_p90(&self.token_counts(texts, limit)?);
+        let (mean, p90) = qa_stage::plan::mean_and_p90(&self.token_counts(texts, limit)?);
         Ok((mean, p90, None))
     }
 

@@ -16,10 +16,10 @@ use std::time::Instant;
 
 use qa_data::QaRecord;
 use qa_data::files::{read_keyed_jsonl, sha256_file};
-use qa_data::layout::model_files;
-use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
-use qa_data::run_place::Placed;
+use qa_data::settings::Placed;
 use qa_data::template::PromptTemplate;
+use qa_stage::layout::model_files;
+use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
 
 use crate::checkpoint::load_pretrained;
 use crate::dtype::ModelDtype;
@@ -92,7 +92,7 @@ pub struct RunSummary {
 }
 
 /// What decides a run's adapter, recorded in each of its checkpoints: the settings but where
-/// it runs ([`qa_data::run_place::TRAIN`]), and the SHA-256 of the training and validation
+/// it runs ([`TrainConfig`]'s run-place fields), and the SHA-256 of the training and validation
 /// files.
 fn run_record(config: &TrainConfig, files: &RunFiles) -> Result<serde_json::Value> {
     let settings = config.deciding();
@@ -115,14 +115,14 @@ fn check_resume(dir: &Path, run: &serde_json::Value) -> Result<()> {
             "{} was started with other settings or data ({}): resume with the ones it was \
              started with, or remove it to start over",
             dir.display(),
-            qa_data::config::differences(&recorded, run).join("; ")
+            qa_stage::config::differences(&recorded, run).join("; ")
         ))),
         Some(_) => Ok(()),
     }
 }
 
 /// What a training run on `train` (validated on `validation`) would do (see
-/// [`qa_data::plan`]): its examples and positions, and its time on the device `config` chooses,
+/// [`qa_stage::plan`]): its examples and positions, and its time on the device `config` chooses,
 /// from a calibration of a step, a validation-loss batch and the validation answers, cached in
 /// the plan directory. A batch's prompts are of similar length ([`crate::train::epoch_batches`]
 /// groups them), so they pad to about the sample's mean; its answers are not grouped, so they

@@ -17,7 +17,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use qa_data::config::{Invalid, check};
+use qa_data::settings::{Invalid, check};
 
 use crate::error::{Error, Result};
 use crate::model::{DecoderCache, T5ForConditionalGeneration};

@@ -9,13 +9,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
-use qa_data::config::{Invalid, Section, check};
 use qa_data::files::{JsonlAppender, read_appended, write_jsonl_atomic};
-use qa_data::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_data::predictions::Prediction;
-use qa_data::run_place::Placed;
-use qa_data::shard::Shard;
+use qa_data::settings::{Invalid, Placed, Section, check};
 use qa_data::template::PromptTemplate;
+use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
+use qa_stage::shard::Shard;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::load_pretrained_as;
@@ -55,8 +54,8 @@ pub struct PredictConfig {
     pub generation: GenerationConfig,
 }
 
-impl qa_data::run_place::Placed for PredictConfig {
-    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::PREDICT;
+impl Placed for PredictConfig {
+    const RUN_PLACE: &'static [&'static str] = &["device", "batch_size"];
     const DECIDING: &'static [&'static str] = &[
         "model",
         "adapter",
@@ -68,7 +67,7 @@ impl qa_data::run_place::Placed for PredictConfig {
 }
 
 impl Section for PredictConfig {
-    const NAME: &'static str = qa_data::config::section_names::PREDICT;
+    const NAME: &'static str = qa_data::settings::section_names::PREDICT;
 
     fn validate(&self) -> std::result::Result<(), Invalid> {
         check::at_least_one("batch_size", self.batch_size)?;
@@ -119,7 +118,7 @@ pub fn load_model(
     Ok((loaded, tokenizer))
 }
 
-/// What a prediction run over `input` would do (see [`qa_data::plan`]): its questions, and the
+/// What a prediction run over `input` would do (see [`qa_stage::plan`]): its questions, and the
 /// time to answer them with `config`'s model on the device it chooses, from a calibration
 /// cached in the plan directory. The answers are as long as the sample's first gold answers.
 pub fn plan_prediction(
@@ -183,7 +182,7 @@ fn settings_path(partial: &Path) -> PathBuf {
 }
 
 /// What a partial file records of the settings: all but where and how fast they run
-/// ([`qa_data::run_place::PREDICT`]: batch size and device), which do not change what is
+/// ([`PredictConfig`]'s run-place fields: batch size and device), which do not change what is
 /// generated.
 pub fn resume_settings(config: &PredictConfig) -> PredictConfig {
     config.deciding()

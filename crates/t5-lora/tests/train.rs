@@ -317,7 +317,7 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
         &adapted.merge_lora(),
         &tokenizer,
         &records,
-        qa_data::shard::Shard::WHOLE,
+        qa_stage::shard::Shard::WHOLE,
         &PredictConfig::default(),
         &predictions_file,
         |_, _| {},

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use qa_data::commands::ConfigArgs;
+use qa_stage::commands::ConfigArgs;
 use qa_synth::contaminate::{ContaminateConfig, ContaminateSummary, contaminate, merge, plan};
 use qa_synth_cli::{Command, GenerationStage, run_stage};
 
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         merge,
         report,
     };
-    qa_data::cli::run_main("qa-contaminate", || run_stage(stage, Args::parse().command))
+    qa_stage::cli::run_main("qa-contaminate", || run_stage(stage, Args::parse().command))
 }
 
 fn report(summary: &ContaminateSummary) {

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         merge,
         report,
     };
-    qa_data::cli::run_main("qa-synth", || run_stage(stage, Args::parse().command))
+    qa_stage::cli::run_main("qa-synth", || run_stage(stage, Args::parse().command))
 }
 
 fn report(summary: &SynthSummary) {

@@ -15,7 +15,7 @@ use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::DType;
-use qa_data::config::{Invalid, check};
+use qa_data::settings::{Invalid, check};
 use serde::{Deserialize, Serialize};
 
 use crate::dtype::forward_in_weight_dtype;

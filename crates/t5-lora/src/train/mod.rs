@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use burn::module::ParamId;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use qa_data::config::{Invalid, Section, check};
+use qa_data::settings::{Invalid, Placed, Section, check};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
@@ -73,8 +73,9 @@ pub struct TrainConfig {
     pub validation: ValidationConfig,
 }
 
-impl qa_data::run_place::Placed for TrainConfig {
-    const RUN_PLACE: &'static [&'static str] = qa_data::run_place::TRAIN;
+impl Placed for TrainConfig {
+    // The training batch is the optimiser's and decides the adapter; only the device goes.
+    const RUN_PLACE: &'static [&'static str] = &["device"];
     const DECIDING: &'static [&'static str] = &[
         "model",
         "checkpoint_every",
@@ -95,7 +96,7 @@ impl qa_data::run_place::Placed for TrainConfig {
 }
 
 impl Section for TrainConfig {
-    const NAME: &'static str = qa_data::config::section_names::TRAIN;
+    const NAME: &'static str = qa_data::settings::section_names::TRAIN;
 
     fn validate(&self) -> std::result::Result<(), Invalid> {
         check::at_least_one("checkpoint_every", self.checkpoint_every)?;
@@ -471,8 +472,8 @@ fn clip_global_norm(grads: &mut GradientsParams, ids: &[ParamId], max_norm: f64)
 
 #[cfg(test)]
 mod tests {
-    use qa_data::config::probe_numeric_settings;
-    use qa_data::run_place::undeclared_fields;
+    use qa_data::settings::undeclared_fields;
+    use qa_stage::config::probe_numeric_settings;
 
     use super::TrainConfig;
     use crate::predict::PredictConfig;

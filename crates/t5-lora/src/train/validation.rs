@@ -3,7 +3,7 @@
 //! picks the best epoch, and the patience of early stopping.
 
 use qa_data::QaRecord;
-use qa_data::config::Invalid;
+use qa_data::settings::Invalid;
 use qa_metrics::squad::score_question;
 use serde::{Deserialize, Serialize};
 

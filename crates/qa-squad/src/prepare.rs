@@ -3,12 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use qa_data::files::{write_json_atomic, write_jsonl_atomic};
+use qa_data::manifest::{FileDigest, Manifest};
+use qa_data::settings::{Invalid, Section, check, section_names};
+use qa_stage::plan::{PlannedFile, Planning, StagePlan, format_count};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::files::{write_json_atomic, write_jsonl_atomic};
-use crate::manifest::{FileDigest, Manifest};
-use crate::plan::{PlannedFile, Planning, StagePlan, format_count};
 use crate::split::{SplitSizes, Splits, split};
 use crate::squad::{SquadFile, read_squad};
 
@@ -53,11 +54,10 @@ pub struct PrepareConfig {
     pub seed: u64,
 }
 
-impl crate::config::Section for PrepareConfig {
-    const NAME: &'static str = crate::config::section_names::PREPARE;
+impl Section for PrepareConfig {
+    const NAME: &'static str = section_names::PREPARE;
 
-    fn validate(&self) -> std::result::Result<(), crate::config::Invalid> {
-        use crate::config::check;
+    fn validate(&self) -> std::result::Result<(), Invalid> {
         check::at_least_one("train_size", self.train_size)?;
         check::at_least_one("val_size", self.val_size)?;
         check::at_least_one("test_size", self.test_size)
@@ -155,7 +155,7 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
         stage: "prepare".into(),
         code_version: env!("CARGO_PKG_VERSION").into(),
         seed: Some(config.seed),
-        config: serde_json::to_value(config).map_err(|e| crate::Error::Serialize {
+        config: serde_json::to_value(config).map_err(|e| qa_data::Error::Serialize {
             path: out.join(MANIFEST_FILE),
             reason: e,
         })?,
@@ -166,7 +166,7 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
         outputs: outputs
             .iter()
             .map(|(name, count)| FileDigest::of(&out.join(name), *name, Some(*count as u64)))
-            .collect::<Result<_>>()?,
+            .collect::<qa_data::Result<_>>()?,
         counts: [
             ("train_source_questions", train_source.question_count()),
             ("test_source_questions", test_source.question_count()),
@@ -190,7 +190,7 @@ pub fn prepare(config: &PrepareConfig) -> Result<PrepareReport> {
     })
 }
 
-/// What `prepare` would do (see [`crate::plan`]): the split sizes, from the SQuAD files when
+/// What `prepare` would do (see [`qa_stage::plan`]): the split sizes, from the SQuAD files when
 /// they are there (read and split here, so the time is measured, not estimated; samples of the
 /// splits go into the plan directory for the stages after it), else from the config, as upper
 /// bounds, once the files are downloaded.
@@ -258,7 +258,7 @@ pub fn plan(config: &PrepareConfig, planning: &Planning) -> Result<StagePlan> {
 }
 
 fn digest(path: &Path, records: Option<u64>) -> Result<FileDigest> {
-    FileDigest::of(path, path.display().to_string(), records)
+    Ok(FileDigest::of(path, path.display().to_string(), records)?)
 }
 
 #[cfg(test)]
@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn every_numeric_setting_refuses_what_it_cannot_run_with() {
         assert_eq!(
-            crate::config::probe_numeric_settings::<PrepareConfig>().expect("probes"),
+            qa_stage::config::probe_numeric_settings::<PrepareConfig>().expect("probes"),
             "\
 seed: -1 1.5
 test_size: 0 -1 1.5

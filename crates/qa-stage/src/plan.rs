@@ -11,7 +11,7 @@
 //! calibrations that the model stages cache per model shape and device.
 //!
 //! ```
-//! use qa_data::plan::{format_count, format_duration};
+//! use qa_stage::plan::{format_count, format_duration};
 //!
 //! assert_eq!(format_count(80_000), "80,000");
 //! assert_eq!(format_duration(20_400.0), "5 h 40 min");
@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::QaRecord;
 use crate::error::{Error, Result};
-use crate::files::{read_json, read_jsonl, write_json_atomic};
+use qa_data::QaRecord;
+use qa_data::files::{read_json, read_jsonl, write_json_atomic};
 
 /// The long flag that asks a stage binary for its plan (`--plan DIR`), as the driver passes it.
 pub const PLAN_FLAG: &str = crate::commands::flags::PLAN;
@@ -78,7 +78,7 @@ pub struct StagePlan {
 impl StagePlan {
     /// Prints the plan as one line of JSON on stdout, where the driver reads it.
     pub fn print(&self) -> Result<()> {
-        let line = serde_json::to_string(self).map_err(|reason| Error::Serialize {
+        let line = serde_json::to_string(self).map_err(|reason| qa_data::Error::Serialize {
             path: PathBuf::from("<stdout>"),
             reason,
         })?;
@@ -154,14 +154,17 @@ impl Planning {
     /// that does not exist yet, and returns its path.
     pub fn write_sample(&self, name: &str, records: &[QaRecord]) -> Result<PathBuf> {
         let path = self.dir.join(SAMPLES_DIR).join(name);
-        crate::files::write_jsonl_atomic(&path, spread(records))?;
+        qa_data::files::write_jsonl_atomic(&path, spread(records))?;
         Ok(path)
     }
 
     /// Records that later stages will find at `path`, replacing what was planned there.
     pub fn record(&mut self, path: PathBuf, file: PlannedFile) -> Result<()> {
         self.planned.insert(path, file);
-        write_json_atomic(self.dir.join(PLANNED_FILE), &self.planned)
+        Ok(write_json_atomic(
+            self.dir.join(PLANNED_FILE),
+            &self.planned,
+        )?)
     }
 
     /// `path` as the stage would read it: as an earlier stage planned it, else as it is on
@@ -305,10 +308,10 @@ mod tests {
             question: "Who ran?".into(),
             context: "Ann ran.".into(),
             answers: vec!["Ann".into()],
-            source: crate::Source::Human,
+            source: qa_data::Source::Human,
             provenance: None,
         };
-        crate::files::write_jsonl_atomic(&on_disk, [&record, &record]).expect("writes");
+        qa_data::files::write_jsonl_atomic(&on_disk, [&record, &record]).expect("writes");
         let mut planning = Planning::open(&dir.path().join("plan")).expect("opens");
         let read = planning.input(&on_disk).expect("reads");
         assert_eq!((read.records, read.sample.len()), (2, 2));

@@ -13,174 +13,32 @@ use figment::{Figment, Metadata};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use qa_data::settings::{SECTIONS, Section};
+
 use crate::error::{Error, Result};
 
-/// The name of each section, as config files and `QA_<SECTION>__` variables spell it.
-pub mod section_names {
-    /// `qa-prepare`'s splits.
-    pub const PREPARE: &str = "prepare";
-    /// `qa-eval score`'s intervals and tests.
-    pub const EVAL: &str = "eval";
-    /// `qa-eval predict`'s model and decoding.
-    pub const PREDICT: &str = "predict";
-    /// `qa-train`'s training.
-    pub const TRAIN: &str = "train";
-    /// The quality filters of synthesis.
-    pub const FILTERS: &str = "filters";
-    /// `qa-synth`'s paraphrasing.
-    pub const SYNTH: &str = "synth";
-    /// `qa-contaminate`'s answers.
-    pub const CONTAMINATE: &str = "contaminate";
-    /// The driver's run directory and seeds.
-    pub const EXPERIMENT: &str = "experiment";
-    /// `qa-report`'s report.
-    pub const REPORT: &str = "report";
-}
-
-/// The sections a config file may contain, one per stage.
-pub const SECTIONS: &[&str] = &[
-    section_names::PREPARE,
-    section_names::EVAL,
-    section_names::PREDICT,
-    section_names::TRAIN,
-    section_names::FILTERS,
-    section_names::SYNTH,
-    section_names::CONTAMINATE,
-    section_names::EXPERIMENT,
-    section_names::REPORT,
-];
-
-/// A config section: the settings type a stage reads from its own key of the config files.
-pub trait Section: Serialize + DeserializeOwned + Default {
-    /// Its key (one of [`section_names`]).
-    const NAME: &'static str;
-
-    /// Checks that every setting is one the stage can run with (counts of at least 1, rates
-    /// above 0, shares within their bounds), naming the first that is not. It sits beside the
-    /// fields, and [`load`](Self::load) runs it, so every binary refuses a bad setting before
-    /// it reads or writes anything.
-    fn validate(&self) -> std::result::Result<(), Invalid> {
-        Ok(())
-    }
-
-    /// The section as its defaults, `files` (later ones win), `QA_<NAME>__*` variables and
-    /// `overrides` resolve it ([`load_section`]; `&()` when there are no flags), validated: an
-    /// invalid setting is an error naming its key in the section and where its value came
-    /// from (a config file, a variable or a flag).
-    fn load<O: Serialize>(files: &[PathBuf], overrides: &O) -> Result<Self> {
-        let figment = layered(Self::NAME, &Self::default(), files, overrides)?;
-        let section: Self = figment
-            .focus(Self::NAME)
-            .extract()
-            .map_err(|e| config_error(e, Some(Self::NAME)))?;
-        section.validate().map_err(|invalid| {
-            let key = format!("{}.{}", Self::NAME, invalid.key);
-            let origin = figment
-                .find_metadata(&key)
-                .map_or_else(|| "the defaults".to_string(), |meta| origin(meta, &key));
-            Error::InvalidSetting {
-                key,
-                origin,
-                message: invalid.message,
-            }
-        })?;
-        Ok(section)
-    }
-}
-
-/// A setting its stage cannot run with: its key inside the section (dotted, as
-/// `generator.t5.generation.top_p`) and what it must be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    /// The key, relative to the section.
-    pub key: String,
-    /// What the value must be, and what it is.
-    pub message: String,
-}
-
-impl Invalid {
-    /// `key` must be as `message` says.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Invalid {
-            key: key.into(),
-            message: message.into(),
+/// Section `S` as its defaults, `files` (later ones win), `QA_<NAME>__*` variables and
+/// `overrides` resolve it ([`load_section`]; `&()` when there are no flags), validated
+/// ([`Section::validate`]): an invalid setting is an error naming its key in the section and
+/// where its value came from (a config file, a variable or a flag).
+pub fn load<S: Section>(files: &[PathBuf], overrides: &impl Serialize) -> Result<S> {
+    let figment = layered(S::NAME, &S::default(), files, overrides)?;
+    let section: S = figment
+        .focus(S::NAME)
+        .extract()
+        .map_err(|e| config_error(e, Some(S::NAME)))?;
+    section.validate().map_err(|invalid| {
+        let key = format!("{}.{}", S::NAME, invalid.key);
+        let origin = figment
+            .find_metadata(&key)
+            .map_or_else(|| "the defaults".to_string(), |meta| origin(meta, &key));
+        Error::InvalidSetting {
+            key,
+            origin,
+            message: invalid.message,
         }
-    }
-
-    /// The same setting seen from the table that holds it under `parent`: `top_p` within
-    /// `generation` is `generation.top_p`.
-    pub fn within(self, parent: &str) -> Self {
-        Invalid {
-            key: format!("{parent}.{}", self.key),
-            ..self
-        }
-    }
-}
-
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}` {}", self.key, self.message)
-    }
-}
-
-impl std::error::Error for Invalid {}
-
-/// The range checks that [`Section::validate`] implementations share, each naming the key.
-pub mod check {
-    use super::Invalid;
-
-    type Checked = std::result::Result<(), Invalid>;
-
-    /// A count of at least 1 (a batch size, epochs, resamples).
-    pub fn at_least_one(key: &str, value: usize) -> Checked {
-        match value {
-            0 => Err(Invalid::new(key, "must be at least 1, not 0")),
-            _ => Ok(()),
-        }
-    }
-
-    /// A finite number above 0 (a learning rate).
-    pub fn positive(key: &str, value: f64) -> Checked {
-        match value > 0.0 && value.is_finite() {
-            true => Ok(()),
-            false => Err(Invalid::new(key, format!("must be above 0, not {value}"))),
-        }
-    }
-
-    /// A finite number of at least 0 (a temperature, a weight decay).
-    pub fn non_negative(key: &str, value: f64) -> Checked {
-        match value >= 0.0 && value.is_finite() {
-            true => Ok(()),
-            false => Err(Invalid::new(key, format!("must be 0 or more, not {value}"))),
-        }
-    }
-
-    /// A share in (0, 1] (`top_p`, an acceptance rate).
-    pub fn share(key: &str, value: f64) -> Checked {
-        match value > 0.0 && value <= 1.0 {
-            true => Ok(()),
-            false => Err(Invalid::new(key, format!("must be in (0, 1], not {value}"))),
-        }
-    }
-
-    /// A probability strictly between 0 and 1 (a confidence level, a test's alpha).
-    pub fn probability(key: &str, value: f64) -> Checked {
-        match value > 0.0 && value < 1.0 {
-            true => Ok(()),
-            false => Err(Invalid::new(
-                key,
-                format!("must lie strictly between 0 and 1, not {value}"),
-            )),
-        }
-    }
-
-    /// A list that must hold something (the training seeds).
-    pub fn non_empty<T>(key: &str, list: &[T]) -> Checked {
-        match list.is_empty() {
-            true => Err(Invalid::new(key, "must list at least one value")),
-            false => Ok(()),
-        }
-    }
+    })?;
+    Ok(section)
 }
 
 /// The values [`probe_numeric_settings`] writes into each numeric setting: zero, a negative
@@ -236,7 +94,7 @@ pub fn probe_numeric_settings<S: Section>() -> Result<String> {
                         )]))
                     });
             std::fs::write(&file, nested.to_string()).map_err(|e| Error::io(&file, e))?;
-            let Err(err) = S::load(std::slice::from_ref(&file), &()) else {
+            let Err(err) = load::<S>(std::slice::from_ref(&file), &()) else {
                 continue;
             };
             let text = err.to_string();
@@ -259,7 +117,7 @@ pub fn probe_numeric_settings<S: Section>() -> Result<String> {
 }
 
 /// The stage binaries' flag that names a config file (`--config FILE`, repeated).
-pub const CONFIG_FLAG: &str = crate::commands::flags::CONFIG;
+pub const CONFIG_FLAG: &str = "config";
 
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "QA_";
@@ -422,8 +280,10 @@ fn config_error(err: figment::Error, section: Option<&str>) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use qa_data::settings::{Invalid, check};
     use serde::Deserialize;
+
+    use super::*;
 
     #[test]
     fn differences_name_each_changed_setting_by_its_path() {
@@ -471,7 +331,7 @@ mod tests {
         figment::Jail::expect_with(|jail| body(jail).map_err(figment::Error::from));
     }
 
-    fn load(files: &[&str], flags: &DemoFlags) -> Result<Demo> {
+    fn load_demo(files: &[&str], flags: &DemoFlags) -> Result<Demo> {
         let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
         load_section("prepare", &defaults(), &files, flags)
     }
@@ -496,7 +356,7 @@ mod tests {
             let none = DemoFlags::default();
             let load = |files: &[&str], flags: &DemoFlags| {
                 let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
-                Demo::load(&files, flags).map_err(|e| e.to_string())
+                load::<Demo>(&files, flags).map_err(|e| e.to_string())
             };
             jail.create_file("zero.yaml", "prepare:\n  size: 0\n")
                 .map_err(|e| e.to_string())?;
@@ -535,8 +395,11 @@ mod tests {
             jail.create_file("b.yaml", "prepare:\n  size: 6\n")
                 .map_err(|e| e.to_string())?;
             let none = DemoFlags::default();
-            assert_eq!(load(&[], &none).map_err(|e| e.to_string())?, defaults());
-            let loaded = load(&["a.yaml", "b.yaml"], &none).map_err(|e| e.to_string())?;
+            assert_eq!(
+                load_demo(&[], &none).map_err(|e| e.to_string())?,
+                defaults()
+            );
+            let loaded = load_demo(&["a.yaml", "b.yaml"], &none).map_err(|e| e.to_string())?;
             assert_eq!(
                 loaded,
                 Demo {
@@ -546,11 +409,11 @@ mod tests {
             );
 
             jail.set_env("QA_PREPARE__SIZE", "11");
-            let loaded = load(&["a.yaml", "b.yaml"], &none).map_err(|e| e.to_string())?;
+            let loaded = load_demo(&["a.yaml", "b.yaml"], &none).map_err(|e| e.to_string())?;
             assert_eq!(loaded.size, 11);
 
             let loaded =
-                load(&["a.yaml"], &DemoFlags { size: Some(9) }).map_err(|e| e.to_string())?;
+                load_demo(&["a.yaml"], &DemoFlags { size: Some(9) }).map_err(|e| e.to_string())?;
             assert_eq!(
                 loaded,
                 Demo {
@@ -581,7 +444,7 @@ mod tests {
             let none = DemoFlags::default();
             jail.create_file("typo-key.yaml", "prepare:\n  sise: 5\n")
                 .map_err(|e| e.to_string())?;
-            let text = load(&["typo-key.yaml"], &none)
+            let text = load_demo(&["typo-key.yaml"], &none)
                 .expect_err("unknown key")
                 .to_string();
             assert!(
@@ -591,7 +454,7 @@ mod tests {
 
             jail.create_file("typo-section.yaml", "prepar:\n  size: 5\n")
                 .map_err(|e| e.to_string())?;
-            let text = load(&["typo-section.yaml"], &none)
+            let text = load_demo(&["typo-section.yaml"], &none)
                 .expect_err("unknown section")
                 .to_string();
             assert!(
@@ -599,13 +462,13 @@ mod tests {
                 "{text}"
             );
 
-            let text = load(&["missing.yaml"], &none)
+            let text = load_demo(&["missing.yaml"], &none)
                 .expect_err("missing file")
                 .to_string();
             assert!(text.contains("missing.yaml"), "{text}");
 
             jail.set_env("QA_PREPARE__SIZE", "many");
-            let text = load(&[], &none).expect_err("bad type").to_string();
+            let text = load_demo(&[], &none).expect_err("bad type").to_string();
             assert!(text.contains("SIZE") && text.contains("QA_"), "{text}");
             Ok(())
         });

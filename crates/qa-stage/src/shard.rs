@@ -22,7 +22,7 @@ pub struct Shard {
 /// The part of `count` that the record with id `id` belongs to.
 ///
 /// ```
-/// use qa_data::shard::part_of;
+/// use qa_stage::shard::part_of;
 /// assert_eq!(part_of("any id", 1), 0);
 /// assert!(part_of("56be4db0acb8001400a502ec", 7) < 7);
 /// ```

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::files::{existing_file, write_atomic};
 use crate::squad::read_squad;
+use qa_data::files::{existing_file, write_atomic};
 
 /// What [`fetch_squad`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub fn fetch_squad(
     };
     let Some(url) = url else {
         let why = format!("put the SQuAD file there, or set {setting} to download it");
-        return existing_file(path.to_path_buf(), &why).map(|_| Fetched::Present);
+        return Ok(existing_file(path.to_path_buf(), &why).map(|_| Fetched::Present)?);
     };
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(20))
@@ -62,12 +62,12 @@ pub fn fetch_squad(
         loop {
             let n = reader
                 .read(&mut buffer)
-                .map_err(|e| Error::io(&partial, e))?;
+                .map_err(|e| qa_data::Error::io(&partial, e))?;
             if n == 0 {
                 return Ok(());
             }
             out.write_all(&buffer[..n])
-                .map_err(|e| Error::io(&partial, e))?;
+                .map_err(|e| qa_data::Error::io(&partial, e))?;
             done += n as u64;
             on_progress(done, total);
         }

@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::record::QaRecord;
 use crate::squad::SquadFile;
+use qa_data::QaRecord;
 
 /// How many examples each split gets, and the seed that picks them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,12 +141,13 @@ fn check_disjoint(splits: &Splits) -> Result<()> {
     for (name, records) in named {
         for record in records {
             if let Some(first) = ids.insert(&record.id, name) {
-                return Err(Error::DuplicateId {
+                return Err(qa_data::Error::DuplicateId {
                     path: "splits".into(),
                     id: record.id.clone(),
                     first: format!("the {first} split"),
                     second: format!("the {name} split"),
-                });
+                }
+                .into());
             }
             if let Some(&first) = contexts.get(record.context.as_str())
                 && first != name
@@ -166,8 +167,8 @@ fn check_disjoint(splits: &Splits) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Source;
     use crate::squad::Article;
+    use qa_data::Source;
 
     /// `articles` articles of `per_article` questions, two questions per paragraph.
     fn file(name: &str, articles: usize, per_article: usize) -> SquadFile {

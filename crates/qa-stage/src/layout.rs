@@ -15,7 +15,7 @@
 //! ```
 //!
 //! ```
-//! use qa_data::layout::{MODELS, RunLayout};
+//! use qa_stage::layout::{MODELS, RunLayout};
 //!
 //! let run = RunLayout::new("runs/smoke");
 //! assert_eq!(run.human("test"), std::path::Path::new("runs/smoke/data/processed/human_test.jsonl"));

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use qa_data::settings::Section;
+
 use crate::commands::{ConfigArgs, StageCommand};
-use crate::config::Section;
 use crate::error::Result;
 use crate::plan::{PLAN_FLAG, PLAN_HELP, Planning};
 
@@ -129,10 +130,32 @@ pub fn with_malloc_tunables() {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use qa_data::settings::section_names;
 
     use super::*;
     use crate::commands::PrepareCommand;
-    use crate::prepare::PrepareConfig;
+
+    /// The prepare stage's section, as far as this test needs it: a key its command sets
+    /// (`out_dir`), and one its binary's own flags set (`train_size`).
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct PrepareConfig {
+        out_dir: PathBuf,
+        train_size: usize,
+    }
+
+    impl Default for PrepareConfig {
+        fn default() -> Self {
+            PrepareConfig {
+                out_dir: PathBuf::from("data/processed"),
+                train_size: 20_000,
+            }
+        }
+    }
+
+    impl Section for PrepareConfig {
+        const NAME: &'static str = section_names::PREPARE;
+    }
 
     #[derive(Parser)]
     struct Args {

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::files::read_json;
-use crate::record::{QaRecord, Source};
-use crate::rejection::Rejection;
+use crate::error::Result;
+use qa_data::files::read_json;
+use qa_data::rejection::Rejection;
+use qa_data::{QaRecord, Source};
 
 /// Name under which this reader files its rejections.
 pub const READER_NAME: &str = "squad-reader";
@@ -121,10 +121,10 @@ pub fn offline_squad_file(name: &str) -> Result<PathBuf> {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/squad")
         });
-    crate::files::existing_file(
+    Ok(qa_data::files::existing_file(
         dir.join(name),
         &format!("the offline SQuAD copy is expected here (set {SQUAD_DIR_VAR} to its directory)"),
-    )
+    )?)
 }
 
 /// What the Hub's `squad` columns hold beyond a [`QaRecord`]: a question's article title and
@@ -178,12 +178,13 @@ fn check(path: &Path, parsed: SquadJson) -> Result<SquadFile> {
             for (q, qa) in paragraph.qas.into_iter().enumerate() {
                 let location = format!("data[{a}].paragraphs[{p}].qas[{q}]");
                 if let Some(first) = seen.insert(qa.id.clone(), location.clone()) {
-                    return Err(Error::DuplicateId {
+                    return Err(qa_data::Error::DuplicateId {
                         path: path.to_path_buf(),
                         id: qa.id,
                         first,
                         second: location,
-                    });
+                    }
+                    .into());
                 }
                 if qa.is_impossible {
                     skipped_unanswerable += 1;
@@ -270,6 +271,10 @@ fn problem(context: &str, qa: &SquadQa) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    use qa_data::Error as DataError;
+
+    use crate::Error;
+
     use super::*;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -372,25 +377,27 @@ mod tests {
         for (name, bytes) in cases {
             let path = dir.path().join(format!("{name}.json"));
             std::fs::write(&path, bytes).expect("write");
-            let err = read_squad(&path).expect_err(name);
+            let Error::Data(err) = read_squad(&path).expect_err(name) else {
+                panic!("{name}: not a data error");
+            };
             let ok = match name {
-                "truncated" => matches!(err, Error::Truncated { .. }),
-                "not-json" => matches!(err, Error::NotJson { line: 1, .. }),
+                "truncated" => matches!(err, DataError::Truncated { .. }),
+                "not-json" => matches!(err, DataError::NotJson { line: 1, .. }),
                 "wrong-shape" | "no-data" => {
-                    matches!(&err, Error::InvalidField { field, .. } if field == "<top level>")
+                    matches!(&err, DataError::InvalidField { field, .. } if field == "<top level>")
                 }
                 "bad-type" => matches!(
                     &err,
-                    Error::InvalidField { field, .. }
+                    DataError::InvalidField { field, .. }
                         if field == "data[0].paragraphs[0].qas[0].answers[0].answer_start"
                 ),
-                "non-utf8" => matches!(err, Error::NotUtf8 { line: 2, .. }),
+                "non-utf8" => matches!(err, DataError::NotUtf8 { line: 2, .. }),
                 "duplicate" => matches!(
                     &err,
-                    Error::DuplicateId { id, first, second, .. }
+                    DataError::DuplicateId { id, first, second, .. }
                         if id == "q1" && first.ends_with("qas[0]") && second.ends_with("qas[1]")
                 ),
-                "empty" => matches!(err, Error::Empty { .. }),
+                "empty" => matches!(err, DataError::Empty { .. }),
                 _ => unreachable!(),
             };
             assert!(ok, "{name}: unexpected error {err:?}");

@@ -18,8 +18,8 @@ pub mod subcommands {
 /// Flags of the stage binaries, without their leading `--`.
 pub mod flags {
     /// A YAML config file, repeated to layer several.
-    pub const CONFIG: &str = "config";
-    /// Print a stage's work and estimated time instead of running it (`qa_data::plan`).
+    pub const CONFIG: &str = crate::config::CONFIG_FLAG;
+    /// Print a stage's work and estimated time instead of running it (`qa_stage::plan`).
     pub const PLAN: &str = "plan";
     /// The directory a stage writes into.
     pub const OUT_DIR: &str = "out-dir";
@@ -57,7 +57,9 @@ mod typed {
     use serde::Serialize;
 
     use super::{flags, subcommands};
-    use crate::config::{CONFIG_FLAG, Section};
+    use qa_data::settings::Section;
+
+    use crate::config::{self, CONFIG_FLAG};
     use crate::error::Result;
 
     /// The config files of a stage binary (`--config`, repeated), flattened into its arguments.
@@ -71,12 +73,12 @@ mod typed {
     impl ConfigArgs {
         /// Section `S` from these files and the `QA_` variables.
         pub fn load<S: Section>(&self) -> Result<S> {
-            S::load(&self.configs, &())
+            config::load::<S>(&self.configs, &())
         }
 
         /// Section `S`, with the flags in `overrides` over the files and variables.
         pub fn load_with<S: Section, O: Serialize>(&self, overrides: &O) -> Result<S> {
-            S::load(&self.configs, overrides)
+            config::load::<S>(&self.configs, overrides)
         }
 
         /// The files as arguments: `--config FILE` for each.
@@ -91,7 +93,7 @@ mod typed {
     /// The arguments the driver passes to one stage binary, as the binary parses them.
     ///
     /// Fields that override a key of the stage's config section serialise under that key
-    /// (the binary hands the command to `qa_data::cli::StageArgs::load_with`); the others are
+    /// (the binary hands the command to `qa_stage::cli::StageArgs::load_with`); the others are
     /// skipped by serde.
     pub trait StageCommand: clap::Args + Serialize {
         /// The subcommand the arguments follow, if the binary has subcommands.

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::QaRecord;
 use crate::error::{Error, Result};
-use crate::files::{
+use crate::shard::Shard;
+use qa_data::QaRecord;
+use qa_data::files::{
     read_json, read_keyed_jsonl, sha256_file, write_json_atomic, write_jsonl_atomic,
 };
-use crate::manifest::{FileDigest, Manifest};
-use crate::predictions::{Prediction, read_predictions};
-use crate::shard::Shard;
+use qa_data::manifest::{FileDigest, Manifest};
+use qa_data::predictions::{Prediction, read_predictions};
 
 /// What a sharded run records beside its output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,12 +49,12 @@ pub fn write_part_info(
     let info = PartInfo {
         shard,
         input_sha256: sha256_file(input)?,
-        settings: serde_json::to_value(settings).map_err(|reason| Error::Serialize {
+        settings: serde_json::to_value(settings).map_err(|reason| qa_data::Error::Serialize {
             path: out.to_path_buf(),
             reason,
         })?,
     };
-    write_json_atomic(part_info_path(out), &info)
+    Ok(write_json_atomic(part_info_path(out), &info)?)
 }
 
 fn refuse(path: &Path, message: String) -> Error {
@@ -211,8 +211,8 @@ pub fn manifest_path(out: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Source;
-    use crate::files::read_jsonl;
+    use qa_data::Source;
+    use qa_data::files::read_jsonl;
 
     fn setup(dir: &Path) -> (PathBuf, Vec<QaRecord>) {
         let records: Vec<QaRecord> = (0..20)
