@@ -91,6 +91,7 @@ fn devices() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    t5_lora::with_malloc_tunables();
     qa_stage::cli::run_main("qa-eval", || match Args::parse().command {
         Command::Predict(args) => predict::run(args),
         Command::Score(args) => score::run(args),

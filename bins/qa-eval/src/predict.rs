@@ -8,8 +8,9 @@ use qa_stage::commands::PredictCommand;
 use qa_stage::parts::write_part_info;
 use qa_stage::shard::ShardSpec;
 use serde::Serialize;
+use t5_lora::load_model;
 use t5_lora::{DeviceChoice, ModelDtype};
-use t5_lora::{PredictConfig, load_model, plan_prediction, predict_records, resume_settings};
+use t5_stage::{PredictConfig, plan_prediction, predict_records, resume_settings};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use t5_lora::GenerationConfig;
-use t5_lora::{PredictConfig, partial_path, partial_settings_path, resume_settings};
+use t5_stage::{PredictConfig, partial_path, partial_settings_path, resume_settings};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")

@@ -10,7 +10,7 @@ use qa_stage::commands::TrainCommand;
 use serde::Serialize;
 use t5_lora::DeviceChoice;
 use t5_lora::TrainConfig;
-use t5_lora::{Progress, RunFiles, fine_tune, plan_training};
+use t5_stage::{Progress, RunFiles, fine_tune, plan_training};
 
 /// Train LoRA adapters on question/answer records (target: each record's first answer).
 ///
@@ -56,6 +56,7 @@ struct Overrides {
 }
 
 fn main() -> ExitCode {
+    t5_lora::with_malloc_tunables();
     qa_stage::cli::run_main("qa-train", || run(Args::parse()))
 }
 

@@ -251,7 +251,7 @@ fn runs_with_glibcs_malloc_settings_for_tensor_work_unless_given_others() {
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
     // The stage restarts itself with the settings, and says which it runs with.
-    let expected = Some(std::ffi::OsString::from(qa_stage::cli::MALLOC_TUNABLES));
+    let expected = Some(std::ffi::OsString::from(t5_lora::MALLOC_TUNABLES));
     let stderr = tunables_in(None);
     assert!(
         stderr.contains(&format!("GLIBC_TUNABLES: {expected:?}")),

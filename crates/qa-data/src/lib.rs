@@ -28,6 +28,7 @@ mod error;
 pub mod files;
 pub mod hub_cache;
 pub mod manifest;
+pub mod model_files;
 pub mod predictions;
 mod record;
 pub mod rejection;

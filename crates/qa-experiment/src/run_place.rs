@@ -7,7 +7,8 @@ use qa_data::settings::{Placed, PlacedTable, Section};
 use qa_synth::contaminate::ContaminateConfig;
 use qa_synth::synthesize::SynthConfig;
 use serde_json::Value;
-use t5_lora::{PredictConfig, TrainConfig};
+use t5_lora::TrainConfig;
+use t5_stage::PredictConfig;
 
 /// The sections with run-place settings, by name, and how their types strip them.
 const PLACED_SECTIONS: [PlacedTable; 4] = [

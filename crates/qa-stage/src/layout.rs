@@ -24,6 +24,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub use qa_data::model_files;
+
 /// One of the three trained models of the study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Model {
@@ -211,26 +213,6 @@ impl RunLayout {
 
 /// The card of every exported folder, and of `export/` itself.
 pub const EXPORT_CARD: &str = "README.md";
-
-/// The file names inside a model's directory (training writes the first four).
-pub mod model_files {
-    /// The adapter the model is evaluated with (the best epoch's, with validation).
-    pub const ADAPTER: &str = "adapter";
-    /// The best epoch's adapter, kept while training goes on.
-    pub const BEST_ADAPTER: &str = "best_adapter";
-    /// The checkpoint a killed training resumes from.
-    pub const CHECKPOINT: &str = "checkpoint";
-    /// The file of a checkpoint that records the training settings in full.
-    pub const CHECKPOINT_RUN: &str = "run.json";
-    /// The training log.
-    pub const TRAIN_LOG: &str = "train_log.jsonl";
-    /// Its answers to the test questions.
-    pub const PREDICTIONS: &str = "predictions.jsonl";
-    /// PEFT's adapter settings, in an adapter directory.
-    pub const ADAPTER_CONFIG: &str = "adapter_config.json";
-    /// PEFT's adapter weights, in an adapter directory.
-    pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
-}
 
 /// The file names of the generation stages and filters, in `work/<stage>/` and wherever
 /// `qa-filter` writes.

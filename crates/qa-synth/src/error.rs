@@ -13,6 +13,9 @@ pub enum Error {
     /// The local model failed.
     #[error(transparent)]
     Model(#[from] t5_lora::Error),
+    /// The local model's prediction or its plan's estimate failed.
+    #[error(transparent)]
+    T5Stage(#[from] t5_stage::Error),
     /// The chat-completions endpoint refused, failed or answered nonsense.
     #[error("{url}: {reason}")]
     Endpoint {

@@ -4,7 +4,7 @@
 
 use qa_data::usage::format_usd;
 use qa_stage::plan::{Planning, StagePlan, format_count, mean_and_p90};
-use t5_lora::{
+use t5_stage::planning::{
     CHARS_PER_TOKEN, GenerationWork, approximate_tokens, estimate_generation, model_shape,
     resolve_device,
 };

@@ -11,8 +11,9 @@ use qa_data::settings::{Invalid, Placed, PlacedTable, Section};
 use qa_data::template::PromptTemplate;
 use qa_filters::Rejected;
 use serde::{Deserialize, Serialize};
-use t5_lora::{PredictConfig, load_model};
+use t5_lora::load_model;
 use t5_lora::{T5ForConditionalGeneration, T5Tokenizer, generate_text};
+use t5_stage::PredictConfig;
 
 use crate::error::Result;
 

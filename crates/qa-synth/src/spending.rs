@@ -9,7 +9,7 @@
 
 use qa_data::usage::{CompletionUsage, UsageTotals, format_usd};
 use qa_stage::plan::format_count;
-use t5_lora::approximate_tokens;
+use t5_stage::planning::approximate_tokens;
 
 use crate::backend::GeneratorConfig;
 use crate::budget::Budget;

@@ -128,7 +128,7 @@ impl SynthConfig {
         SynthConfig {
             generator: self.generator.output_settings(),
             round_trip: self.round_trip.as_ref().map(|round_trip| RoundTripConfig {
-                qa_model: t5_lora::resume_settings(&round_trip.qa_model),
+                qa_model: t5_stage::resume_settings(&round_trip.qa_model),
                 ..round_trip.clone()
             }),
             ..self.deciding()
@@ -209,7 +209,7 @@ pub fn plan(
             records: candidates,
             ..input.clone()
         };
-        let answering = t5_lora::plan_prediction(&round_trip.qa_model, &checked, planning)?;
+        let answering = t5_stage::plan_prediction(&round_trip.qa_model, &checked, planning)?;
         plan.seconds = plan.seconds.zip(answering.seconds).map(|(a, b)| a + b);
         plan.notes.push(format!(
             "with the round-trip model answering every candidate ({})",

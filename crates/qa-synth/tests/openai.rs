@@ -12,7 +12,7 @@ use qa_synth::Budget;
 use qa_synth::contaminate::{ContaminateConfig, OUTPUT_FILE, REPORT_FILE, contaminate};
 use qa_synth::run::{RunFiles, Shard};
 use qa_synth::{Backend, Completion, Error, Generator, OpenAiConfig, OpenAiGenerator, Request};
-use t5_lora::approximate_tokens;
+use t5_stage::planning::approximate_tokens;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 

@@ -127,7 +127,7 @@ fn bench_t5(c: &mut Criterion) {
 criterion_group!(benches, bench_t5);
 
 fn main() {
-    qa_stage::cli::with_malloc_tunables();
+    t5_lora::with_malloc_tunables();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -74,7 +74,7 @@ fn bench_train(c: &mut Criterion) {
 }
 
 fn main() {
-    qa_stage::cli::with_malloc_tunables();
+    t5_lora::with_malloc_tunables();
     let mut criterion = Criterion::default().configure_from_args();
     bench_train(&mut criterion);
     criterion.final_summary();

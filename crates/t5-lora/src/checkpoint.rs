@@ -19,7 +19,7 @@ use burn::store::{
 use crate::dtype::ModelDtype;
 use crate::error::{Error, Result};
 use crate::keys::Naming;
-use crate::model::{T5Config, T5ForConditionalGeneration};
+use crate::model::{FeedForwardProj, T5Config, T5ForConditionalGeneration};
 
 /// The model settings file of a checkpoint.
 pub const CONFIG_FILE: &str = "config.json";
@@ -290,4 +290,37 @@ fn corrupt(path: &Path, message: String) -> Error {
         delete: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
         message,
     }
+}
+/// The published shapes of the FLAN-T5 checkpoints (their `config.json`), for planning a run
+/// whose model is not downloaded yet: (id, d_model, d_ff, layers, heads).
+const KNOWN_SHAPES: [(&str, usize, usize, usize, usize); 5] = [
+    ("google/flan-t5-small", 512, 1024, 8, 6),
+    ("google/flan-t5-base", 768, 2048, 12, 12),
+    ("google/flan-t5-large", 1024, 2816, 24, 16),
+    ("google/flan-t5-xl", 2048, 5120, 24, 32),
+    ("google/flan-t5-xxl", 4096, 10240, 24, 64),
+];
+
+/// The published shape of a FLAN-T5 checkpoint (`google/flan-t5-small` … `-xxl`), as its
+/// `config.json` has it.
+pub fn published_shape(id: &str) -> Option<T5Config> {
+    let &(_, d_model, d_ff, layers, heads) =
+        KNOWN_SHAPES.iter().find(|(known, ..)| *known == id)?;
+    Some(T5Config {
+        vocab_size: 32128,
+        d_model,
+        d_kv: 64,
+        d_ff,
+        num_layers: layers,
+        num_decoder_layers: Some(layers),
+        num_heads: heads,
+        relative_attention_num_buckets: 32,
+        relative_attention_max_distance: 128,
+        layer_norm_epsilon: 1e-6,
+        feed_forward_proj: FeedForwardProj::parse("gated-gelu").expect("a known activation"),
+        tie_word_embeddings: false,
+        pad_token_id: 0,
+        eos_token_id: 1,
+        decoder_start_token_id: 0,
+    })
 }

@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::{Cache, Repo, RepoType};
 
-use crate::checkpoint::{CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE};
+use crate::checkpoint::{CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, load_pretrained_as};
+use crate::device::DeviceChoice;
+use crate::dtype::ModelDtype;
 use crate::error::{Error, Result};
-use crate::tokenizer::TOKENIZER_FILE;
+use crate::lora::load_adapter;
+use crate::model::T5ForConditionalGeneration;
+use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
 
 /// Where the Hugging Face cache is, and whether the network may be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +162,28 @@ impl<'a> Fetcher<'a> {
             }),
         }
     }
+}
+
+/// Loads `model` (a Hugging Face id or a checkpoint directory) and its tokenizer onto
+/// `device` for inference in `dtype`, with the PEFT LoRA adapter in `adapter` merged into its
+/// weights if one is given.
+pub fn load_model(
+    model: &str,
+    adapter: Option<&Path>,
+    device: &DeviceChoice,
+    dtype: ModelDtype,
+) -> Result<(T5ForConditionalGeneration, T5Tokenizer)> {
+    let dir = resolve_model(model, &HubOptions::from_env())?;
+    let device = device.resolve()?;
+    tracing::info!(model, dir = %dir.display(), device = %device.name, %dtype, "loading");
+    let mut loaded = load_pretrained_as(&dir, &device.device, dtype)?;
+    if let Some(adapter) = adapter {
+        let (adapted, lora) = load_adapter(loaded, adapter)?;
+        tracing::info!(adapter = %adapter.display(), r = lora.r, targets = ?lora.target_modules, "merging");
+        loaded = adapted.merge_lora();
+    }
+    let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
+    Ok((loaded, tokenizer))
 }
 
 #[cfg(test)]

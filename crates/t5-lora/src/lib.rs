@@ -1,5 +1,6 @@
 //! FLAN-T5 (T5 v1.0 and v1.1) in Burn: the model, Hugging Face checkpoints and tokenizers,
-//! generation, and LoRA fine-tuning with validation.
+//! generation, LoRA fine-tuning with validation, and the measured speed of a shape on a device
+//! (for estimating a run before it starts).
 //!
 //! One implementation serves every Burn backend: the [`burn::prelude::Device`] chosen at run
 //! time decides (see [`DeviceChoice`]).
@@ -27,63 +28,54 @@
 
 #![deny(missing_docs)]
 
+mod calibrate;
 mod checkpoint;
 mod device;
 mod dtype;
 mod error;
-mod estimate;
-mod fine_tune;
 mod generation;
 mod hub;
 mod kernels;
 mod keys;
 mod lora;
+mod malloc;
 mod model;
-mod predict;
 #[cfg(test)]
 mod test_random;
 mod tokenizer;
 mod train;
 
+pub use calibrate::{
+    GenerationBatch, GenerationCost, TrainingBatch, TrainingCost, measure_generation,
+    measure_training,
+};
 pub use checkpoint::{
-    CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, load_pretrained, load_pretrained_as, read_config,
-    shard_names, verify_weights, weight_files,
+    CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, load_pretrained, load_pretrained_as, published_shape,
+    read_config, shard_names, verify_weights, weight_files,
 };
 pub use device::{DeviceChoice, Found, ResolvedDevice, auto_choice, probe};
 pub use dtype::{KEPT_IN_F32, ModelDtype};
 pub use error::{Error, Result};
-pub use estimate::{
-    CHARS_PER_TOKEN, Estimate, GenerationBatch, GenerationCost, GenerationWork, ModelShape,
-    TrainingBatch, TrainingCost, approximate_tokens, calibrate_generation, calibrate_training,
-    estimate_generation, model_shape, published_shape, resolve_device,
-};
-pub use fine_tune::{
-    ADAPTER_DIR, BEST_ADAPTER_DIR, CHECKPOINT_DIR, Progress, RunFiles, RunSummary, TRAIN_LOG_FILE,
-    fine_tune, plan_training,
-};
 pub use generation::{
     GenerationConfig, generate, generate_from_ids, generate_repeated, generate_text,
     generate_with_streams,
 };
-pub use hub::{HubOptions, local_file, resolve_model};
+pub use hub::{HubOptions, load_model, local_file, resolve_model};
 pub use lora::{
     ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraAdapter, LoraConfig, LoraLinear, TARGETS,
     load_adapter, read_adapter_config, save_adapter,
 };
+pub use malloc::{MALLOC_TUNABLES, with_malloc_tunables};
 pub use model::{
     Activation, DecoderCache, FeedForwardProj, KeyValue, T5Attention, T5Block, T5Config,
     T5DenseActDense, T5ForConditionalGeneration, T5LayerCrossAttention, T5LayerFF, T5LayerNorm,
     T5LayerSelfAttention, T5Stack, relative_position_bucket,
 };
-pub use predict::{
-    DEFAULT_TEMPLATE, PredictConfig, PredictSummary, load_model, partial_path,
-    partial_settings_path, plan_prediction, predict_records, resume_settings,
-};
 pub use tokenizer::{Encoded, T5Tokenizer, TOKENIZER_FILE, pad_batch};
 pub use train::{
-    BestMetric, Checkpointing, Encoding, EvalLog, EvalScores, Example, OPTIMIZER_FILE, RUN_FILE,
-    STATE_FILE, Seq2SeqBatch, StepLog, TrainConfig, TrainEvent, TrainLog, TrainOutcome,
-    TrainingState, TruncationCounts, Validation, ValidationConfig, checkpoint_run,
+    BestMetric, Checkpointing, DEFAULT_TEMPLATE, Encoding, EvalLog, EvalScores, Example,
+    OPTIMIZER_FILE, RUN_FILE, STATE_FILE, Seq2SeqBatch, StepLog, TrainConfig, TrainEvent, TrainLog,
+    TrainOutcome, TrainingState, TruncationCounts, Validation, ValidationConfig, checkpoint_run,
     checkpoint_state, encode_examples, epoch_batches, generation_config, learning_rate,
     seq2seq_loss, total_steps, train,
 };

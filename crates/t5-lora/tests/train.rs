@@ -1,6 +1,6 @@
 //! LoRA training on the tiny FLAN-T5 fixture: autodiff gradients against finite differences,
-//! validation, early stopping and resume, and overfitting a handful of QA pairs through the whole
-//! path (JSONL records → `fine_tune` → adapter on disk → predictions).
+//! validation, early stopping, resume, and the same run on the test device as on the CPU. (The
+//! whole path through files, `fine_tune` then prediction, is t5-stage's test.)
 
 use crate::common;
 
@@ -10,8 +10,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use common::{fixtures, to_vec};
-use qa_data::files::{read_jsonl, write_jsonl_atomic};
-use qa_data::predictions::Prediction;
+use qa_data::files::read_jsonl;
 use qa_data::{QaRecord, Source};
 use t5_lora::LoraConfig;
 use t5_lora::{BestMetric, Validation, ValidationConfig};
@@ -19,8 +18,6 @@ use t5_lora::{
     Checkpointing, EvalLog, Example, Seq2SeqBatch, TrainConfig, TrainEvent, encode_examples,
     seq2seq_loss, train,
 };
-use t5_lora::{PredictConfig, predict_records};
-use t5_lora::{Progress, RunFiles, fine_tune};
 use t5_lora::{T5ForConditionalGeneration, T5Tokenizer};
 use t5_lora::{load_adapter, save_adapter};
 use t5_lora::{load_pretrained, read_config};
@@ -146,190 +143,9 @@ fn lora_gradients_match_finite_differences() {
     }
 }
 
-/// Sixteen pairs whose answers appear in their contexts. The fixture tokenizer is nearly
-/// character-level and the tiny model's position biases are random, so answers with doubled
-/// characters ("Eiffel", "1889") are left out: counting repeats is beyond such a model.
+/// Sixteen pairs whose answers appear in their contexts (`fixtures/records/sixteen-pairs.jsonl`).
 fn records() -> Vec<QaRecord> {
-    let facts = [
-        (
-            "Who won the game?",
-            "Denver won the game in February.",
-            "Denver",
-        ),
-        (
-            "Where was it played?",
-            "It was played in Santa Clara.",
-            "Santa Clara",
-        ),
-        (
-            "Who sang at halftime?",
-            "Coldplay sang at halftime.",
-            "Coldplay",
-        ),
-        ("What colour was the logo?", "The logo was gold.", "gold"),
-        ("Who lost?", "Carolina lost the final.", "Carolina"),
-        ("Which network aired it?", "CBS aired the broadcast.", "CBS"),
-        (
-            "Who was the MVP?",
-            "Von Miller was named MVP.",
-            "Von Miller",
-        ),
-        (
-            "How many points did Denver score?",
-            "Denver scored 24 points.",
-            "24",
-        ),
-        (
-            "What city hosted?",
-            "The city of Santa Clara hosted.",
-            "Santa Clara",
-        ),
-        ("What is the capital?", "Paris is the capital.", "Paris"),
-        (
-            "What river runs through it?",
-            "The Seine runs through Paris.",
-            "Seine",
-        ),
-        (
-            "Who built the tower?",
-            "Gustave built the tower.",
-            "Gustave",
-        ),
-        ("When was it built?", "It was built in 1925.", "1925"),
-        ("What is it made of?", "It is made of iron.", "iron"),
-        ("How tall is it?", "It is 324 metres tall.", "324 metres"),
-        (
-            "Which team won in 2015?",
-            "New England won in 2015.",
-            "New England",
-        ),
-    ];
-    facts
-        .iter()
-        .enumerate()
-        .map(|(i, (question, context, answer))| QaRecord {
-            id: format!("q{i}"),
-            question: question.to_string(),
-            context: context.to_string(),
-            answers: vec![answer.to_string()],
-            source: Source::Human,
-            provenance: None,
-        })
-        .collect()
-}
-
-#[test]
-fn a_tiny_model_learns_sixteen_pairs_by_heart() {
-    let _turn = common::seeded();
-    // The whole path: records in JSONL → fine_tune (log, adapter on disk) → predictions.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let records = records();
-    // The sixteen pairs fifty times over, each copy under its own id (ids are unique in a
-    // training file): four epochs of 200 steps, each validated on the pairs themselves.
-    let repeated: Vec<QaRecord> = (0..50)
-        .flat_map(|copy| {
-            records.iter().map(move |record| QaRecord {
-                id: format!("{}-copy{copy}", record.id),
-                ..record.clone()
-            })
-        })
-        .collect();
-    let (train_file, validation_file) =
-        (dir.path().join("train.jsonl"), dir.path().join("val.jsonl"));
-    write_jsonl_atomic(&train_file, &repeated).expect("writes");
-    write_jsonl_atomic(&validation_file, &records).expect("writes");
-    let model_dir = fixtures().join("flan-t5-tiny");
-    let config = TrainConfig {
-        model: model_dir.to_str().expect("utf-8").to_string(),
-        batch_size: 4,
-        epochs: 4,
-        learning_rate: 5e-3,
-        warmup_ratio: 0.05,
-        seed: 5,
-        lora: LoraConfig {
-            r: 8,
-            lora_dropout: 0.0,
-            target_modules: ["q", "k", "v", "o", "wi_0", "wi_1", "wo"]
-                .map(String::from)
-                .to_vec(),
-            ..LoraConfig::default()
-        },
-        validation: ValidationConfig {
-            generate_examples: 16,
-            ..ValidationConfig::default()
-        },
-        device: common::test_backend(),
-        ..TrainConfig::default()
-    };
-    let files = RunFiles {
-        train: train_file,
-        validation: Some(validation_file),
-        out_dir: dir.path().join("run"),
-        resume: false,
-    };
-    let summary = fine_tune(&config, &files, |progress| {
-        if let Progress::Started { truncation, .. } = progress {
-            assert_eq!(truncation.answers_cut_away, 0);
-        }
-    })
-    .expect("trains");
-    assert!(!summary.stopped_early);
-
-    let log: Vec<serde_json::Value> = read_jsonl(&summary.log).expect("the log");
-    let losses: Vec<f64> = log
-        .iter()
-        .filter(|line| line["event"] == "step")
-        .map(|line| line["loss"].as_f64().expect("a loss"))
-        .collect();
-    assert_eq!(losses.len(), 4 * 200);
-    let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
-    let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
-    assert!(last < first / 10.0, "loss fell only from {first} to {last}");
-    let evaluations: Vec<EvalLog> = log
-        .iter()
-        .filter(|line| line["event"] == "evaluation")
-        .map(|line| serde_json::from_value(line.clone()).expect("an evaluation"))
-        .collect();
-    let steps: Vec<usize> = evaluations.iter().map(|e| e.step).collect();
-    assert_eq!(steps, [200, 400, 600, 800]);
-    assert!(
-        evaluations
-            .windows(2)
-            .all(|w| w[1].scores.loss < w[0].scores.loss),
-        "validation loss must fall: {evaluations:?}"
-    );
-    let final_scores = evaluations[3].scores;
-    assert_eq!(
-        (
-            final_scores.exact_match,
-            final_scores.f1,
-            final_scores.generated
-        ),
-        (100.0, 100.0, 16)
-    );
-
-    // The same answers again, outside training, from the adapter written to disk.
-    let base = load_pretrained(&model_dir, &common::device()).expect("loads");
-    let (adapted, _) = load_adapter(base, &summary.adapter_dir).expect("the adapter");
-    let tokenizer = T5Tokenizer::from_file(&model_dir.join("tokenizer.json")).expect("tokenizer");
-    let predictions_file = dir.path().join("predictions.jsonl");
-    predict_records(
-        &adapted.merge_lora(),
-        &tokenizer,
-        &records,
-        qa_stage::shard::Shard::WHOLE,
-        &PredictConfig::default(),
-        &predictions_file,
-        |_, _| {},
-    )
-    .expect("predicts");
-    let predictions: Vec<Prediction> = read_jsonl(&predictions_file).expect("predictions");
-    let correct = predictions
-        .iter()
-        .zip(&records)
-        .filter(|(p, record)| qa_metrics::squad::exact_match(&p.prediction, record.answer()) == 1.0)
-        .count();
-    assert_eq!(correct, 16, "answers after training: {predictions:?}");
+    read_jsonl(fixtures().join("../records/sixteen-pairs.jsonl")).expect("the sixteen pairs")
 }
 
 /// Every adapter weight of `model`, in model order.

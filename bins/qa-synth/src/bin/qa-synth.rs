@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         merge,
         report,
     };
+    t5_lora::with_malloc_tunables();
     qa_stage::cli::run_main("qa-synth", || run_stage(stage, Args::parse().command))
 }
 

@@ -14,9 +14,9 @@ use crate::keys::{self, Naming};
 use crate::model::T5ForConditionalGeneration;
 
 /// PEFT's adapter settings file.
-pub const ADAPTER_CONFIG_FILE: &str = qa_stage::layout::model_files::ADAPTER_CONFIG;
+pub const ADAPTER_CONFIG_FILE: &str = qa_data::model_files::ADAPTER_CONFIG;
 /// PEFT's adapter weights file.
-pub const ADAPTER_WEIGHTS_FILE: &str = qa_stage::layout::model_files::ADAPTER_WEIGHTS;
+pub const ADAPTER_WEIGHTS_FILE: &str = qa_data::model_files::ADAPTER_WEIGHTS;
 
 /// `adapter_config.json` as PEFT writes it: the keys this crate needs, and those whose
 /// non-default values it cannot honour (every other key is ignored).

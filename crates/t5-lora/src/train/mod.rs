@@ -20,7 +20,6 @@ use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::lora::{LoraConfig, save_adapter};
 use crate::model::T5ForConditionalGeneration;
-use crate::predict::DEFAULT_TEMPLATE;
 
 pub use data::{
     Encoding, Example, Seq2SeqBatch, TruncationCounts, encode_examples, epoch_batches, seq2seq_loss,
@@ -33,6 +32,9 @@ pub use state::{
 pub use validation::{BestMetric, EvalScores, Validation, ValidationConfig, generation_config};
 
 use state::{existing_checkpoint, restore_best, resume, save_checkpoint};
+
+/// The prompt of the original study, and FLAN-T5's reading-comprehension format.
+pub const DEFAULT_TEMPLATE: &str = "question: {question} context: {context}";
 
 /// Training settings (the `train:` section of a config file); defaults follow the study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -473,57 +475,11 @@ fn clip_global_norm(grads: &mut GradientsParams, ids: &[ParamId], max_norm: f64)
 #[cfg(test)]
 mod tests {
     use qa_data::settings::undeclared_fields;
-    use qa_stage::config::probe_numeric_settings;
 
     use super::TrainConfig;
-    use crate::predict::PredictConfig;
 
     #[test]
     fn every_setting_is_declared_run_place_or_deciding() {
         assert_eq!(undeclared_fields::<TrainConfig>(), Vec::<String>::new());
-        assert_eq!(undeclared_fields::<PredictConfig>(), Vec::<String>::new());
-    }
-
-    /// Which of 0, -1 and 1.5 each numeric setting refuses at load, naming the key and the
-    /// file (`probe_numeric_settings`): counts take neither 0 nor fractions, rates are above
-    /// 0, shares lie within their bounds, and the rest (seeds, `patience`, `length_penalty`)
-    /// take what their type does.
-    #[test]
-    fn every_numeric_setting_refuses_what_it_cannot_run_with() {
-        assert_eq!(
-            probe_numeric_settings::<TrainConfig>().expect("probes"),
-            "\
-batch_size: 0 -1 1.5
-checkpoint_every: 0 -1 1.5
-epochs: 0 -1 1.5
-grad_accumulation: 0 -1 1.5
-learning_rate: 0 -1
-lora.lora_alpha: 0 -1
-lora.lora_dropout: -1 1.5
-lora.r: 0 -1 1.5
-max_grad_norm: -1
-max_source_len: 0 -1 1.5
-max_target_len: 0 -1 1.5
-seed: -1 1.5
-validation.generate_examples: 0 -1 1.5
-validation.patience: -1 1.5
-warmup_ratio: -1 1.5
-weight_decay: -1
-"
-        );
-        assert_eq!(
-            probe_numeric_settings::<PredictConfig>().expect("probes"),
-            "\
-batch_size: 0 -1 1.5
-generation.length_penalty: none
-generation.max_new_tokens: 0 -1 1.5
-generation.num_beams: 0 -1 1.5
-generation.seed: -1 1.5
-generation.temperature: 0 -1
-generation.top_k: -1 1.5
-generation.top_p: 0 -1 1.5
-max_source_len: 0 -1 1.5
-"
-        );
     }
 }

@@ -71,7 +71,7 @@ pub struct Checkpointing {
 }
 
 /// The file of a checkpoint that records what decides the run's output.
-pub const RUN_FILE: &str = qa_stage::layout::model_files::CHECKPOINT_RUN;
+pub const RUN_FILE: &str = qa_data::model_files::CHECKPOINT_RUN;
 
 /// The file holding the optimiser state (Burn's record bytes).
 pub const OPTIMIZER_FILE: &str = "optimizer.bin";

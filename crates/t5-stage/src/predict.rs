@@ -17,19 +17,13 @@ use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
 use qa_stage::shard::Shard;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::load_pretrained_as;
-use crate::device::DeviceChoice;
-use crate::dtype::ModelDtype;
-use crate::error::{Error, Result};
-use crate::estimate::{GenerationWork, estimate_generation, model_shape, resolve_device};
-use crate::generation::{GenerationConfig, generate_from_ids};
-use crate::hub::{HubOptions, resolve_model};
-use crate::lora::load_adapter;
-use crate::model::T5ForConditionalGeneration;
-use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
+use t5_lora::{
+    DEFAULT_TEMPLATE, DeviceChoice, GenerationConfig, ModelDtype, T5ForConditionalGeneration,
+    T5Tokenizer, generate_from_ids,
+};
 
-/// The prompt of the original study, and FLAN-T5's reading-comprehension format.
-pub const DEFAULT_TEMPLATE: &str = "question: {question} context: {context}";
+use crate::error::{Error, Result};
+use crate::planning::{GenerationWork, estimate_generation, model_shape, resolve_device};
 
 /// Settings of a prediction run (the `predict:` section of a config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,28 +88,6 @@ impl Default for PredictConfig {
             },
         }
     }
-}
-
-/// Loads `model` (a Hugging Face id or a checkpoint directory) and its tokenizer onto
-/// `device` for inference in `dtype`, with the PEFT LoRA adapter in `adapter` merged into its
-/// weights if one is given.
-pub fn load_model(
-    model: &str,
-    adapter: Option<&Path>,
-    device: &DeviceChoice,
-    dtype: ModelDtype,
-) -> Result<(T5ForConditionalGeneration, T5Tokenizer)> {
-    let dir = resolve_model(model, &HubOptions::from_env())?;
-    let device = device.resolve()?;
-    tracing::info!(model, dir = %dir.display(), device = %device.name, %dtype, "loading");
-    let mut loaded = load_pretrained_as(&dir, &device.device, dtype)?;
-    if let Some(adapter) = adapter {
-        let (adapted, lora) = load_adapter(loaded, adapter)?;
-        tracing::info!(adapter = %adapter.display(), r = lora.r, targets = ?lora.target_modules, "merging");
-        loaded = adapted.merge_lora();
-    }
-    let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
-    Ok((loaded, tokenizer))
 }
 
 /// What a prediction run over `input` would do (see [`qa_stage::plan`]): its questions, and the
@@ -205,7 +177,7 @@ fn check_partial_settings(partial: &Path, config: &PredictConfig) -> Result<()> 
             .then(|| qa_data::files::read_json(&settings))
             .transpose()?;
         if recorded.as_ref() != Some(&comparable) {
-            return Err(Error::Generation(format!(
+            return Err(Error::Prediction(format!(
                 "{} holds answers of an interrupted run with other settings (see {}); delete \
                  both to start over",
                 partial.display(),
@@ -237,7 +209,7 @@ pub fn predict_records(
     let mut seen = HashMap::new();
     for (index, record) in records.iter().enumerate() {
         if let Some(first) = seen.insert(record.id.as_str(), index) {
-            return Err(Error::Generation(format!(
+            return Err(Error::Prediction(format!(
                 "question id {:?} appears twice in the input (records {} and {})",
                 record.id,
                 first + 1,
@@ -309,4 +281,38 @@ pub fn predict_records(
         resumed,
         truncated: encoded.truncated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use qa_data::settings::undeclared_fields;
+    use qa_stage::config::probe_numeric_settings;
+
+    use super::PredictConfig;
+
+    #[test]
+    fn every_setting_is_declared_run_place_or_deciding() {
+        assert_eq!(undeclared_fields::<PredictConfig>(), Vec::<String>::new());
+    }
+
+    /// Which of 0, -1 and 1.5 each numeric setting refuses at load, naming the key and the
+    /// file (`probe_numeric_settings`): counts take neither 0 nor fractions, shares lie within
+    /// their bounds, and the rest (the seed, `length_penalty`) take what their type does.
+    #[test]
+    fn every_numeric_prediction_setting_refuses_what_it_cannot_run_with() {
+        assert_eq!(
+            probe_numeric_settings::<PredictConfig>().expect("probes"),
+            "\
+batch_size: 0 -1 1.5
+generation.length_penalty: none
+generation.max_new_tokens: 0 -1 1.5
+generation.num_beams: 0 -1 1.5
+generation.seed: -1 1.5
+generation.temperature: 0 -1
+generation.top_k: -1 1.5
+generation.top_p: 0 -1 1.5
+max_source_len: 0 -1 1.5
+"
+        );
+    }
 }

@@ -21,20 +21,16 @@ use qa_data::template::PromptTemplate;
 use qa_stage::layout::model_files;
 use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
 
-use crate::checkpoint::load_pretrained;
-use crate::dtype::ModelDtype;
-use crate::error::{Error, Result};
-use crate::estimate::{
-    GenerationWork, TrainingBatch, calibrate_training, estimate_generation, model_shape,
-    resolve_device,
+use t5_lora::{
+    Checkpointing, EvalLog, HubOptions, ModelDtype, StepLog, T5Tokenizer, TOKENIZER_FILE,
+    TrainConfig, TrainEvent, TrainLog, TrainingBatch, TrainingState, TruncationCounts, Validation,
+    checkpoint_run, checkpoint_state, encode_examples, generation_config, load_pretrained,
+    resolve_model, save_adapter, total_steps, train,
 };
-use crate::hub::{HubOptions, resolve_model};
-use crate::lora::save_adapter;
-use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
-use crate::train::{
-    Checkpointing, EvalLog, StepLog, TrainConfig, TrainEvent, TrainLog, TrainingState,
-    TruncationCounts, Validation, checkpoint_run, checkpoint_state, encode_examples,
-    generation_config, total_steps, train,
+
+use crate::error::{Error, Result};
+use crate::planning::{
+    GenerationWork, calibrate_training, estimate_generation, model_shape, resolve_device,
 };
 
 /// The adapter a run hands over.
@@ -124,7 +120,7 @@ fn check_resume(dir: &Path, run: &serde_json::Value) -> Result<()> {
 /// What a training run on `train` (validated on `validation`) would do (see
 /// [`qa_stage::plan`]): its examples and positions, and its time on the device `config` chooses,
 /// from a calibration of a step, a validation-loss batch and the validation answers, cached in
-/// the plan directory. A batch's prompts are of similar length ([`crate::train::epoch_batches`]
+/// the plan directory. A batch's prompts are of similar length ([`t5_lora::epoch_batches`]
 /// groups them), so they pad to about the sample's mean; its answers are not grouped, so they
 /// pad to about the 90th percentile. Every epoch is counted, though early stopping may end the
 /// run sooner.
@@ -304,7 +300,7 @@ pub fn fine_tune(
         },
     )?;
     if let Some(e) = log_failure {
-        return Err(e);
+        return Err(e.into());
     }
     let adapter_dir = files.out_dir.join(ADAPTER_DIR);
     let chosen = outcome.best_model.as_ref().unwrap_or(&outcome.model);
@@ -315,4 +311,39 @@ pub fn fine_tune(
         adapter_dir,
         log: log_path,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use qa_stage::config::probe_numeric_settings;
+    use t5_lora::TrainConfig;
+
+    /// Which of 0, -1 and 1.5 each numeric setting refuses at load, naming the key and the
+    /// file (`probe_numeric_settings`): counts take neither 0 nor fractions, rates are above
+    /// 0, shares lie within their bounds, and the rest (the seed, `patience`) take what their
+    /// type does.
+    #[test]
+    fn every_numeric_training_setting_refuses_what_it_cannot_run_with() {
+        assert_eq!(
+            probe_numeric_settings::<TrainConfig>().expect("probes"),
+            "\
+batch_size: 0 -1 1.5
+checkpoint_every: 0 -1 1.5
+epochs: 0 -1 1.5
+grad_accumulation: 0 -1 1.5
+learning_rate: 0 -1
+lora.lora_alpha: 0 -1
+lora.lora_dropout: -1 1.5
+lora.r: 0 -1 1.5
+max_grad_norm: -1
+max_source_len: 0 -1 1.5
+max_target_len: 0 -1 1.5
+seed: -1 1.5
+validation.generate_examples: 0 -1 1.5
+validation.patience: -1 1.5
+warmup_ratio: -1 1.5
+weight_decay: -1
+"
+        );
+    }
 }
