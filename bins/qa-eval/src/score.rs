@@ -44,7 +44,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     if let Some(planning) = args.stage.planning()? {
         let gold = planning.input(&command.gold)?;
         let systems = command.predictions.len();
-        return Ok(qa_metrics::evaluate::plan(&gold, systems, &config, &planning)?.print()?);
+        return Ok(qa_metrics::stage::plan(&gold, systems, &config, &planning)?.print()?);
     }
     let systems: Vec<(String, _)> = command
         .predictions
@@ -52,15 +52,13 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         .map(|system| (system.name, system.file))
         .collect();
     let out_dir = &command.out_dir;
-    let report = qa_metrics::evaluate::score_files(&command.gold, &systems, &config, out_dir)
+    let report = qa_metrics::stage::score_files(&command.gold, &systems, &config, out_dir)
         .context("scoring")?;
     print!("{}", report.table());
     println!(
         "wrote {} and {}",
-        out_dir.join(qa_metrics::evaluate::METRICS_FILE).display(),
-        out_dir
-            .join(qa_metrics::evaluate::PER_QUESTION_FILE)
-            .display()
+        out_dir.join(qa_metrics::stage::METRICS_FILE).display(),
+        out_dir.join(qa_metrics::stage::PER_QUESTION_FILE).display()
     );
     Ok(())
 }

@@ -7,8 +7,9 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use qa_data::QaRecord;
 use qa_metrics::compare::{ResamplingConfig, bootstrap_ci, paired_bootstrap};
-use qa_metrics::evaluate::{read_gold, score_system};
+use qa_metrics::evaluate::score_system;
 use qa_metrics::squad::score_question;
+use qa_squad::squad::read_gold;
 
 const QUESTIONS: usize = 2_000;
 

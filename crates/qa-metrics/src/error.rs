@@ -9,9 +9,14 @@ pub enum Error {
     /// Reading a gold or prediction file failed.
     #[error(transparent)]
     Data(#[from] qa_data::Error),
-    /// Reading the SQuAD source failed.
+    /// Reading the gold questions failed (the `stage` feature).
+    #[cfg(feature = "stage")]
     #[error(transparent)]
     Squad(#[from] qa_squad::Error),
+    /// The stage's dry run failed (the `stage` feature).
+    #[cfg(feature = "stage")]
+    #[error(transparent)]
+    Stage(#[from] qa_stage::Error),
     /// Predictions name questions the gold set does not have: the files do not belong together.
     #[error(
         "{path}: {count} prediction(s) answer questions that are not in the gold set {gold}: {examples}"

@@ -10,7 +10,9 @@
 //! - [`power`]: what a paired test could detect (minimum detectable effect, power, questions
 //!   needed).
 //! - [`breakdown`]: question types, answer lengths, numbers and dates, and scores per group.
-//! - [`evaluate`]: gold and prediction files to a [`evaluate::MetricsReport`] (`metrics.json`).
+//! - [`evaluate`]: systems' predictions scored against the gold questions, into a
+//!   [`evaluate::MetricsReport`] (`metrics.json`).
+//! - `stage` (feature `stage`): the `qa-eval score` stage on files, and its `--plan` estimate.
 //!
 //! ```
 //! use qa_metrics::compare::{ResamplingConfig, paired_bootstrap};
@@ -37,5 +39,7 @@ mod error;
 pub mod evaluate;
 pub mod power;
 pub mod squad;
+#[cfg(feature = "stage")]
+pub mod stage;
 
 pub use error::{Error, Result};

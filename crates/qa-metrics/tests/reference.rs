@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
 use qa_metrics::compare::ResamplingConfig;
-use qa_metrics::evaluate::{read_gold, report, score_system};
+use qa_metrics::evaluate::{report, score_system};
 use qa_metrics::squad::{normalize_answer, score_question};
+use qa_squad::squad::read_gold;
 use serde_json::Value;
 
 fn repo() -> PathBuf {

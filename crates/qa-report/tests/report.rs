@@ -165,7 +165,7 @@ fn finished_run_of(
         permutation_trials: 500,
         ..ResamplingConfig::default()
     };
-    qa_metrics::evaluate::score_files(&run.human("test"), &named, &resampling, &run.results())
+    qa_metrics::stage::score_files(&run.human("test"), &named, &resampling, &run.results())
         .expect("score");
     run
 }

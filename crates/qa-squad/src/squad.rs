@@ -269,6 +269,23 @@ fn problem(context: &str, qa: &SquadQa) -> Option<(String, String)> {
     None
 }
 
+/// Reads the gold questions: our JSONL records (`human_test.jsonl`) or an original SQuAD JSON.
+pub fn read_gold(path: impl AsRef<Path>) -> Result<Vec<QaRecord>> {
+    let path = path.as_ref();
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        return Ok(qa_data::files::read_keyed_jsonl(path)?);
+    }
+    let squad = read_squad(path)?;
+    if !squad.rejected.is_empty() {
+        tracing::warn!(
+            path = %path.display(),
+            rejected = squad.rejected.len(),
+            "gold questions refused by the SQuAD reader are not scored"
+        );
+    }
+    Ok(squad.articles.into_iter().flat_map(|a| a.records).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use qa_data::Error as DataError;
@@ -403,5 +420,23 @@ mod tests {
             assert!(ok, "{name}: unexpected error {err:?}");
             assert!(err.to_string().contains(&format!("{name}.json")), "{err}");
         }
+    }
+
+    #[test]
+    fn a_gold_question_given_twice_is_refused_naming_both_lines() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let gold = dir.path().join("gold.jsonl");
+        let line = |id: &str| {
+            format!(
+                r#"{{"id":"{id}","question":"Who ran?","context":"Ann ran.","answers":["Ann"],"source":"human"}}"#
+            )
+        };
+        std::fs::write(&gold, [line("a"), line("b"), line("a")].join("\n") + "\n").expect("write");
+        let err = read_gold(&gold).expect_err("a repeated id");
+        assert!(
+            matches!(&err, Error::Data(DataError::DuplicateId { id, first, second, .. })
+                if id == "a" && first == "line 1" && second == "line 3"),
+            "{err:?}"
+        );
     }
 }
