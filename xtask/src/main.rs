@@ -7,6 +7,7 @@ mod browser;
 mod cpu_paths;
 mod estimate;
 mod gpu;
+mod modules;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +18,8 @@ use clap::Parser;
 /// Project automation for provenance-qa.
 #[derive(Parser)]
 enum Task {
-    /// Run what CI runs: `cargo fmt --check`, clippy with warnings denied, and the test suite.
+    /// Run what CI runs: `cargo fmt --check`, the module-cycle check, clippy with warnings
+    /// denied, and the test suite.
     Ci,
     /// Regenerate the reference fixtures with Python: SQuAD metric scores (standard library)
     /// and T5 checkpoints, outputs and a LoRA adapter from Hugging Face transformers and PEFT
@@ -98,6 +100,9 @@ enum Task {
     /// A check build of Burn's whole tree with CUDA, about ten minutes on 2 cores: CI leaves it
     /// out of its budget (docs/ci.md), so run it after touching `device.rs` or Burn's version.
     CudaCheck,
+    /// Read each crate's modules and the `crate::`/`super::` paths of their non-test code, and
+    /// fail on a cycle among sibling modules (a module may use its children and ancestors).
+    ModuleCycles,
     /// Open a run's report.html in headless Chromium and check its per-question explorer: one
     /// row per question of per_question.jsonl, each preset (from the URL hash) showing the rows
     /// the scores say, and nothing logged to the console. Without a browser it says so and
@@ -181,6 +186,7 @@ fn main() -> std::process::ExitCode {
         Task::Test { args } => test(args),
         Task::GpuTests { require } => gpu::gpu_tests(require),
         Task::CudaCheck => cuda_check(),
+        Task::ModuleCycles => modules::module_cycles(),
         Task::CpuPaths {
             features,
             openblas,
@@ -256,6 +262,7 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
 
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
+    modules::module_cycles()?;
     cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
     cargo(&["test"])
 }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::{Cache, Repo, RepoType};
 
+use crate::adapter::load_adapter;
 use crate::checkpoint::{CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, load_pretrained_as};
 use crate::device::DeviceChoice;
 use crate::dtype::ModelDtype;
 use crate::error::{Error, Result};
-use crate::lora::load_adapter;
 use crate::model::T5ForConditionalGeneration;
 use crate::tokenizer::{T5Tokenizer, TOKENIZER_FILE};
 

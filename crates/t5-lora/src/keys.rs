@@ -264,7 +264,7 @@ mod tests {
         let device = cpu();
         let dir = fixtures().join("flan-t5-tiny-lora");
         let config: LoraConfig =
-            crate::lora::read_adapter_config(&dir).expect("the adapter config");
+            crate::adapter::read_adapter_config(&dir).expect("the adapter config");
         let model = read_config(&fixtures().join("flan-t5-tiny"))
             .expect("a config")
             .init(&device)
@@ -276,7 +276,7 @@ mod tests {
             .collect();
         let forward = Naming::Peft.file_to_module();
         let mut mapped = BTreeSet::new();
-        for name in tensor_names(&dir.join(crate::lora::ADAPTER_WEIGHTS_FILE)) {
+        for name in tensor_names(&dir.join(crate::adapter::ADAPTER_WEIGHTS_FILE)) {
             let module = rename(&forward, &name);
             assert_eq!(Naming::Peft.name_of(&module), name);
             assert!(is_adapter_path(&module), "{name} → {module}");

@@ -28,6 +28,7 @@
 
 #![deny(missing_docs)]
 
+mod adapter;
 mod calibrate;
 mod checkpoint;
 mod device;
@@ -45,6 +46,9 @@ mod test_random;
 mod tokenizer;
 mod train;
 
+pub use adapter::{
+    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, load_adapter, read_adapter_config, save_adapter,
+};
 pub use calibrate::{
     GenerationBatch, GenerationCost, TrainingBatch, TrainingCost, measure_generation,
     measure_training,
@@ -61,10 +65,7 @@ pub use generation::{
     generate_with_streams,
 };
 pub use hub::{HubOptions, load_model, local_file, resolve_model};
-pub use lora::{
-    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LoraAdapter, LoraConfig, LoraLinear, TARGETS,
-    load_adapter, read_adapter_config, save_adapter,
-};
+pub use lora::{LoraAdapter, LoraConfig, LoraLinear, TARGETS};
 pub use malloc::{MALLOC_TUNABLES, with_malloc_tunables};
 pub use model::{
     Activation, DecoderCache, FeedForwardProj, KeyValue, T5Attention, T5Block, T5Config,

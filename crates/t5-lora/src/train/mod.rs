@@ -16,9 +16,10 @@ use burn::prelude::*;
 use qa_data::settings::{Invalid, Placed, Section, check};
 use serde::{Deserialize, Serialize};
 
+use crate::adapter::save_adapter;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
-use crate::lora::{LoraConfig, save_adapter};
+use crate::lora::LoraConfig;
 use crate::model::T5ForConditionalGeneration;
 
 pub use data::{

@@ -9,8 +9,9 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::log::EvalLog;
+use crate::adapter::{load_adapter, save_adapter};
 use crate::error::{Error, Result};
-use crate::lora::{LoraConfig, load_adapter, save_adapter};
+use crate::lora::LoraConfig;
 use crate::model::T5ForConditionalGeneration;
 
 /// Where a run stands after an optimiser step: with the adapter and the optimiser state, all

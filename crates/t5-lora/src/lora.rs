@@ -5,11 +5,8 @@
 //! Burn 0.22's built-in `Module::apply_lora` folds the adapter into the weight
 //! (`W + s · A B`) before the matmul, which leaves no place for PEFT's dropout on the adapter's
 //! input; the adapter is therefore its own module here ([`LoraLinear`]), and keeps PEFT's
-//! structure and tensor layout. Attaching adapters to a model is [`attach`]'s, their files
-//! [`peft`]'s.
-
-mod attach;
-mod peft;
+//! structure and tensor layout. Attaching adapters to a model, and their files, are
+//! [`crate::adapter`]'s.
 
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
@@ -20,10 +17,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::dtype::forward_in_weight_dtype;
 use crate::kernels;
-
-pub use peft::{
-    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, load_adapter, read_adapter_config, save_adapter,
-};
 
 /// The projections an adapter can target, by PEFT's (and Hugging Face's) module names.
 pub const TARGETS: [&str; 8] = ["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"];
@@ -166,14 +159,15 @@ impl LoraLinear {
         }
     }
 
-    fn attach(&mut self, config: &LoraConfig) {
+    /// Gives the projection a new adapter (A random, B zero).
+    pub(crate) fn attach(&mut self, config: &LoraConfig) {
         let [d_input, d_output] = self.base.weight.val().dims();
         let device = self.base.weight.val().device();
         self.lora = Some(LoraAdapter::new(d_input, d_output, config, &device));
     }
 
     /// Folds the adapter into the base weight and drops it.
-    fn merge(&mut self) {
+    pub(crate) fn merge(&mut self) {
         if let Some(adapter) = self.lora.take() {
             let delta = adapter.delta_weight();
             let base = self.base.weight.val();

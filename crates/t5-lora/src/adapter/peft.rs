@@ -6,11 +6,11 @@ use std::path::Path;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use serde::Deserialize;
 
-use super::LoraConfig;
 use crate::checkpoint;
 use crate::dtype::ModelDtype;
 use crate::error::{Error, Result};
 use crate::keys::{self, Naming};
+use crate::lora::LoraConfig;
 use crate::model::T5ForConditionalGeneration;
 
 /// PEFT's adapter settings file.

@@ -4,8 +4,8 @@
 use burn::module::{Module, Param};
 use burn::prelude::*;
 
-use super::LoraConfig;
 use crate::error::{Error, Result};
+use crate::lora::LoraConfig;
 use crate::model::T5ForConditionalGeneration;
 
 impl T5ForConditionalGeneration {
