@@ -3,9 +3,9 @@
 
 mod artifacts;
 mod bench;
+mod bench_estimate;
 mod browser;
 mod cpu_paths;
-mod estimate;
 mod gpu;
 mod modules;
 
@@ -302,7 +302,7 @@ fn bench(which: Option<Bench>, size: Option<&str>, device: bench::Backend) -> an
             Bench::Synth => bench::synth(device)?,
             Bench::Estimate => {
                 let features = gpu::cargo_features(&gpu::take_features(&mut Vec::new())?);
-                estimate::estimate(&build_stage_binaries(false, &features)?)?
+                bench_estimate::run(&build_stage_binaries(false, &features)?)?
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `cargo xtask module-cycles`: the import graph between the modules of each crate, read from
-//! their `crate::` and `super::` paths, and any cycle in it.
+//! their `crate::` and `super::` paths, and any cycle in it; and the library crates' order
+//! ([`LAYERS`]), which no dependency may go up.
 //!
 //! An edge from module `a::b` to `c::d` is an edge between the two siblings under their lowest
 //! common ancestor (`a` and `c`, under the crate root): a module may use its children and its
@@ -12,6 +13,21 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::project_root;
+
+/// The library crates (under `crates/`) from the bottom up: each may depend only on those
+/// before it (docs/architecture.md draws the same order).
+const LAYERS: [&str; 10] = [
+    "qa-data",
+    "qa-stage",
+    "qa-squad",
+    "qa-metrics",
+    "qa-filters",
+    "t5-lora",
+    "t5-stage",
+    "qa-synth",
+    "qa-report",
+    "qa-experiment",
+];
 
 /// A module's path inside its crate (`["train", "state"]`; empty for the crate root).
 type ModulePath = Vec<String>;
@@ -43,14 +59,60 @@ pub fn module_cycles() -> anyhow::Result<()> {
             found.push(format!("{}: {}", name.display(), cycle.join(" → ")));
         }
     }
+    found.extend(upward_dependencies(&root)?);
     if !found.is_empty() {
-        bail!("module cycles:\n  {}", found.join("\n  "));
+        bail!(
+            "module cycles or upward dependencies:\n  {}",
+            found.join("\n  ")
+        );
     }
     println!(
         "module-cycles: {} crates, {modules} modules, no cycle",
         packages.len()
     );
     Ok(())
+}
+
+/// Each dependency of a library crate (normal, optional included) on one at or after it in
+/// [`LAYERS`], and each crate under `crates/` that the list leaves out.
+fn upward_dependencies(root: &Path) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let dir = root.join("crates");
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let Some(layer) = LAYERS.iter().position(|known| *known == name) else {
+            found.push(format!("crates/{name}: not in xtask's LAYERS"));
+            continue;
+        };
+        let manifest = dir.join(&name).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("{}", manifest.display()))?;
+        for dependency in normal_dependencies(&text) {
+            if let Some(at) = LAYERS.iter().position(|known| *known == dependency)
+                && at >= layer
+            {
+                found.push(format!("crates/{name} depends on {dependency}, above it"));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The names in a manifest's `[dependencies]` table.
+fn normal_dependencies(manifest: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == "[dependencies]";
+        } else if inside && !line.starts_with('#') {
+            let name = line.split(['.', '=', ' ']).next().unwrap_or_default();
+            if !name.is_empty() {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
 }
 
 /// The modules of one crate (each file under `src/`, binaries under `src/bin/` as roots of
@@ -487,6 +549,14 @@ mod tests {
         ])
         .cycles();
         assert_eq!(found, [vec!["a", "c", "a"], vec!["b", "c", "a", "b"]]);
+    }
+
+    #[test]
+    fn a_manifests_dependencies_are_its_dependencies_table() {
+        let manifest = "[package]\nname = \"x\"\n\n[dependencies]\n# a note\nqa-data.workspace = true\n\
+                        qa-squad = { workspace = true, optional = true }\n\n[dev-dependencies]\n\
+                        qa-stage.workspace = true\n";
+        assert_eq!(normal_dependencies(manifest), ["qa-data", "qa-squad"]);
     }
 
     #[test]

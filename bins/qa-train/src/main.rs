@@ -10,7 +10,7 @@ use qa_stage::commands::TrainCommand;
 use serde::Serialize;
 use t5_lora::DeviceChoice;
 use t5_lora::TrainConfig;
-use t5_stage::{Progress, RunFiles, fine_tune, plan_training};
+use t5_stage::{TrainingFiles, TrainingProgress, fine_tune, plan_training};
 
 /// Train LoRA adapters on question/answer records (target: each record's first answer).
 ///
@@ -72,7 +72,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .transpose()?;
         return Ok(plan_training(&config, &train, validation.as_ref(), &planning)?.print()?);
     }
-    let files = RunFiles {
+    let files = TrainingFiles {
         train: command.train,
         validation: command.validation,
         out_dir: command.out_dir,
@@ -82,7 +82,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         "{elapsed_precise} [{wide_bar}] step {pos}/{len} {msg} ETA {eta}",
     )?);
     let summary = fine_tune(&config, &files, |progress| match progress {
-        Progress::Started {
+        TrainingProgress::Started {
             done,
             total,
             truncation,
@@ -97,14 +97,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         }
-        Progress::Step(step, tokens_per_second) => {
+        TrainingProgress::Step(step, tokens_per_second) => {
             bar.set_position(step.step as u64);
             bar.set_message(format!(
                 "loss {:.4}, {tokens_per_second:.0} tokens/s",
                 step.loss
             ));
         }
-        Progress::Evaluation(evaluation) => {
+        TrainingProgress::Evaluation(evaluation) => {
             let best = if evaluation.best {
                 " (best so far)"
             } else {

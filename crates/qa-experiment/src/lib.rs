@@ -28,15 +28,15 @@ use qa_stage::commands::{ConfigArgs, PrepareCommand, StageCommand};
 use qa_stage::layout::RunLayout;
 use serde::{Deserialize, Serialize};
 
+mod dry_run;
 mod error;
-mod estimate;
+mod graph;
 mod held;
-mod plan;
 mod run_place;
 
+use dry_run::Estimates;
 pub use error::{Error, Result};
-use estimate::Estimates;
-use plan::{Stage, path_arg, plan};
+use graph::{Stage, path_arg, stage_graph};
 
 /// The `experiment:` config section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,7 +231,7 @@ pub fn run_experiment(options: &Options) -> Result<()> {
     let configs = ConfigArgs {
         configs: options.configs.clone(),
     };
-    let stages = plan(&experiment, &configs, squad_files.clone());
+    let stages = stage_graph(&experiment, &configs, squad_files.clone());
     let config_args = configs.args();
     // Each binary is hashed once (several stages run the same one), and each section resolved
     // once.
@@ -500,7 +500,7 @@ mod tests {
             let configs = ConfigArgs {
                 configs: files.iter().map(PathBuf::from).collect(),
             };
-            let stages = plan(&experiment, &configs, squad.clone());
+            let stages = stage_graph(&experiment, &configs, squad.clone());
             let prepare = stages
                 .iter()
                 .find(|s| s.name == "prepare")
@@ -516,7 +516,7 @@ mod tests {
         let configs = ConfigArgs {
             configs: vec![PathBuf::from("base.yaml")],
         };
-        let stages = plan(&experiment, &configs, squad.clone());
+        let stages = stage_graph(&experiment, &configs, squad.clone());
         let after = stage_key(&stages[0], &sections, &BTreeMap::new(), &configs.args())
             .expect("hashes")
             .expect("inputs exist");

@@ -703,4 +703,62 @@ mod tests {
         }
         assert!(GenerationConfig::default().validate().is_ok());
     }
+
+    /// Synthesis asks for several samples of one prompt: the encoder must run once for all of
+    /// them, and each sample must still be the one the fully repeated batch gives.
+    #[test]
+    fn repeated_prompts_are_encoded_once_and_sample_as_if_repeated() {
+        let _turn = crate::test_random::drawing();
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5/flan-t5-tiny");
+        let device = crate::device::DeviceChoice::Cpu
+            .resolve()
+            .expect("the CPU")
+            .device;
+        let model =
+            crate::checkpoint::load_pretrained(&fixture, &device).expect("checkpoint loads");
+        let tokenizer = T5Tokenizer::from_file(&fixture.join("tokenizer.json")).expect("tokenizer");
+        let questions = [
+            "Where is the University of Notre Dame?",
+            "Which antibiotic was found first?",
+            "When did Montana become a state of the United States?",
+        ];
+        let distinct = tokenizer.encode(&questions, 64).expect("encodes").ids;
+        let samples = 4;
+        // Each prompt's samples side by side, in the order synthesis asks for them.
+        let prompts: Vec<Vec<u32>> = distinct
+            .iter()
+            .flat_map(|ids| std::iter::repeat_n(ids.clone(), samples))
+            .collect();
+        let streams: Vec<u64> = (0..prompts.len() as u64).map(|i| 40 + i).collect();
+        let sample = GenerationConfig {
+            max_new_tokens: 24,
+            do_sample: true,
+            temperature: 0.8,
+            top_p: 0.95,
+            seed: 3,
+            ..GenerationConfig::default()
+        };
+
+        let before = model.encoded_rows();
+        let shared =
+            generate_from_ids(&model, &tokenizer, &prompts, &sample, &streams).expect("generates");
+        assert_eq!(model.encoded_rows() - before, questions.len());
+
+        let (input_ids, attention_mask) = pad_batch(&prompts, tokenizer.pad_id(), &device);
+        let before = model.encoded_rows();
+        let repeated = generate_with_streams(&model, input_ids, attention_mask, &sample, &streams)
+            .expect("generates");
+        assert_eq!(model.encoded_rows() - before, prompts.len());
+        let repeated: Vec<String> = repeated
+            .iter()
+            .map(|tokens| tokenizer.decode(tokens).expect("decodes"))
+            .collect();
+        assert_eq!(shared, repeated);
+        // The samples of one prompt differ: each row kept its own stream.
+        assert!(
+            shared.chunks(samples).all(|texts| texts[0] != texts[1]),
+            "{shared:?}"
+        );
+    }
 }

@@ -11,7 +11,9 @@
 //! Shapes use `batch`, `src_len` (encoder positions), `tgt_len` (decoder positions), `heads`,
 //! `d_kv` (per-head width), `d_model`, `d_ff` and `vocab`.
 
+#[cfg(test)]
 use std::sync::Arc;
+#[cfg(test)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::module::Param;
@@ -102,7 +104,7 @@ impl T5Config {
                     .init(device)
             }),
             config: self.clone(),
-            encoded_rows: Arc::default(),
+            encoded_rows: EncodedRows::default(),
         }
     }
 }
@@ -741,10 +743,21 @@ pub struct T5ForConditionalGeneration {
     pub lm_head: Option<Linear>,
     #[module(skip)]
     config: T5Config,
-    /// Input rows [`Self::encode`] has run on, shared by clones: what shows that generation
-    /// encodes a repeated prompt once.
     #[module(skip)]
-    encoded_rows: Arc<AtomicUsize>,
+    encoded_rows: EncodedRows,
+}
+
+/// Input rows [`T5ForConditionalGeneration::encode`] has run on, shared by a model's clones:
+/// counted in this crate's tests (what shows that generation encodes a repeated prompt once),
+/// and an empty type elsewhere.
+#[derive(Clone, Debug, Default)]
+struct EncodedRows(#[cfg(test)] Arc<AtomicUsize>);
+
+impl EncodedRows {
+    fn add(&self, _rows: usize) {
+        #[cfg(test)]
+        self.0.fetch_add(_rows, Ordering::Relaxed);
+    }
 }
 
 impl T5ForConditionalGeneration {
@@ -759,8 +772,9 @@ impl T5ForConditionalGeneration {
     }
 
     /// How many input rows this model (and its clones) has encoded since it was made.
-    pub fn encoded_rows(&self) -> usize {
-        self.encoded_rows.load(Ordering::Relaxed)
+    #[cfg(test)]
+    pub(crate) fn encoded_rows(&self) -> usize {
+        self.encoded_rows.0.load(Ordering::Relaxed)
     }
 
     /// Encodes a padded batch.
@@ -770,7 +784,7 @@ impl T5ForConditionalGeneration {
     /// - output: `[batch, src_len, d_model]`
     pub fn encode(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Tensor<3> {
         let [batch, src_len] = input_ids.dims();
-        self.encoded_rows.fetch_add(batch, Ordering::Relaxed);
+        self.encoded_rows.add(batch);
         let device = input_ids.device();
         let hidden = self.embed(input_ids); // [batch, src_len, d_model]
         let bias = self

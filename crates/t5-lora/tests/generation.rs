@@ -6,11 +6,7 @@ use crate::common;
 use burn::prelude::*;
 use common::{Reference, fixtures, hf_sequences, largest_difference, largest_magnitude, to_vec};
 use t5_lora::load_pretrained;
-use t5_lora::pad_batch;
-use t5_lora::{
-    GenerationConfig, T5ForConditionalGeneration, T5Tokenizer, generate, generate_from_ids,
-    generate_with_streams,
-};
+use t5_lora::{GenerationConfig, T5ForConditionalGeneration, generate};
 
 const MAX_NEW_TOKENS: usize = 24;
 
@@ -198,57 +194,5 @@ fn sampling_is_reproducible_and_independent_of_batching() {
     assert_eq!(
         run(&model, &reference, &device, &greedy_by_sampling),
         greedy
-    );
-}
-
-/// Synthesis asks for several samples of one prompt: the encoder must run once for all of
-/// them, and each sample must still be the one the fully repeated batch gives.
-#[test]
-fn repeated_prompts_are_encoded_once_and_sample_as_if_repeated() {
-    let _turn = common::drawing();
-    let (model, _, device) = setup("flan-t5-tiny");
-    let tokenizer =
-        T5Tokenizer::from_file(&fixtures().join("flan-t5-tiny/tokenizer.json")).expect("tokenizer");
-    let questions = [
-        "Where is the University of Notre Dame?",
-        "Which antibiotic was found first?",
-        "When did Montana become a state of the United States?",
-    ];
-    let distinct = tokenizer.encode(&questions, 64).expect("encodes").ids;
-    let samples = 4;
-    // Each prompt's samples side by side, in the order synthesis asks for them.
-    let prompts: Vec<Vec<u32>> = distinct
-        .iter()
-        .flat_map(|ids| std::iter::repeat_n(ids.clone(), samples))
-        .collect();
-    let streams: Vec<u64> = (0..prompts.len() as u64).map(|i| 40 + i).collect();
-    let sample = GenerationConfig {
-        max_new_tokens: MAX_NEW_TOKENS,
-        do_sample: true,
-        temperature: 0.8,
-        top_p: 0.95,
-        seed: 3,
-        ..GenerationConfig::default()
-    };
-
-    let before = model.encoded_rows();
-    let shared =
-        generate_from_ids(&model, &tokenizer, &prompts, &sample, &streams).expect("generates");
-    assert_eq!(model.encoded_rows() - before, questions.len());
-
-    let (input_ids, attention_mask) = pad_batch(&prompts, tokenizer.pad_id(), &device);
-    let before = model.encoded_rows();
-    let repeated = generate_with_streams(&model, input_ids, attention_mask, &sample, &streams)
-        .expect("generates");
-    assert_eq!(model.encoded_rows() - before, prompts.len());
-    let repeated: Vec<String> = repeated
-        .iter()
-        .map(|tokens| tokenizer.decode(tokens).expect("decodes"))
-        .collect();
-    assert_eq!(shared, repeated);
-    // The samples of one prompt differ: each row kept its own stream.
-    assert!(
-        shared.chunks(samples).all(|texts| texts[0] != texts[1]),
-        "{shared:?}"
     );
 }

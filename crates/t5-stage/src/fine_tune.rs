@@ -44,7 +44,7 @@ pub const TRAIN_LOG_FILE: &str = model_files::TRAIN_LOG;
 
 /// The files of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunFiles {
+pub struct TrainingFiles {
     /// Training records (JSONL).
     pub train: PathBuf,
     /// Validation records (JSONL), scored after every epoch.
@@ -58,7 +58,7 @@ pub struct RunFiles {
 
 /// What a run reports as it goes.
 #[derive(Debug, Clone, Copy)]
-pub enum Progress<'a> {
+pub enum TrainingProgress<'a> {
     /// Data and model are loaded: `done` of `total` optimiser steps are behind.
     Started {
         /// Steps a resumed run has already taken.
@@ -76,7 +76,7 @@ pub enum Progress<'a> {
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunSummary {
+pub struct TrainingSummary {
     /// Where it stands (steps, epoch, best evaluation).
     pub state: TrainingState,
     /// Whether early stopping ended it before its last epoch.
@@ -90,7 +90,7 @@ pub struct RunSummary {
 /// What decides a run's adapter, recorded in each of its checkpoints: the settings but where
 /// it runs ([`TrainConfig`]'s run-place fields), and the SHA-256 of the training and validation
 /// files.
-fn run_record(config: &TrainConfig, files: &RunFiles) -> Result<serde_json::Value> {
+fn run_record(config: &TrainConfig, files: &TrainingFiles) -> Result<serde_json::Value> {
     let settings = config.deciding();
     Ok(serde_json::json!({
         "settings": settings,
@@ -211,9 +211,9 @@ pub fn plan_training(
 /// A resume must have the settings and data the run was started with (where it runs aside).
 pub fn fine_tune(
     config: &TrainConfig,
-    files: &RunFiles,
-    mut on_progress: impl FnMut(Progress<'_>),
-) -> Result<RunSummary> {
+    files: &TrainingFiles,
+    mut on_progress: impl FnMut(TrainingProgress<'_>),
+) -> Result<TrainingSummary> {
     let checkpointing = Checkpointing {
         dir: files.out_dir.join(CHECKPOINT_DIR),
         every: config.checkpoint_every,
@@ -263,7 +263,7 @@ pub fn fine_tune(
     let log_path = files.out_dir.join(TRAIN_LOG_FILE);
     let done = resumed.as_ref().map_or(0, |state| state.step);
     let mut log = TrainLog::open(&log_path, done, &resolved.name)?;
-    on_progress(Progress::Started {
+    on_progress(TrainingProgress::Started {
         done,
         total: total_steps(examples.len(), config),
         truncation,
@@ -282,11 +282,14 @@ pub fn fine_tune(
                     let seconds = std::mem::replace(&mut last, Instant::now())
                         .elapsed()
                         .as_secs_f64();
-                    on_progress(Progress::Step(step, step.tokens_per_second(seconds)));
+                    on_progress(TrainingProgress::Step(
+                        step,
+                        step.tokens_per_second(seconds),
+                    ));
                     log.append_step(step, seconds)
                 }
                 TrainEvent::Evaluation(evaluation) => {
-                    on_progress(Progress::Evaluation(evaluation));
+                    on_progress(TrainingProgress::Evaluation(evaluation));
                     log.append_evaluation(evaluation)
                 }
             };
@@ -305,7 +308,7 @@ pub fn fine_tune(
     let adapter_dir = files.out_dir.join(ADAPTER_DIR);
     let chosen = outcome.best_model.as_ref().unwrap_or(&outcome.model);
     save_adapter(chosen, &config.lora, &config.model, &adapter_dir)?;
-    Ok(RunSummary {
+    Ok(TrainingSummary {
         state: outcome.state,
         stopped_early: outcome.stopped_early,
         adapter_dir,

@@ -44,8 +44,8 @@ mod predict;
 
 pub use error::{Error, Result};
 pub use fine_tune::{
-    ADAPTER_DIR, BEST_ADAPTER_DIR, CHECKPOINT_DIR, Progress, RunFiles, RunSummary, TRAIN_LOG_FILE,
-    fine_tune, plan_training,
+    ADAPTER_DIR, BEST_ADAPTER_DIR, CHECKPOINT_DIR, TRAIN_LOG_FILE, TrainingFiles, TrainingProgress,
+    TrainingSummary, fine_tune, plan_training,
 };
 pub use predict::{
     PredictConfig, PredictSummary, partial_path, partial_settings_path, plan_prediction,

@@ -11,7 +11,7 @@ use t5_lora::{
     DeviceChoice, EvalLog, LoraConfig, T5Tokenizer, TrainConfig, ValidationConfig, load_adapter,
     load_pretrained,
 };
-use t5_stage::{PredictConfig, Progress, RunFiles, fine_tune, predict_records};
+use t5_stage::{PredictConfig, TrainingFiles, TrainingProgress, fine_tune, predict_records};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
@@ -66,14 +66,14 @@ fn a_tiny_model_learns_sixteen_pairs_by_heart() {
         device: DeviceChoice::Cpu,
         ..TrainConfig::default()
     };
-    let files = RunFiles {
+    let files = TrainingFiles {
         train: train_file,
         validation: Some(validation_file),
         out_dir: dir.path().join("run"),
         resume: false,
     };
     let summary = fine_tune(&config, &files, |progress| {
-        if let Progress::Started { truncation, .. } = progress {
+        if let TrainingProgress::Started { truncation, .. } = progress {
             assert_eq!(truncation.answers_cut_away, 0);
         }
     })

@@ -11,7 +11,7 @@ use qa_stage::layout::RunLayout;
 use qa_stage::plan::{ESTIMATES_FILE, PLAN_FLAG, Planning, StagePlan, format_duration};
 
 use crate::error::{Error, Result};
-use crate::plan::Stage;
+use crate::graph::Stage;
 
 /// Where the lines under a stage's name start.
 const INDENT: &str = "                         ";

@@ -1,4 +1,4 @@
-//! The plan: every stage of the experiment with its command, the config sections that decide
+//! The stage graph: every stage of the experiment, in order, with its command, the config sections that decide
 //! its output, the files it reads and writes, and what it leaves behind.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use qa_stage::layout::{
 
 use crate::ExperimentConfig;
 
-/// One step of the plan.
+/// One stage of the graph.
 pub(crate) struct Stage {
     /// `group` or `group-detail` (e.g. `train-a`).
     pub name: String,
@@ -50,8 +50,8 @@ pub(crate) fn path_arg(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// The plan for `config`: every stage with its command, inputs and outputs.
-pub(crate) fn plan(
+/// The stage graph of `config`: every stage with its command, inputs and outputs, in order.
+pub(crate) fn stage_graph(
     experiment: &ExperimentConfig,
     configs: &ConfigArgs,
     squad_files: [PathBuf; 2],
@@ -272,7 +272,7 @@ mod tests {
         let configs = ConfigArgs {
             configs: vec![PathBuf::from("c.yaml")],
         };
-        let stages = plan(&experiment, &configs, squad.clone());
+        let stages = stage_graph(&experiment, &configs, squad.clone());
         let mut written: HashSet<PathBuf> = squad.into_iter().collect();
         let mut names = HashSet::new();
         let mut last_group = 0;

@@ -64,7 +64,7 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
 }
 
 /// `cargo xtask bench estimate` with the built `driver`.
-pub fn estimate(driver: &Path) -> anyhow::Result<()> {
+pub fn run(driver: &Path) -> anyhow::Result<()> {
     let dir = project_root().join("target/bench-estimate");
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
