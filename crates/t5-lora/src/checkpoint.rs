@@ -6,6 +6,9 @@
 //! `PyTorchToBurnAdapter` transposing linear weights (PyTorch stores `[out, in]`, Burn
 //! `[in, out]`), floats converted on the host to the type each parameter is computed in, and
 //! `keys.rs` renaming the few checkpoint segments Rust cannot mirror.
+//!
+//! The published FLAN-T5 shapes ([`published_shape`]) stand in for a `config.json` that is not
+//! on the machine (a run planned before its model is downloaded, a benchmark of a size).
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
@@ -240,7 +243,9 @@ pub(crate) fn refuse_mismatch(
 /// in f32 (exactly) or f16 on every backend: wgpu has no bf16 (WGSL lacks the type;
 /// cubecl-wgpu panics on it).
 fn safetensors_reader(file: &Path, dtype: ModelDtype) -> SafetensorsStore {
+    // The feed-forward enum's variant is no segment of a path (`T5Dense`).
     SafetensorsStore::from_file(file)
+        .skip_enum_variants(true)
         .with_from_adapter(PyTorchToBurnAdapter.chain(dtype.load_adapter()))
 }
 
@@ -291,6 +296,7 @@ fn corrupt(path: &Path, message: String) -> Error {
         message,
     }
 }
+
 /// The published shapes of the FLAN-T5 checkpoints (their `config.json`), for planning a run
 /// whose model is not downloaded yet: (id, d_model, d_ff, layers, heads).
 const KNOWN_SHAPES: [(&str, usize, usize, usize, usize); 5] = [

@@ -462,6 +462,105 @@ struct Finished {
 /// Hugging Face's "minus infinity" for beams that must not be chosen.
 const NEG_LARGE: f32 = -1.0e9;
 
+/// One input's finished sequences, as Hugging Face's `BeamHypotheses`: at most `beams` of them,
+/// best first, and whether a running beam can still beat the worst.
+struct BeamHypotheses {
+    finished: Vec<Finished>,
+    beams: usize,
+    early_stopping: bool,
+    improvable: bool,
+}
+
+impl BeamHypotheses {
+    fn new(beams: usize, early_stopping: bool) -> Self {
+        BeamHypotheses {
+            finished: Vec::with_capacity(beams + 1),
+            beams,
+            early_stopping,
+            improvable: true,
+        }
+    }
+
+    /// Whether the input takes no more sequences: none can improve it, or (with early
+    /// stopping) it has `beams` of them.
+    fn is_done(&self) -> bool {
+        !self.improvable || (self.early_stopping && self.finished.len() == self.beams)
+    }
+
+    /// Adds a finished sequence with its normalised score (kept until [`Self::keep_best`]).
+    fn add(&mut self, tokens: Vec<u32>, score: f32) {
+        self.finished.push(Finished { score, tokens });
+    }
+
+    /// Keeps the best `beams`, best first.
+    fn keep_best(&mut self) {
+        self.finished.sort_by(|x, y| y.score.total_cmp(&x.score));
+        self.finished.truncate(self.beams);
+    }
+
+    /// `_check_early_stop_heuristic`: once full, the input can improve only while its best
+    /// running beam (`best_running`, normalised at the current length) beats its worst finished
+    /// sequence.
+    fn check_improvable(&mut self, best_running: f32) {
+        if self.improvable && self.finished.len() == self.beams {
+            let worst = self.finished.last().map_or(NEG_LARGE, |f| f.score);
+            self.improvable = best_running > worst;
+        }
+    }
+
+    /// The best finished sequence, or `running` (the best running beam) when none finished.
+    fn best(mut self, running: &[u32]) -> Vec<u32> {
+        match self.finished.is_empty() {
+            true => running.to_vec(),
+            false => self.finished.swap_remove(0).tokens,
+        }
+    }
+}
+
+/// The running beams of every input: row `b * beams + i` is beam `i` of input `b`, with its
+/// tokens so far, its running score and the token it feeds the decoder next.
+struct Beams {
+    sequences: Vec<Vec<u32>>,
+    scores: Vec<f32>,
+    next: Vec<u32>,
+}
+
+/// A continuation of a running beam chosen for the next step: the row it extends, its score
+/// and its token.
+struct Continuation {
+    source: usize,
+    score: f32,
+    token: u32,
+}
+
+impl Beams {
+    /// `beams` rows per input, each starting at `start`, the first of each input at score 0 and
+    /// the others out of the running (so the first step draws from one beam).
+    fn new(batch: usize, beams: usize, start: u32) -> Self {
+        Beams {
+            sequences: vec![Vec::new(); batch * beams],
+            scores: (0..batch * beams)
+                .map(|row| if row % beams == 0 { 0.0 } else { NEG_LARGE })
+                .collect(),
+            next: vec![start; batch * beams],
+        }
+    }
+
+    /// The rows the step's continuations make, in order.
+    fn advance(&mut self, continuations: &[Continuation]) {
+        self.sequences = continuations
+            .iter()
+            .map(|c| {
+                let mut tokens = self.sequences[c.source].clone();
+                tokens.push(c.token);
+                tokens
+            })
+            .collect();
+        self.scores = continuations.iter().map(|c| c.score).collect();
+        self.next = continuations.iter().map(|c| c.token).collect();
+    }
+}
+
 /// Beam search as `GenerationMixin._beam_search`: each step keeps the best `2 * num_beams`
 /// continuations of an input; those ending in `</s>` among the best `num_beams` are finished
 /// (scored by summed log-probability over `length^length_penalty`), the best `num_beams` others
@@ -490,97 +589,69 @@ fn beam_search(
         attention_mask.select(0, expand),
         config.use_cache,
     );
-    let mut sequences: Vec<Vec<u32>> = vec![Vec::new(); batch * beams];
-    let mut scores: Vec<f32> = (0..batch * beams)
-        .map(|row| if row % beams == 0 { 0.0 } else { NEG_LARGE })
+    let mut running = Beams::new(batch, beams, start);
+    let mut hypotheses: Vec<BeamHypotheses> = (0..batch)
+        .map(|_| BeamHypotheses::new(beams, config.early_stopping))
         .collect();
-    let mut finished: Vec<Vec<Finished>> = (0..batch).map(|_| Vec::new()).collect();
-    let mut improvable = vec![true; batch];
-    let mut next = vec![start; batch * beams];
     let penalty = |length: usize| (length as f32).powf(config.length_penalty);
     for step in 0..config.max_new_tokens {
         let last_step = step + 1 == config.max_new_tokens;
-        let log_probs = log_softmax(state.step(model, token_column(&next, &device)), 1);
+        let log_probs = log_softmax(state.step(model, token_column(&running.next, &device)), 1);
         let vocab = log_probs.dims()[1];
         let log_probs = to_host_f32(log_probs);
-        let mut sources = Vec::with_capacity(batch * beams);
-        let mut new_scores = Vec::with_capacity(batch * beams);
-        let mut new_tokens = Vec::with_capacity(batch * beams);
-        for b in 0..batch {
+        let mut continuations = Vec::with_capacity(batch * beams);
+        for (b, input) in hypotheses.iter_mut().enumerate() {
             let rows = b * beams..(b + 1) * beams;
             let candidates = best_continuations(
                 &log_probs[rows.start * vocab..rows.end * vocab],
-                &scores[rows.clone()],
+                &running.scores[rows.clone()],
                 vocab,
                 2 * beams,
             );
-            let done = !improvable[b] || (config.early_stopping && finished[b].len() == beams);
-            let mut running = 0;
+            let done = input.is_done();
+            let mut kept = 0;
             for (rank, &(score, beam, token)) in candidates.iter().enumerate() {
                 let source = rows.start + beam;
                 let ends = token == eos || last_step;
                 if ends && rank < beams && !done {
-                    let mut tokens = sequences[source].clone();
+                    let mut tokens = running.sequences[source].clone();
                     tokens.push(token);
-                    finished[b].push(Finished {
-                        score: score / penalty(step + 1),
-                        tokens,
-                    });
+                    input.add(tokens, score / penalty(step + 1));
                 }
-                if !ends && running < beams {
-                    running += 1;
-                    sources.push(source);
-                    new_scores.push(score);
-                    new_tokens.push(token);
+                if !ends && kept < beams {
+                    kept += 1;
+                    continuations.push(Continuation {
+                        source,
+                        score,
+                        token,
+                    });
                 }
             }
             // Only at the last step can fewer than `beams` continuations go on; the loop ends
             // then, but the rows must stay filled.
-            for &(score, beam, token) in candidates.iter().take(beams - running) {
-                sources.push(rows.start + beam);
-                new_scores.push(score + NEG_LARGE);
-                new_tokens.push(token);
+            for &(score, beam, token) in candidates.iter().take(beams - kept) {
+                continuations.push(Continuation {
+                    source: rows.start + beam,
+                    score: score + NEG_LARGE,
+                    token,
+                });
             }
-            finished[b].sort_by(|x, y| y.score.total_cmp(&x.score));
-            finished[b].truncate(beams);
+            input.keep_best();
         }
-        sequences = sources
-            .iter()
-            .zip(&new_tokens)
-            .map(|(&source, &token)| {
-                let mut tokens = sequences[source].clone();
-                tokens.push(token);
-                tokens
-            })
-            .collect();
-        scores = new_scores;
-        next = new_tokens;
-        // `_check_early_stop_heuristic`: stop an input once its best running beam, normalised
-        // at the current length, cannot beat its worst finished sequence.
-        for b in 0..batch {
-            if improvable[b] && finished[b].len() == beams {
-                let best_running = scores[b * beams] / penalty(step + 1);
-                let worst_finished = finished[b].last().map_or(NEG_LARGE, |f| f.score);
-                improvable[b] = best_running > worst_finished;
-            }
+        running.advance(&continuations);
+        for (b, input) in hypotheses.iter_mut().enumerate() {
+            input.check_improvable(running.scores[b * beams] / penalty(step + 1));
         }
-        let all_done = (0..batch)
-            .all(|b| !improvable[b] || (config.early_stopping && finished[b].len() == beams));
-        if all_done || last_step {
+        if last_step || hypotheses.iter().all(BeamHypotheses::is_done) {
             break;
         }
+        let sources: Vec<usize> = continuations.iter().map(|c| c.source).collect();
         state.reorder_beams(row_indices(&sources, &device));
     }
-    finished
+    hypotheses
         .into_iter()
         .enumerate()
-        .map(|(b, mut done)| {
-            if done.is_empty() {
-                sequences[b * beams].clone()
-            } else {
-                done.swap_remove(0).tokens
-            }
-        })
+        .map(|(b, input)| input.best(&running.sequences[b * beams]))
         .collect()
 }
 

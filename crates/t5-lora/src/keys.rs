@@ -219,7 +219,7 @@ mod tests {
 
     fn module_paths(model: &T5ForConditionalGeneration) -> BTreeSet<String> {
         model
-            .collect(None, None, false)
+            .collect(None, None, true)
             .into_iter()
             .map(|tensor| tensor.name)
             .collect()

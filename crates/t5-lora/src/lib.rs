@@ -68,9 +68,9 @@ pub use hub::{HubOptions, load_model, local_file, resolve_model};
 pub use lora::{LoraAdapter, LoraConfig, LoraLinear, TARGETS};
 pub use malloc::{MALLOC_TUNABLES, with_malloc_tunables};
 pub use model::{
-    Activation, DecoderCache, FeedForwardProj, KeyValue, T5Attention, T5Block, T5Config,
-    T5DenseActDense, T5ForConditionalGeneration, T5LayerCrossAttention, T5LayerFF, T5LayerNorm,
-    T5LayerSelfAttention, T5Stack, relative_position_bucket,
+    Activation, DecoderCache, FeedForwardProj, KeyValue, T5Attention, T5Block, T5Config, T5Dense,
+    T5DenseActDense, T5DenseGatedActDense, T5ForConditionalGeneration, T5LayerCrossAttention,
+    T5LayerFF, T5LayerNorm, T5LayerSelfAttention, T5Stack, relative_position_bucket,
 };
 pub use tokenizer::{Encoded, T5Tokenizer, TOKENIZER_FILE, pad_batch};
 pub use train::{

@@ -438,15 +438,11 @@ impl T5LayerCrossAttention {
     }
 }
 
-/// The feed-forward network (`T5DenseActDense` or, gated, `T5DenseGatedActDense`).
+/// The plain feed-forward network (`T5DenseActDense`: T5 v1.0's ReLU).
 #[derive(Module, Debug)]
 pub struct T5DenseActDense {
-    /// Input projection of the plain variant, `[d_model, d_ff]`.
-    pub wi: Option<LoraLinear>,
-    /// Activated input projection of the gated variant.
-    pub wi_0: Option<LoraLinear>,
-    /// Linear (gate) input projection of the gated variant.
-    pub wi_1: Option<LoraLinear>,
+    /// Input projection, `[d_model, d_ff]`.
+    pub wi: LoraLinear,
     /// Output projection, `[d_ff, d_model]`.
     pub wo: LoraLinear,
     #[module(skip)]
@@ -454,43 +450,103 @@ pub struct T5DenseActDense {
 }
 
 impl T5DenseActDense {
+    /// # Shapes
+    /// - hidden: `[batch, len, d_model]` → `[batch, len, d_model]`
+    pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let inner = activate(self.activation, self.wi.forward(hidden)); // [batch, len, d_ff]
+        self.wo.forward(inner)
+    }
+}
+
+/// The gated feed-forward network (`T5DenseGatedActDense`: T5 v1.1 and FLAN-T5).
+#[derive(Module, Debug)]
+pub struct T5DenseGatedActDense {
+    /// Activated input projection, `[d_model, d_ff]`.
+    pub wi_0: LoraLinear,
+    /// Linear (gate) input projection, `[d_model, d_ff]`.
+    pub wi_1: LoraLinear,
+    /// Output projection, `[d_ff, d_model]`.
+    pub wo: LoraLinear,
+    #[module(skip)]
+    activation: Activation,
+}
+
+impl T5DenseGatedActDense {
+    /// # Shapes
+    /// - hidden: `[batch, len, d_model]` → `[batch, len, d_model]`
+    pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let gate = self.wi_0.forward(hidden.clone());
+        let up = self.wi_1.forward(hidden);
+        let inner = match self.activation {
+            // FLAN-T5's: one pass on the CPU.
+            Activation::GeluNew => kernels::gated_gelu_new(gate, up),
+            activation => activate(activation, gate) * up,
+        }; // [batch, len, d_ff]
+        self.wo.forward(inner)
+    }
+}
+
+/// A block's feed-forward network, plain or gated as `feed_forward_proj` says. The variant
+/// is not part of the parameters' paths (the stores skip enum variants), which stay
+/// `…dense_relu_dense.wi_0…` as Hugging Face names them.
+#[derive(Module, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per block, built once: the gated variant's third projection costs nothing"
+)]
+pub enum T5Dense {
+    /// `wi`, then `wo`.
+    Plain(T5DenseActDense),
+    /// `wi_0` activated times `wi_1`, then `wo`.
+    Gated(T5DenseGatedActDense),
+}
+
+impl T5Dense {
     fn new(config: &T5Config, device: &Device) -> Self {
         let proj = config.feed_forward_proj;
-        let input = || Some(LoraLinear::new(config.d_model, config.d_ff, device));
-        T5DenseActDense {
-            wi: if proj.gated { None } else { input() },
-            wi_0: if proj.gated { input() } else { None },
-            wi_1: if proj.gated { input() } else { None },
-            wo: LoraLinear::new(config.d_ff, config.d_model, device),
-            activation: proj.activation,
-        }
-    }
-
-    fn activate(&self, x: Tensor<3>) -> Tensor<3> {
-        match self.activation {
-            Activation::Relu => relu(x),
-            Activation::Gelu => gelu(x),
-            Activation::GeluNew => kernels::gelu_new(x),
+        let input = || LoraLinear::new(config.d_model, config.d_ff, device);
+        let wo = LoraLinear::new(config.d_ff, config.d_model, device);
+        match proj.gated {
+            false => T5Dense::Plain(T5DenseActDense {
+                wi: input(),
+                wo,
+                activation: proj.activation,
+            }),
+            true => T5Dense::Gated(T5DenseGatedActDense {
+                wi_0: input(),
+                wi_1: input(),
+                wo,
+                activation: proj.activation,
+            }),
         }
     }
 
     /// # Shapes
     /// - hidden: `[batch, len, d_model]` → `[batch, len, d_model]`
     pub fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
-        let inner = match (&self.wi, &self.wi_0, &self.wi_1) {
-            (Some(wi), _, _) => self.activate(wi.forward(hidden)),
-            (None, Some(wi_0), Some(wi_1)) => {
-                let gate = wi_0.forward(hidden.clone());
-                let up = wi_1.forward(hidden);
-                match self.activation {
-                    // FLAN-T5's: one pass on the CPU.
-                    Activation::GeluNew => kernels::gated_gelu_new(gate, up),
-                    _ => self.activate(gate) * up,
-                }
+        match self {
+            T5Dense::Plain(dense) => dense.forward(hidden),
+            T5Dense::Gated(dense) => dense.forward(hidden),
+        }
+    }
+
+    /// Its projections with their PEFT target names.
+    fn projections_mut(&mut self) -> Vec<(&'static str, &mut LoraLinear)> {
+        match self {
+            T5Dense::Plain(T5DenseActDense { wi, wo, .. }) => vec![("wi", wi), ("wo", wo)],
+            T5Dense::Gated(T5DenseGatedActDense { wi_0, wi_1, wo, .. }) => {
+                vec![("wi_0", wi_0), ("wi_1", wi_1), ("wo", wo)]
             }
-            _ => unreachable!("T5DenseActDense::new creates either wi or both wi_0 and wi_1"),
-        }; // [batch, len, d_ff]
-        self.wo.forward(inner)
+        }
+    }
+}
+
+/// `activation(x)`, as the feed-forward layer's `act`.
+fn activate(activation: Activation, x: Tensor<3>) -> Tensor<3> {
+    match activation {
+        Activation::Relu => relu(x),
+        Activation::Gelu => gelu(x),
+        Activation::GeluNew => kernels::gelu_new(x),
     }
 }
 
@@ -498,7 +554,7 @@ impl T5DenseActDense {
 #[derive(Module, Debug)]
 pub struct T5LayerFF {
     /// The network (`DenseReluDense` in checkpoints, whatever its activation).
-    pub dense_relu_dense: T5DenseActDense,
+    pub dense_relu_dense: T5Dense,
     /// Pre-norm.
     pub layer_norm: T5LayerNorm,
 }
@@ -565,7 +621,7 @@ impl T5Stack {
                     layer_norm: norm(),
                 }),
                 layer_ff: T5LayerFF {
-                    dense_relu_dense: T5DenseActDense::new(config, device),
+                    dense_relu_dense: T5Dense::new(config, device),
                     layer_norm: norm(),
                 },
             })
@@ -896,15 +952,7 @@ impl T5ForConditionalGeneration {
                 for T5Attention { q, k, v, o, .. } in attentions {
                     projections.extend([("q", q), ("k", k), ("v", v), ("o", o)]);
                 }
-                let T5DenseActDense {
-                    wi, wi_0, wi_1, wo, ..
-                } = &mut block.layer_ff.dense_relu_dense;
-                for (name, layer) in [("wi", wi), ("wi_0", wi_0), ("wi_1", wi_1)] {
-                    if let Some(layer) = layer {
-                        projections.push((name, layer));
-                    }
-                }
-                projections.push(("wo", wo));
+                projections.extend(block.layer_ff.dense_relu_dense.projections_mut());
             }
         }
         projections

@@ -147,6 +147,7 @@ pub fn save_adapter(
     let weights = dir.join(ADAPTER_WEIGHTS_FILE);
     let partial = dir.join(format!("{ADAPTER_WEIGHTS_FILE}.tmp"));
     let mut store = SafetensorsStore::from_file(&partial)
+        .skip_enum_variants(true)
         .with_to_adapter(BurnToPyTorchAdapter)
         .with_regex(keys::adapter_path_pattern())
         .remap(Naming::Peft.module_to_file().clone())
