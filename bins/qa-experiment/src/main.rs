@@ -55,8 +55,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     run_experiment(&Options {
         configs: args.configs,
-        only: args.only,
-        from: args.from,
+        only: args.only.as_deref().map(str::parse).transpose()?,
+        from: args.from.as_deref().map(str::parse).transpose()?,
         dry_run: args.dry_run,
         bin_dir,
     })?;

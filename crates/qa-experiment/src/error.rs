@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
-use crate::GROUPS;
+use crate::Group;
 
 /// Everything that can stop a run of the experiment.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub enum Error {
     #[error(transparent)]
     Stage(#[from] qa_stage::Error),
     /// `--only` or `--from` named no stage.
-    #[error("no stage {name:?}; the stages are {}", GROUPS.join(", "))]
+    #[error("no stage {name:?}; the stages are {}", Group::ALL.map(Group::name).join(", "))]
     UnknownStage {
         /// The name given.
         name: String,

@@ -1,7 +1,9 @@
-//! The stage graph: every stage of the experiment, in order, with its command, the config sections that decide
-//! its output, the files it reads and writes, and what it leaves behind.
+//! The stage graph: every stage of the experiment, in order, with its command, the config
+//! sections that decide its output, the files it reads and writes, and what it leaves behind.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use qa_data::settings::section_names;
 use qa_stage::commands::{
@@ -9,16 +11,79 @@ use qa_stage::commands::{
     StageCommand, SystemPredictions, TrainCommand,
 };
 use qa_stage::layout::{
-    EXPORT_CARD, MODELS, RunLayout, ZERO_SHOT, model_files, results_files, work_files,
+    EXPORT_CARD, MODELS, RunLayout, Split, ZERO_SHOT, model_files, results_files, work_files,
 };
 
 use crate::ExperimentConfig;
+use crate::error::Error;
+
+/// The stage groups, in the order they run, as `--only` and `--from` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Group {
+    /// The human splits from SQuAD.
+    Prepare,
+    /// Model B's data: human questions, generated answers.
+    Contaminate,
+    /// Model C's data: paraphrased questions, filtered.
+    Synthesize,
+    /// Each model's adapter, once per training seed.
+    Train,
+    /// Each system's answers to the test questions, the untuned model's included.
+    Predict,
+    /// The scores, intervals and paired tests.
+    Score,
+    /// The report and the Hub export.
+    Report,
+}
+
+impl Group {
+    /// Every group, in order.
+    pub const ALL: [Group; 7] = [
+        Group::Prepare,
+        Group::Contaminate,
+        Group::Synthesize,
+        Group::Train,
+        Group::Predict,
+        Group::Score,
+        Group::Report,
+    ];
+
+    /// Its name, as `--only` and `--from` take it and as its stages are named.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Prepare => "prepare",
+            Group::Contaminate => "contaminate",
+            Group::Synthesize => "synthesize",
+            Group::Train => "train",
+            Group::Predict => "predict",
+            Group::Score => "score",
+            Group::Report => "report",
+        }
+    }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Group {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Group, Error> {
+        Group::ALL
+            .into_iter()
+            .find(|group| group.name() == name)
+            .ok_or_else(|| Error::UnknownStage { name: name.into() })
+    }
+}
 
 /// One stage of the graph.
 pub(crate) struct Stage {
     /// `group` or `group-detail` (e.g. `train-a`).
     pub name: String,
-    pub group: &'static str,
+    pub group: Group,
     /// The binary (a file name in the binaries' directory) and its arguments.
     pub program: &'static str,
     pub args: Vec<String>,
@@ -58,8 +123,8 @@ pub(crate) fn stage_graph(
 ) -> Vec<Stage> {
     let run = RunLayout::new(&experiment.run_dir);
     let mut stages = vec![Stage {
-        name: "prepare".into(),
-        group: "prepare",
+        name: Group::Prepare.name().into(),
+        group: Group::Prepare,
         program: "qa-prepare",
         args: PrepareCommand {
             fetch_only: false,
@@ -69,20 +134,20 @@ pub(crate) fn stage_graph(
         resume: None,
         sections: vec![section_names::PREPARE],
         inputs: squad_files.to_vec(),
-        outputs: ["train", "val", "test"].map(|s| run.human(s)).to_vec(),
+        outputs: Split::ALL.map(|split| run.human(split)).to_vec(),
         clear: vec![],
         publish: vec![],
     }];
     for (group, program, section, work, published) in [
         (
-            "contaminate",
+            Group::Contaminate,
             "qa-contaminate",
             section_names::CONTAMINATE,
             "contaminate",
             (work_files::CONTAMINATED, run.contaminated_train()),
         ),
         (
-            "synthesize",
+            Group::Synthesize,
             "qa-synth",
             section_names::SYNTH,
             "synth",
@@ -91,16 +156,16 @@ pub(crate) fn stage_graph(
     ] {
         let work_dir = run.work(work);
         let mut sections = vec![section];
-        if group == "synthesize" {
+        if group == Group::Synthesize {
             sections.push(section_names::FILTERS);
         }
         let command = |resume| GenerationCommand {
-            input: run.human("train"),
+            input: run.human(Split::Train),
             out_dir: work_dir.clone(),
             resume,
         };
         stages.push(Stage {
-            name: group.into(),
+            name: group.name().into(),
             group,
             program,
             args: command(false).command_line(configs),
@@ -109,7 +174,7 @@ pub(crate) fn stage_graph(
                 saved: work_dir.join(work_files::LEDGER),
             }),
             sections,
-            inputs: vec![run.human("train")],
+            inputs: vec![run.human(Split::Train)],
             outputs: vec![published.1.clone()],
             publish: vec![(work_dir.join(published.0), published.1)],
             clear: vec![work_dir],
@@ -136,14 +201,14 @@ pub(crate) fn stage_graph(
             train_logs.push(out.join(model_files::TRAIN_LOG));
             let command = |resume| TrainCommand {
                 train: train.clone(),
-                validation: Some(run.human("val")),
+                validation: Some(run.human(Split::Val)),
                 out_dir: out.clone(),
                 seed: Some(seed),
                 resume,
             };
             stages.push(Stage {
-                name: format!("train-{}", system.replace('@', "-")),
-                group: "train",
+                name: format!("{}-{}", Group::Train, system.replace('@', "-")),
+                group: Group::Train,
                 program: "qa-train",
                 args: command(false).command_line(configs),
                 resume: Some(Resume {
@@ -151,7 +216,7 @@ pub(crate) fn stage_graph(
                     saved: out.join(model_files::CHECKPOINT),
                 }),
                 sections: vec![section_names::TRAIN],
-                inputs: vec![train.clone(), run.human("val")],
+                inputs: vec![train.clone(), run.human(Split::Val)],
                 outputs: vec![
                     adapter.join(model_files::ADAPTER_WEIGHTS),
                     adapter.join(model_files::ADAPTER_CONFIG),
@@ -178,16 +243,16 @@ pub(crate) fn stage_graph(
     }
     for (system, dir, adapter) in &systems {
         let predictions = dir.join(model_files::PREDICTIONS);
-        let mut inputs = vec![run.human("test")];
+        let mut inputs = vec![run.human(Split::Test)];
         inputs.extend(adapter.iter().map(|a| a.join(model_files::ADAPTER_WEIGHTS)));
         let command = PredictCommand {
-            input: run.human("test"),
+            input: run.human(Split::Test),
             out: predictions.clone(),
             adapter: adapter.clone(),
         };
         stages.push(Stage {
-            name: format!("predict-{}", system.replace('@', "-")),
-            group: "predict",
+            name: format!("{}-{}", Group::Predict, system.replace('@', "-")),
+            group: Group::Predict,
             program: "qa-eval",
             args: command.command_line(configs),
             // A prediction run continues from its `.partial` file by itself.
@@ -208,16 +273,16 @@ pub(crate) fn stage_graph(
             file: dir.join(model_files::PREDICTIONS),
         })
         .collect();
-    let mut inputs = vec![run.human("test")];
+    let mut inputs = vec![run.human(Split::Test)];
     inputs.extend(scored.iter().map(|system| system.file.clone()));
     let command = ScoreCommand {
-        gold: run.human("test"),
+        gold: run.human(Split::Test),
         predictions: scored,
         out_dir: results.clone(),
     };
     stages.push(Stage {
-        name: "score".into(),
-        group: "score",
+        name: Group::Score.name().into(),
+        group: Group::Score,
         program: "qa-eval",
         args: command.command_line(configs),
         resume: None,
@@ -233,8 +298,8 @@ pub(crate) fn stage_graph(
     inputs.extend(MODELS.map(|model| run.training_data(model)));
     inputs.extend(train_logs);
     stages.push(Stage {
-        name: "report".into(),
-        group: "report",
+        name: Group::Report.name().into(),
+        group: Group::Report,
         program: "qa-report",
         args: ReportCommand {
             run_dir: run.root().to_path_buf(),
@@ -260,7 +325,6 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::group_index;
 
     #[test]
     fn every_stage_reads_only_what_an_earlier_stage_wrote() {
@@ -275,12 +339,11 @@ mod tests {
         let stages = stage_graph(&experiment, &configs, squad.clone());
         let mut written: HashSet<PathBuf> = squad.into_iter().collect();
         let mut names = HashSet::new();
-        let mut last_group = 0;
+        let mut last_group = Group::Prepare;
         for stage in &stages {
             assert!(names.insert(&stage.name), "{} twice", stage.name);
-            let group = group_index(stage.group).expect("a known group");
-            assert!(group >= last_group, "{} out of order", stage.name);
-            last_group = group;
+            assert!(stage.group >= last_group, "{} out of order", stage.name);
+            last_group = stage.group;
             for input in &stage.inputs {
                 assert!(
                     written.contains(input),
@@ -292,14 +355,14 @@ mod tests {
             written.extend(stage.outputs.iter().cloned());
             assert!(stage.args.ends_with(&["--config".into(), "c.yaml".into()]));
         }
-        let count = |group: &str| stages.iter().filter(|s| s.group == group).count();
+        let count = |group: Group| stages.iter().filter(|s| s.group == group).count();
         // Three models × two seeds, and the zero-shot row besides them.
         assert_eq!(
             (
-                count("train"),
-                count("predict"),
-                count("score"),
-                count("report")
+                count(Group::Train),
+                count(Group::Predict),
+                count(Group::Score),
+                count(Group::Report)
             ),
             (6, 7, 1, 1)
         );

@@ -6,10 +6,10 @@
 //! of its inputs, its config sections as resolved from the files and `QA_` variables, and its
 //! binary) and its outputs still have the recorded checksums. Where and how fast a stage runs
 //! (device, batch size, concurrency, timeouts: the run-place settings each section's type
-//! declares) is recorded there too, but is not part of the key: a finished run stays up to date on another device. A stage that
-//! was started with the same key but not finished (the run was killed) is continued with the
-//! stage's own resume;
-//! one started with another key is cleared and run again. Changing an input or a setting
+//! declares) is recorded there too, but is not part of the key: a finished run stays up to
+//! date on another device. A stage that was started with the same key but not finished (the
+//! run was killed) is continued with the stage's own resume; one started with another key is
+//! cleared and run again. Changing an input or a setting
 //! therefore re-runs that stage and, through the checksums of its outputs, everything that
 //! reads them, and nothing upstream.
 //!
@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use qa_data::files::{read_json, sha256_file, write_json_atomic};
 use qa_data::settings::{Invalid, Section, check};
+use qa_squad::prepare::PrepareConfig;
 use qa_stage::commands::{ConfigArgs, PrepareCommand, StageCommand};
 use qa_stage::layout::RunLayout;
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,7 @@ mod run_place;
 
 use dry_run::Estimates;
 pub use error::{Error, Result};
+pub use graph::Group;
 use graph::{Stage, path_arg, stage_graph};
 
 /// The `experiment:` config section.
@@ -74,17 +76,6 @@ impl Default for ExperimentConfig {
     }
 }
 
-/// The stage groups, in order, as `--only` and `--from` name them.
-pub const GROUPS: [&str; 7] = [
-    "prepare",
-    "contaminate",
-    "synthesize",
-    "train",
-    "predict",
-    "score",
-    "report",
-];
-
 /// What `stages/<stage>.json` records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct StageRecord {
@@ -103,9 +94,9 @@ pub struct Options {
     /// The config files, layered.
     pub configs: Vec<PathBuf>,
     /// Only this group.
-    pub only: Option<String>,
+    pub only: Option<Group>,
     /// This group and all after it, re-run even if up to date.
-    pub from: Option<String>,
+    pub from: Option<Group>,
     /// Print the plan, with each stage's work and estimated time, and stop.
     pub dry_run: bool,
     /// Directory of the stage binaries.
@@ -204,102 +195,141 @@ fn verdict(stage: &Stage, key: Option<&str>, run_dir: &Path, forced: bool) -> Re
     Ok(Verdict::UpToDate)
 }
 
-fn group_index(group: &str) -> Result<usize> {
-    GROUPS
-        .iter()
-        .position(|g| *g == group)
-        .ok_or_else(|| Error::UnknownStage { name: group.into() })
+/// What a stage's key is made of besides its inputs: each config section as the files and `QA_`
+/// variables resolve it, each binary's digest, and the config files' arguments (left out of
+/// the key: the sections they resolve to are in it).
+struct Digests {
+    sections: BTreeMap<&'static str, serde_json::Value>,
+    programs: BTreeMap<&'static str, String>,
+    config_args: Vec<String>,
+}
+
+impl Digests {
+    /// Resolves each section and hashes each binary that `stages` name, once each (several
+    /// stages run the same binary).
+    fn of(stages: &[Stage], configs: &ConfigArgs, bin_dir: &Path) -> Result<Self> {
+        let mut sections = BTreeMap::new();
+        let mut programs = BTreeMap::new();
+        for stage in stages {
+            for name in &stage.sections {
+                if !sections.contains_key(name) {
+                    sections.insert(*name, section(name, &configs.configs)?);
+                }
+            }
+            if !programs.contains_key(stage.program) {
+                let program = bin_dir.join(stage.program);
+                if !program.is_file() {
+                    return Err(Error::MissingBinary { program });
+                }
+                programs.insert(stage.program, sha256_file(program)?);
+            }
+        }
+        Ok(Digests {
+            sections,
+            programs,
+            config_args: configs.args(),
+        })
+    }
+
+    /// `stage`'s key, or `None` while an input is missing.
+    fn key(&self, stage: &Stage) -> Result<Option<String>> {
+        stage_key(stage, &self.sections, &self.programs, &self.config_args)
+    }
+
+    /// `stage`'s config sections as it runs, run-place settings included (for its record).
+    fn settings(&self, stage: &Stage) -> BTreeMap<String, serde_json::Value> {
+        stage
+            .sections
+            .iter()
+            .map(|name| (name.to_string(), self.sections[name].clone()))
+            .collect()
+    }
 }
 
 /// Runs the experiment as `options` say, printing the plan (in a dry run) or each stage's verdict
-/// and command on stdout; the stage binaries inherit stdout and stderr.
+/// and command on stdout; the stage binaries inherit stdout and stderr: the stages of the
+/// groups chosen, their binaries and sections hashed, the SQuAD files fetched where prepare
+/// runs, then each stage decided and run (or, in a dry run, estimated).
 pub fn run_experiment(options: &Options) -> Result<()> {
     let experiment = qa_stage::config::load::<ExperimentConfig>(&options.configs, &())?;
-    let mut sections = BTreeMap::from([("prepare", section("prepare", &options.configs)?)]);
-    let prepare = &sections["prepare"];
-    // The SQuAD files prepare reads (an unset one shows as missing, and prepare names it).
-    let squad_files = ["train_file", "test_file"].map(|key| {
-        PathBuf::from(
-            prepare
-                .get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default(),
-        )
-    });
-    let only = options.only.as_deref().map(group_index).transpose()?;
-    let from = options.from.as_deref().map(group_index).transpose()?;
+    let prepare = qa_stage::config::load::<PrepareConfig>(&options.configs, &())?;
+    let squad_files = [prepare.train_file, prepare.test_file];
     let configs = ConfigArgs {
         configs: options.configs.clone(),
     };
     let stages = stage_graph(&experiment, &configs, squad_files.clone());
-    let config_args = configs.args();
-    // Each binary is hashed once (several stages run the same one), and each section resolved
-    // once.
-    let mut programs = BTreeMap::new();
-    for stage in &stages {
-        for name in &stage.sections {
-            if !sections.contains_key(name) {
-                sections.insert(name, section(name, &options.configs)?);
-            }
-        }
-        if !programs.contains_key(stage.program) {
-            let program = options.bin_dir.join(stage.program);
-            if !program.is_file() {
-                return Err(Error::MissingBinary { program });
-            }
-            let digest = sha256_file(program)?;
-            programs.insert(stage.program, digest);
-        }
+    let digests = Digests::of(&stages, &configs, &options.bin_dir)?;
+    let chosen = |group: Group| {
+        options.only.is_none_or(|only| only == group)
+            && options.from.is_none_or(|from| group >= from)
+    };
+    if chosen(Group::Prepare) {
+        fetch_squad(&squad_files, &configs, options)?;
     }
-    // SQuAD files not on disk are fetched on first use, by prepare itself.
-    let missing: Vec<&PathBuf> = squad_files.iter().filter(|f| !f.is_file()).collect();
-    if !missing.is_empty() && only.is_none_or(|i| i == 0) && from.is_none_or(|i| i == 0) {
-        let list = missing
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>();
-        if options.dry_run {
-            println!("{:<24} will download {} first", "prepare", list.join(", "));
-        } else {
-            println!("{:<24} fetching {}", "prepare", list.join(", "));
-            let program = options.bin_dir.join("qa-prepare");
-            let fetch = PrepareCommand {
-                fetch_only: true,
-                out_dir: None,
-            };
-            let status = Command::new(&program)
-                .args(fetch.command_line(&configs))
-                .status()
-                .map_err(|reason| Error::Start {
-                    program: program.clone(),
-                    reason,
-                })?;
-            if !status.success() {
-                return Err(Error::Fetch { status });
-            }
-        }
-    }
+    let stages: Vec<&Stage> = stages.iter().filter(|stage| chosen(stage.group)).collect();
     let run_dir = &experiment.run_dir;
-    let mut estimates = options
-        .dry_run
-        .then(|| Estimates::open(run_dir))
-        .transpose()?;
-    let mut ran = 0;
-    // In a dry run: the outputs of stages that will run, and which stage writes each.
+    if options.dry_run {
+        return dry_run(&stages, &digests, run_dir, &options.bin_dir);
+    }
+    match run_stages(&stages, &digests, options, run_dir)? {
+        0 => println!("every stage is up to date"),
+        n => println!(
+            "ran {n} stage(s); results in {}",
+            run_dir.join("results").display()
+        ),
+    }
+    Ok(())
+}
+
+/// Fetches the SQuAD files that are not on disk yet (prepare's `--fetch-only`), before anything
+/// is hashed that reads them; in a dry run, says it will.
+fn fetch_squad(squad_files: &[PathBuf; 2], configs: &ConfigArgs, options: &Options) -> Result<()> {
+    let missing: Vec<String> = squad_files
+        .iter()
+        .filter(|file| !file.is_file())
+        .map(|file| file.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let prepare = Group::Prepare.name();
+    if options.dry_run {
+        println!("{prepare:<24} will download {} first", missing.join(", "));
+        return Ok(());
+    }
+    println!("{prepare:<24} fetching {}", missing.join(", "));
+    let program = options.bin_dir.join("qa-prepare");
+    let fetch = PrepareCommand {
+        fetch_only: true,
+        out_dir: None,
+    };
+    let status = Command::new(&program)
+        .args(fetch.command_line(configs))
+        .status()
+        .map_err(|reason| Error::Start {
+            program: program.clone(),
+            reason,
+        })?;
+    match status.success() {
+        true => Ok(()),
+        false => Err(Error::Fetch { status }),
+    }
+}
+
+/// The dry run: each stage's verdict, and the work and estimated time of each that would run
+/// (or would run if a stage before it changes its output), from its binary's `--plan`.
+fn dry_run(stages: &[&Stage], digests: &Digests, run_dir: &Path, bin_dir: &Path) -> Result<()> {
+    let mut estimates = Estimates::open(run_dir)?;
+    // The outputs of stages that will run, and which stage writes each.
     let mut pending: BTreeMap<&Path, &str> = BTreeMap::new();
-    for stage in &stages {
-        let index = group_index(stage.group)?;
-        if only.is_some_and(|only| only != index) || from.is_some_and(|from| index < from) {
-            continue;
-        }
-        let key = stage_key(stage, &sections, &programs, &config_args)?;
-        let forced = from.is_some_and(|from| index >= from) && !options.dry_run;
-        let verdict = verdict(stage, key.as_deref(), run_dir, forced)?;
+    for stage in stages {
+        let key = digests.key(stage)?;
+        let verdict = verdict(stage, key.as_deref(), run_dir, false)?;
         let upstream: Option<&str> = stage
             .inputs
             .iter()
             .find_map(|i| pending.get(i.as_path()).copied());
-        if options.dry_run && (verdict != Verdict::UpToDate || upstream.is_some()) {
+        if verdict != Verdict::UpToDate || upstream.is_some() {
             pending.extend(
                 stage
                     .outputs
@@ -307,34 +337,50 @@ pub fn run_experiment(options: &Options) -> Result<()> {
                     .map(|o| (o.as_path(), stage.name.as_str())),
             );
         }
-        let conditional = match (&verdict, options.dry_run) {
-            (Verdict::UpToDate, true) if upstream.is_some() => {
-                let upstream = upstream.unwrap_or_default();
+        let conditional = match (&verdict, upstream) {
+            (Verdict::UpToDate, Some(upstream)) => {
                 println!(
                     "{:<24} will run if {upstream} changes its output",
                     stage.name
                 );
                 true
             }
-            (Verdict::UpToDate, _) => {
+            (Verdict::UpToDate, None) => {
                 println!("{:<24} up to date", stage.name);
                 continue;
             }
-            (Verdict::Run(why), true) => {
+            (Verdict::Run(why), _) => {
                 println!("{:<24} will run ({why})", stage.name);
                 false
             }
-            (Verdict::Resume, true) => {
+            (Verdict::Resume, _) => {
                 println!(
                     "{:<24} will resume its interrupted run (estimated as a whole)",
                     stage.name
                 );
                 false
             }
-            _ => false,
         };
-        if let Some(estimates) = &mut estimates {
-            estimates.ask(stage, &options.bin_dir, conditional)?;
+        estimates.ask(stage, bin_dir, conditional)?;
+    }
+    estimates.finish()
+}
+
+/// Runs each stage that is not up to date (each of `--from`'s and after it, whatever its
+/// verdict), in order; returns how many ran.
+fn run_stages(
+    stages: &[&Stage],
+    digests: &Digests,
+    options: &Options,
+    run_dir: &Path,
+) -> Result<usize> {
+    let mut ran = 0;
+    for stage in stages {
+        let key = digests.key(stage)?;
+        let forced = options.from.is_some_and(|from| stage.group >= from);
+        let verdict = verdict(stage, key.as_deref(), run_dir, forced)?;
+        if verdict == Verdict::UpToDate {
+            println!("{:<24} up to date", stage.name);
             continue;
         }
         let Some(key) = key else {
@@ -349,26 +395,11 @@ pub fn run_experiment(options: &Options) -> Result<()> {
                     .join(", "),
             });
         };
-        let settings = stage
-            .sections
-            .iter()
-            .map(|name| (name.to_string(), sections[name].clone()))
-            .collect();
+        let settings = digests.settings(stage);
         run_stage(stage, &key, settings, &verdict, run_dir, &options.bin_dir)?;
         ran += 1;
     }
-    if let Some(estimates) = &estimates {
-        estimates.finish()?;
-    } else {
-        match ran {
-            0 => println!("every stage is up to date"),
-            n => println!(
-                "ran {n} stage(s); results in {}",
-                run_dir.join("results").display()
-            ),
-        }
-    }
-    Ok(())
+    Ok(ran)
 }
 
 fn run_stage(

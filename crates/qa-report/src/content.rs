@@ -286,7 +286,7 @@ fn landing_blocks(analysis: &Analysis, overlap_n: usize) -> Vec<Block> {
     out
 }
 
-/// Every block of the report.
+/// Every block of the report, section by section.
 pub fn blocks(
     gathered: &Gathered,
     differences: &[Difference],
@@ -294,7 +294,24 @@ pub fn blocks(
     plots: &[Plot],
     config: &ReportConfig,
 ) -> Vec<Block> {
-    let alpha = gathered.metrics.resampling.alpha;
+    let mut out = Vec::new();
+    out.extend(introduction(gathered, config));
+    out.extend(scores(gathered, plots));
+    out.extend(comparisons(gathered, differences));
+    out.extend(detection(gathered, differences));
+    out.extend(breakdown_blocks(gathered, analysis, plots));
+    out.extend(zero_shot(differences));
+    out.extend(training_data(gathered, plots));
+    out.extend(training_cost(gathered, plots));
+    out.extend(example_records(gathered));
+    out.extend(landing_blocks(analysis, config.overlap_n));
+    out.extend(every_question(gathered));
+    out.extend(checksums(gathered));
+    out
+}
+
+/// The stand-in warning (smoke runs), the title, and what was measured how.
+fn introduction(gathered: &Gathered, config: &ReportConfig) -> Vec<Block> {
     let mut out = Vec::new();
     if config.stand_in {
         out.push(Block::Callout(
@@ -318,8 +335,13 @@ pub fn blocks(
         resampling.bootstrap_resamples,
         resampling.permutation_trials,
     )));
+    out
+}
 
-    out.push(Block::Heading(2, "Scores".into()));
+/// Each system's scores, the means over training seeds, and their plot.
+fn scores(gathered: &Gathered, plots: &[Plot]) -> Vec<Block> {
+    let metrics = &gathered.metrics;
+    let mut out = vec![Block::Heading(2, "Scores".into())];
     let (header, rows) = score_table(&gathered.rows);
     out.push(Block::Table(header, rows));
     if !metrics.seed_aggregates.is_empty() {
@@ -344,12 +366,17 @@ pub fn blocks(
         ));
     }
     out.extend(plot(plots, stems::SCORES));
+    out
+}
 
-    out.push(Block::Heading(2, "Comparisons".into()));
+/// The paired comparisons in words, the original study's expected outcome checked, and its
+/// reported figures.
+fn comparisons(gathered: &Gathered, differences: &[Difference]) -> Vec<Block> {
+    let alpha = gathered.metrics.resampling.alpha;
+    let mut out = vec![Block::Heading(2, "Comparisons".into())];
     out.push(Block::List(
         differences.iter().map(|d| d.sentence(alpha)).collect(),
     ));
-
     out.push(Block::Heading(
         2,
         "The original study's expected outcome".into(),
@@ -367,27 +394,36 @@ pub fn blocks(
          {b} = {b_em:.2} / {b_f1:.2}; its model C scored 0% EM because broken synthetic data \
          reached training unchecked, which the filters and funnel below exist to prevent."
     )));
-    out.extend(detection(gathered, differences));
-    out.extend(breakdown_blocks(gathered, analysis, plots));
+    out
+}
 
-    out.push(Block::Heading(2, "The zero-shot row".into()));
+/// What the untuned base model's row means, and each trained model's F1 gain over it.
+fn zero_shot(differences: &[Difference]) -> Vec<Block> {
     let gains: Vec<String> = differences
         .iter()
         .filter(|d| d.models.1 == qa_stage::layout::ZERO_SHOT && d.metric == "F1")
         .map(|d| format!("{} {} F1", d.left, signed(d.comparison.difference.value)))
         .collect();
-    out.push(Block::Paragraph(format!(
-        "The zero-shot row is the base model with no adapter. FLAN-T5's instruction-tuning \
-         mixture already contains SQuAD v1.1 (extractive QA and question generation), so the \
-         base model has seen this task, and likely these articles, before any of our training. \
-         Only a model's gain over this row can be credited to its fine-tuning data: {}.",
-        match gains.is_empty() {
-            true => "no trained model was scored".to_string(),
-            false => gains.join(", "),
-        }
-    )));
+    vec![
+        Block::Heading(2, "The zero-shot row".into()),
+        Block::Paragraph(format!(
+            "The zero-shot row is the base model with no adapter. FLAN-T5's instruction-tuning \
+             mixture already contains SQuAD v1.1 (extractive QA and question generation), so \
+             the base model has seen this task, and likely these articles, before any of our \
+             training. Only a model's gain over this row can be credited to its fine-tuning \
+             data: {}.",
+            match gains.is_empty() {
+                true => "no trained model was scored".to_string(),
+                false => gains.join(", "),
+            }
+        )),
+    ]
+}
 
-    out.push(Block::Heading(2, "Training data".into()));
+/// The synthesis funnel, the n-gram overlap plot, and how far model B's answers are from the
+/// human ones.
+fn training_data(gathered: &Gathered, plots: &[Plot]) -> Vec<Block> {
+    let mut out = vec![Block::Heading(2, "Training data".into())];
     if let Some(funnel) = &gathered.funnel {
         out.push(Block::Paragraph(format!(
             "Synthesis (model C's data) kept {} of {} generated candidates ({:.1}%); each \
@@ -411,8 +447,13 @@ pub fn blocks(
             100.0 - agreement.exact_match
         )));
     }
+    out
+}
 
-    out.push(Block::Heading(2, "Training cost".into()));
+/// Each trained model's steps, device, time, speed and best epoch, the loss curves, and what
+/// the generation stages cost.
+fn training_cost(gathered: &Gathered, plots: &[Plot]) -> Vec<Block> {
+    let mut out = vec![Block::Heading(2, "Training cost".into())];
     out.push(Block::Table(
         [
             "model",
@@ -450,8 +491,12 @@ pub fn blocks(
     ));
     out.extend(plot(plots, stems::LOSS_CURVES));
     out.extend(generation_cost(&gathered.generation_usage));
+    out
+}
 
-    out.push(Block::Heading(2, "Example training records".into()));
+/// A few training records of each model, beside what they were made from.
+fn example_records(gathered: &Gathered) -> Vec<Block> {
+    let mut out = vec![Block::Heading(2, "Example training records".into())];
     for set in &gathered.examples {
         out.push(Block::Heading(
             3,
@@ -501,28 +546,34 @@ pub fn blocks(
             rows,
         ));
     }
-
-    out.extend(landing_blocks(analysis, config.overlap_n));
-
-    out.push(Block::Heading(2, "Every test question".into()));
-    out.push(Block::PerFormat {
-        html: explorer::html(gathered),
-        markdown: explorer::markdown(gathered),
-    });
-
-    out.push(Block::Heading(2, "Checksums".into()));
-    out.push(Block::Paragraph(
-        "Every file these figures rest on, with its SHA-256:".into(),
-    ));
-    out.push(Block::Table(
-        vec!["file".into(), "sha256".into()],
-        gathered
-            .checksums
-            .iter()
-            .map(|(path, sha)| vec![path.clone(), sha.clone()])
-            .collect(),
-    ));
     out
+}
+
+/// The per-question explorer (HTML) or table (Markdown).
+fn every_question(gathered: &Gathered) -> Vec<Block> {
+    vec![
+        Block::Heading(2, "Every test question".into()),
+        Block::PerFormat {
+            html: explorer::html(gathered),
+            markdown: explorer::markdown(gathered),
+        },
+    ]
+}
+
+/// Every file the figures rest on, with its SHA-256.
+fn checksums(gathered: &Gathered) -> Vec<Block> {
+    vec![
+        Block::Heading(2, "Checksums".into()),
+        Block::Paragraph("Every file these figures rest on, with its SHA-256:".into()),
+        Block::Table(
+            vec!["file".into(), "sha256".into()],
+            gathered
+                .checksums
+                .iter()
+                .map(|(path, sha)| vec![path.clone(), sha.clone()])
+                .collect(),
+        ),
+    ]
 }
 
 /// The generation stages' endpoint usage and cost, when an endpoint generated.

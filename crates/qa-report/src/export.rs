@@ -27,12 +27,13 @@ use qa_data::usage::{UsageTotals, format_usd};
 use qa_data::{Provenance, QaRecord};
 use qa_squad::prepare::PrepareConfig;
 use qa_squad::squad::{SquadSpans, read_spans};
-use qa_stage::layout::{EXPORT_CARD, MODELS, Model, RunLayout, model_files};
+use qa_stage::layout::{EXPORT_CARD, MODELS, Model, RunLayout, Split, model_files};
 use serde::Serialize;
 
 use crate::ReportConfig;
 use crate::error::{Error, Result};
 use crate::gather::{Gathered, SystemRow};
+use qa_metrics::evaluate::SystemMetrics;
 /// The adapter files a model directory is exported with.
 const ADAPTER_FILES: [&str; 2] = [model_files::ADAPTER_CONFIG, model_files::ADAPTER_WEIGHTS];
 /// SQuAD's licence, which every derived set keeps (share-alike).
@@ -146,7 +147,7 @@ impl Digest {
 }
 
 /// One split of a dataset, written.
-struct Split {
+struct ExportedSplit {
     name: &'static str,
     file: String,
     rows: usize,
@@ -282,9 +283,9 @@ fn write_dataset(
 ) -> Result<()> {
     let splits: Vec<(&'static str, PathBuf)> = match model {
         Model::A => vec![
-            ("train", run.human("train")),
-            ("validation", run.human("val")),
-            ("test", run.human("test")),
+            ("train", run.human(Split::Train)),
+            ("validation", run.human(Split::Val)),
+            ("test", run.human(Split::Test)),
         ],
         Model::B | Model::C => vec![("train", run.training_data(model))],
     };
@@ -294,7 +295,7 @@ fn write_dataset(
         let file = format!("{name}.jsonl");
         let out = dir.join(&file);
         write_jsonl_atomic(&out, records.iter().map(|r| hub_row(r, &sources.spans)))?;
-        written.push(Split {
+        written.push(ExportedSplit {
             name,
             file,
             rows: records.len(),
@@ -385,11 +386,28 @@ fn dataset_body(
     run: &RunLayout,
     model: Model,
     name: &str,
-    splits: &[Split],
+    splits: &[ExportedSplit],
     sources: &Sources,
     gathered: &Gathered,
 ) -> Result<String> {
     let mut out = String::new();
+    dataset_introduction(&mut out, model, name, sources);
+    dataset_splits(&mut out, name, splits);
+    dataset_columns(&mut out);
+    human_splits_made(&mut out, sources);
+    match model {
+        Model::A => {}
+        Model::B => contamination_made(&mut out, run, sources, gathered)?,
+        Model::C => synthesis_made(&mut out, run, sources, gathered)?,
+    }
+    dataset_reproducing(&mut out, run, model, sources);
+    input_checksums(&mut out, sources);
+    dataset_limitations(&mut out);
+    Ok(out)
+}
+
+/// The card's title, what the set is in the experiment, and the stand-in warning.
+fn dataset_introduction(out: &mut String, model: Model, name: &str, sources: &Sources) {
     let _ = writeln!(out, "# {name}\n");
     let _ = writeln!(
         out,
@@ -411,6 +429,10 @@ fn dataset_body(
              the machinery, not data to learn from.\n"
         );
     }
+}
+
+/// The splits with their rows and checksums, and how to load them.
+fn dataset_splits(out: &mut String, name: &str, splits: &[ExportedSplit]) {
     let _ = writeln!(
         out,
         "## Splits\n\n| split | file | rows | SHA-256 |\n|---|---|---:|---|"
@@ -427,6 +449,10 @@ fn dataset_body(
         "\n```python\nfrom datasets import load_dataset\nds = load_dataset(\"path/to/{name}\")  \
          # or \"<user>/{name}\" once uploaded\n```\n"
     );
+}
+
+/// The columns, as the Hub's `squad` dataset has them.
+fn dataset_columns(out: &mut String) {
     let _ = writeln!(out, "## Columns\n");
     let _ = writeln!(
         out,
@@ -441,6 +467,10 @@ fn dataset_body(
          generator, the prompt template, the sampling settings, the candidate's index and, from \
          a paid endpoint, the completion's token `usage`.\n"
     );
+}
+
+/// How the human splits were sampled, with prepare's settings.
+fn human_splits_made(out: &mut String, sources: &Sources) {
     let _ = writeln!(out, "## How it was made\n");
     let prepare = &sources.prepare;
     let _ = writeln!(
@@ -452,97 +482,115 @@ fn dataset_body(
         prepare.code_version,
         pretty(&prepare.config)
     );
-    match model {
-        Model::A => {}
-        Model::B => {
-            let settings: serde_json::Value = read_json(run.contamination_settings())?;
-            let _ = writeln!(
-                out,
-                "Every record of `provenance-qa-human`'s train split keeps its question and \
-                 context and gets the generator's answer instead of the human one \
-                 (`qa-contaminate`).\n"
-            );
-            generator_section(
-                &mut out,
-                &settings,
-                settings["stage"]["prompt_template"].as_str().unwrap_or(""),
-                sources,
-            );
-            if let Some(agreement) = &gathered.agreement {
-                let _ = writeln!(
-                    out,
-                    "- Against the human answers of the same questions the generated ones \
-                     score {:.1} EM and {:.1} F1 over {} records; {:.1}% differ from every \
-                     human answer.",
-                    agreement.exact_match,
-                    agreement.f1,
-                    agreement.records,
-                    100.0 - agreement.exact_match
-                );
-            }
-            let usage = gathered
-                .generation_usage
-                .iter()
-                .find(|(stage, _)| stage.starts_with("contamination"))
-                .map(|(_, u)| u);
-            usage_lines(&mut out, usage);
-            let _ = writeln!(
-                out,
-                "- Input SHA-256: `{}`.\n",
-                settings["input_sha256"].as_str().unwrap_or("?")
-            );
-        }
-        Model::C => {
-            let settings: serde_json::Value = read_json(run.synthesis_settings())?;
-            let synth = &settings["stage"]["synth"];
-            let _ = writeln!(
-                out,
-                "For each seed of `provenance-qa-human`'s train split, {} candidate paraphrases \
-                 of its question were sampled; the first that passed every quality filter was \
-                 kept with the seed's context and answer (`qa-synth`), until {} records were \
-                 kept. Candidate j of the seed at index i of the file draws from random stream \
-                 i × candidates + j under the sampling `seed` below, so the set does not depend \
-                 on batching, sharding or resuming.\n",
-                synth["candidates"], synth["target"]
-            );
-            generator_section(
-                &mut out,
-                &settings,
-                synth["prompt_template"].as_str().unwrap_or(""),
-                sources,
-            );
-            let _ = writeln!(
-                out,
-                "- Filters and their thresholds (`filters:`; docs/filters.md defines each \
-                 measure):\n\n```json\n{}\n```\n",
-                pretty(&settings["stage"]["filters"])
-            );
-            if !synth["round_trip"].is_null() {
-                let _ = writeln!(
-                    out,
-                    "- Round-trip filter:\n\n```json\n{}\n```\n",
-                    pretty(&synth["round_trip"])
-                );
-            }
-            if let Some(funnel) = &gathered.funnel {
-                let _ = writeln!(
-                    out,
-                    "- Acceptance: {} of {} candidates kept ({:.1}%); the funnel (refusals by the \
-                     first filter that refused):\n\n```text\n{}```\n",
-                    funnel.output,
-                    funnel.input,
-                    100.0 * funnel.acceptance_rate(),
-                    funnel.table()
-                );
-                usage_lines(&mut out, funnel.usage.as_ref());
-            }
-            let _ = writeln!(
-                out,
-                "- Input SHA-256: `{}`.\n",
-                settings["input_sha256"].as_str().unwrap_or("?")
-            );
-        }
+}
+
+/// How model B's answers were generated, and how they compare with the human ones.
+fn contamination_made(
+    out: &mut String,
+    run: &RunLayout,
+    sources: &Sources,
+    gathered: &Gathered,
+) -> Result<()> {
+    let settings: serde_json::Value = read_json(run.contamination_settings())?;
+    let _ = writeln!(
+        out,
+        "Every record of `provenance-qa-human`'s train split keeps its question and \
+         context and gets the generator's answer instead of the human one \
+         (`qa-contaminate`).\n"
+    );
+    generator_section(
+        out,
+        &settings,
+        settings["stage"]["prompt_template"].as_str().unwrap_or(""),
+        sources,
+    );
+    if let Some(agreement) = &gathered.agreement {
+        let _ = writeln!(
+            out,
+            "- Against the human answers of the same questions the generated ones \
+             score {:.1} EM and {:.1} F1 over {} records; {:.1}% differ from every \
+             human answer.",
+            agreement.exact_match,
+            agreement.f1,
+            agreement.records,
+            100.0 - agreement.exact_match
+        );
     }
+    let usage = gathered
+        .generation_usage
+        .iter()
+        .find(|(stage, _)| stage.starts_with("contamination"))
+        .map(|(_, u)| u);
+    usage_lines(out, usage);
+    let _ = writeln!(
+        out,
+        "- Input SHA-256: `{}`.\n",
+        settings["input_sha256"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+/// How model C's questions were generated and filtered, and what the funnel kept.
+fn synthesis_made(
+    out: &mut String,
+    run: &RunLayout,
+    sources: &Sources,
+    gathered: &Gathered,
+) -> Result<()> {
+    let settings: serde_json::Value = read_json(run.synthesis_settings())?;
+    let synth = &settings["stage"]["synth"];
+    let _ = writeln!(
+        out,
+        "For each seed of `provenance-qa-human`'s train split, {} candidate paraphrases \
+         of its question were sampled; the first that passed every quality filter was \
+         kept with the seed's context and answer (`qa-synth`), until {} records were \
+         kept. Candidate j of the seed at index i of the file draws from random stream \
+         i × candidates + j under the sampling `seed` below, so the set does not depend \
+         on batching, sharding or resuming.\n",
+        synth["candidates"], synth["target"]
+    );
+    generator_section(
+        out,
+        &settings,
+        synth["prompt_template"].as_str().unwrap_or(""),
+        sources,
+    );
+    let _ = writeln!(
+        out,
+        "- Filters and their thresholds (`filters:`; docs/filters.md defines each \
+         measure):\n\n```json\n{}\n```\n",
+        pretty(&settings["stage"]["filters"])
+    );
+    if !synth["round_trip"].is_null() {
+        let _ = writeln!(
+            out,
+            "- Round-trip filter:\n\n```json\n{}\n```\n",
+            pretty(&synth["round_trip"])
+        );
+    }
+    if let Some(funnel) = &gathered.funnel {
+        let _ = writeln!(
+            out,
+            "- Acceptance: {} of {} candidates kept ({:.1}%); the funnel (refusals by the \
+             first filter that refused):\n\n```text\n{}```\n",
+            funnel.output,
+            funnel.input,
+            100.0 * funnel.acceptance_rate(),
+            funnel.table()
+        );
+        usage_lines(out, funnel.usage.as_ref());
+    }
+    let _ = writeln!(
+        out,
+        "- Input SHA-256: `{}`.\n",
+        settings["input_sha256"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+/// The command that makes the set again, and where it lands.
+fn dataset_reproducing(out: &mut String, run: &RunLayout, model: Model, sources: &Sources) {
+    let prepare = &sources.prepare;
     let _ = writeln!(out, "## Reproducing\n\n```sh\n{}\n```\n", sources.command);
     let _ = writeln!(
         out,
@@ -559,6 +607,11 @@ fn dataset_body(
                 .to_string(),
         }
     );
+}
+
+/// The SQuAD files' and config files' checksums.
+fn input_checksums(out: &mut String, sources: &Sources) {
+    let prepare = &sources.prepare;
     let _ = writeln!(
         out,
         "## Checksums of the inputs\n\n| file | SHA-256 |\n|---|---|"
@@ -569,6 +622,10 @@ fn dataset_body(
     for config in &sources.configs {
         let _ = writeln!(out, "| {} (config) | `{}` |", config.shown, config.sha256);
     }
+}
+
+/// What the sets cannot show, the licence and the citations.
+fn dataset_limitations(out: &mut String) {
     let _ = writeln!(out, "\n## Limitations\n");
     let _ = writeln!(
         out,
@@ -588,7 +645,6 @@ fn dataset_body(
         out,
         "## Citation\n\n```bibtex\n{SQUAD_BIBTEX}\n\n{FLAN_T5_BIBTEX}\n```"
     );
-    Ok(out)
 }
 
 fn write_model(
@@ -628,52 +684,104 @@ fn write_model(
             .cloned(),
         false => None,
     };
-    let dataset = dataset_name(run, model);
-    let m = &row.metrics;
-    let front_matter = serde_json::json!({
-        "base_model": base_model,
-        "library_name": "peft",
-        "license": LICENSE,
-        "language": ["en"],
-        "datasets": [dataset],
-        "pipeline_tag": "text2text-generation",
-        "tags": ["lora", "peft", "t5", "question-answering", "squad", "provenance-qa"],
-        "model-index": [{
-            "name": name,
-            "results": [{
-                "task": {"type": "question-answering", "name": "Extractive question answering"},
-                "dataset": {
-                    "type": dataset_name(run, Model::A),
-                    "name": "provenance-qa-human (test split: SQuAD v1.1 dev questions)",
-                    "split": "test",
-                },
-                "metrics": [
-                    {"type": "exact_match", "value": round2(m.exact_match.value), "name": "Exact Match"},
-                    {"type": "f1", "value": round2(m.f1.value), "name": "F1"},
-                ],
-            }],
-        }],
-    });
+    let card = ModelCard {
+        name: &name,
+        model,
+        base_model: &base_model,
+        dataset: dataset_name(run, model),
+        settings: settings.as_ref(),
+    };
     let mut body = String::new();
-    let _ = writeln!(body, "# {name}\n");
-    let _ = writeln!(
-        body,
-        "A LoRA adapter for {} trained on the **{}** training data of the provenance-qa \
+    card.introduction(&mut body, sources);
+    model_scores(&mut body, &row.metrics);
+    let recorded = match card.settings {
+        Some(settings) => Recorded::Settings(settings),
+        None => Recorded::Adapter {
+            gone: &run_settings,
+            adapter_config: &adapter_config,
+        },
+    };
+    model_training(&mut body, row, recorded, sources);
+    model_limitations(&mut body);
+    let path = dir.join(EXPORT_CARD);
+    write_card(&path, &card.front_matter(run, &row.metrics), &body)?;
+    files.push(path);
+    Ok(dir)
+}
+
+/// What a model card says of the model besides its scores and training.
+struct ModelCard<'a> {
+    name: &'a str,
+    model: Model,
+    base_model: &'a str,
+    dataset: String,
+    settings: Option<&'a serde_json::Value>,
+}
+
+impl ModelCard<'_> {
+    /// The card's metadata: base model, library, licence, dataset, tags, and the test scores
+    /// as the Hub's model-index.
+    fn front_matter(&self, run: &RunLayout, m: &SystemMetrics) -> serde_json::Value {
+        let (name, base_model, dataset) = (self.name, self.base_model, &self.dataset);
+        serde_json::json!({
+            "base_model": base_model,
+            "library_name": "peft",
+            "license": LICENSE,
+            "language": ["en"],
+            "datasets": [dataset],
+            "pipeline_tag": "text2text-generation",
+            "tags": ["lora", "peft", "t5", "question-answering", "squad", "provenance-qa"],
+            "model-index": [{
+                "name": name,
+                "results": [{
+                    "task": {"type": "question-answering", "name": "Extractive question answering"},
+                    "dataset": {
+                        "type": dataset_name(run, Model::A),
+                        "name": "provenance-qa-human (test split: SQuAD v1.1 dev questions)",
+                        "split": "test",
+                    },
+                    "metrics": [
+                        {"type": "exact_match", "value": round2(m.exact_match.value), "name": "Exact Match"},
+                        {"type": "f1", "value": round2(m.f1.value), "name": "F1"},
+                    ],
+                }],
+            }],
+        })
+    }
+
+    /// The title, what the adapter is, and how to load it.
+    fn introduction(&self, body: &mut String, sources: &Sources) {
+        let (name, model, base_model, dataset, settings) = (
+            self.name,
+            self.model,
+            self.base_model,
+            &self.dataset,
+            self.settings,
+        );
+        let _ = writeln!(body, "# {name}\n");
+        let _ = writeln!(
+            body,
+            "A LoRA adapter for {} trained on the **{}** training data of the provenance-qa \
          experiment ([`{dataset}`](../../datasets/{dataset}/README.md)). It answers prompts \
          of the form `{}` with a short span of the context.\n",
-        sources.model_with_commit(&base_model),
-        model.training_source(),
-        settings
-            .as_ref()
-            .and_then(|s| s["prompt_template"].as_str())
-            .unwrap_or("(the training prompt template, not recorded)")
-    );
-    let _ = writeln!(
-        body,
-        "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSeq2SeqLM\n\
+            sources.model_with_commit(base_model),
+            model.training_source(),
+            settings
+                .as_ref()
+                .and_then(|s| s["prompt_template"].as_str())
+                .unwrap_or("(the training prompt template, not recorded)")
+        );
+        let _ = writeln!(
+            body,
+            "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForSeq2SeqLM\n\
          base = AutoModelForSeq2SeqLM.from_pretrained(\"{base_model}\")\n\
          model = PeftModel.from_pretrained(base, \"path/to/{name}\")\n```\n"
-    );
+        );
+    }
+}
+
+/// The test scores with their intervals.
+fn model_scores(body: &mut String, m: &SystemMetrics) {
     let _ = writeln!(
         body,
         "## Test scores\n\nOn the {} held-out questions of `provenance-qa-human`'s test split \
@@ -692,6 +800,21 @@ fn write_model(
             interval.value, interval.low, interval.high
         );
     }
+}
+
+/// The training settings as the run recorded them, or the adapter's own when they are gone.
+enum Recorded<'a> {
+    /// The run's checkpoint's settings.
+    Settings(&'a serde_json::Value),
+    /// The checkpoint's record is gone; the adapter's config stands in.
+    Adapter {
+        gone: &'a Path,
+        adapter_config: &'a serde_json::Value,
+    },
+}
+
+/// How the adapter was trained: the settings, the best epoch, the compute, the examples.
+fn model_training(body: &mut String, row: &SystemRow, recorded: Recorded<'_>, sources: &Sources) {
     let _ = writeln!(body, "\n## Training\n");
     let _ = writeln!(
         body,
@@ -699,16 +822,19 @@ fn write_model(
          warm-up then decay, gradient clipping, batches grouped by length. The adapter is the \
          best validation epoch's. Hyperparameters as recorded in the run's checkpoint:\n"
     );
-    match &settings {
-        Some(settings) => {
+    match recorded {
+        Recorded::Settings(settings) => {
             let _ = writeln!(body, "```json\n{}\n```\n", pretty(settings));
         }
-        None => {
+        Recorded::Adapter {
+            gone,
+            adapter_config,
+        } => {
             let _ = writeln!(
                 body,
                 "(not recorded: {} is gone); the adapter's own settings:\n\n```json\n{}\n```\n",
-                run_settings.display(),
-                pretty(&adapter_config)
+                gone.display(),
+                pretty(adapter_config)
             );
         }
     }
@@ -743,6 +869,10 @@ fn write_model(
         "- Framework: provenance-qa {} (Rust, Burn); the adapter loads in PEFT.\n",
         sources.prepare.code_version
     );
+}
+
+/// What the scores cannot show, the licence and the citations.
+fn model_limitations(body: &mut String) {
     let _ = writeln!(
         body,
         "## Limitations\n\nFLAN-T5 saw SQuAD during instruction tuning, so compare these scores \
@@ -754,10 +884,6 @@ fn write_model(
         "## Licence\n\nCC BY-SA 4.0, as its training data (SQuAD); the base model's own \
          licence applies to it.\n\n## Citation\n\n```bibtex\n{SQUAD_BIBTEX}\n\n{FLAN_T5_BIBTEX}\n```"
     );
-    let path = dir.join(EXPORT_CARD);
-    write_card(&path, &front_matter, &body)?;
-    files.push(path);
-    Ok(dir)
 }
 
 fn round2(value: f64) -> f64 {

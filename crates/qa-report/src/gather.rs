@@ -12,7 +12,7 @@ use qa_filters::Funnel;
 use qa_metrics::breakdown::QuestionType;
 use qa_metrics::evaluate::{MetricsReport, QuestionRow, SystemMetrics};
 use qa_metrics::squad::{QuestionScores, score_question};
-use qa_stage::layout::{MODELS, Model, RunLayout, ZERO_SHOT, model_files, results_files};
+use qa_stage::layout::{MODELS, Model, RunLayout, Split, ZERO_SHOT, model_files, results_files};
 use serde::Deserialize;
 
 use crate::ReportConfig;
@@ -143,6 +143,9 @@ pub struct Examples {
     pub records: Vec<(QaRecord, Option<QaRecord>)>,
 }
 
+/// A generation stage, in words, and what its endpoint used.
+pub type StageUsage = (&'static str, UsageTotals);
+
 /// Everything the report shows.
 #[derive(Debug, Clone)]
 pub struct Gathered {
@@ -169,7 +172,7 @@ pub struct Gathered {
     pub checksums: Vec<(String, String)>,
     /// What each generation stage used of a paid endpoint: `(stage in words, totals)`; empty
     /// when both generated locally.
-    pub generation_usage: Vec<(&'static str, UsageTotals)>,
+    pub generation_usage: Vec<StageUsage>,
 }
 
 /// The part of `contamination.json` the report reads.
@@ -217,20 +220,87 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
         "run the score stage first",
     )?;
     let metrics: MetricsReport = read_json(&metrics_path)?;
-    let mut checksums = Vec::new();
-    let mut note = |path: &Path| -> Result<()> {
-        checksums.push((path.display().to_string(), sha256_file(path)?));
-        Ok(())
-    };
-    // The SQuAD files the human splits were drawn from, as prepare recorded them.
-    let manifest_path = run.processed().join(qa_squad::prepare::MANIFEST_FILE);
-    let source_digests = match manifest_path.is_file() {
-        true => Manifest::read(&manifest_path)?.inputs,
-        false => Vec::new(),
-    };
+    let mut checksums = Checksums::of_sources(run)?;
+    let human_train: Vec<QaRecord> = read_jsonl(require(run.human(Split::Train), "run prepare")?)?;
+    let data = training_data(run, &mut checksums)?;
+    for split in [Split::Val, Split::Test] {
+        let path = run.human(split);
+        if path.is_file() {
+            checksums.note(&path)?;
+        }
+    }
+    checksums.note(&metrics_path)?;
+    let per_question = run.results().join(results_files::PER_QUESTION);
+    if per_question.is_file() {
+        checksums.note(&per_question)?;
+    }
+    let rows = system_rows(run, &metrics, &metrics_path, &data, &mut checksums)?;
+    let (funnel, generation_usage) = generation_records(run)?;
+    let parents = Parents::of(&human_train);
+    let overlaps = data[&Model::C]
+        .iter()
+        .filter_map(|r| {
+            parents.of_record(r).map(|seed| {
+                qa_filters::text::ngram_overlap(&r.question, &seed.question, config.overlap_n)
+            })
+        })
+        .collect();
+    let contaminated: Vec<(QuestionType, QuestionScores)> = data[&Model::B]
+        .iter()
+        .filter_map(|r| {
+            let scores = score_question(r.answers.first()?, &parents.of_record(r)?.answers);
+            Some((QuestionType::of(&r.question), scores))
+        })
+        .collect();
+    let scores: Vec<QuestionScores> = contaminated.iter().map(|(_, s)| *s).collect();
+    let synthetic_types = data[&Model::C]
+        .iter()
+        .map(|r| QuestionType::of(&r.question))
+        .collect();
+    Ok(Gathered {
+        questions: test_questions(run, &metrics, &metrics_path)?,
+        examples: examples(&data, &parents, config.examples),
+        metrics,
+        rows,
+        funnel,
+        overlaps,
+        agreement: agreement(&scores),
+        contaminated,
+        synthetic_types,
+        checksums: checksums.0,
+        generation_usage,
+    })
+}
 
-    let human_train: Vec<QaRecord> = read_jsonl(require(run.human("train"), "run prepare")?)?;
-    let by_id: HashMap<&str, &QaRecord> = human_train.iter().map(|r| (r.id.as_str(), r)).collect();
+/// The files the figures rest on with their SHA-256, in the order the report lists them: the
+/// SQuAD files the human splits were drawn from (as prepare recorded them), then each file
+/// read.
+struct Checksums(Vec<(String, String)>);
+
+impl Checksums {
+    fn of_sources(run: &RunLayout) -> Result<Self> {
+        let manifest_path = run.processed().join(qa_squad::prepare::MANIFEST_FILE);
+        let sources = match manifest_path.is_file() {
+            true => Manifest::read(&manifest_path)?.inputs,
+            false => Vec::new(),
+        };
+        Ok(Checksums(
+            sources.into_iter().map(|d| (d.path, d.sha256)).collect(),
+        ))
+    }
+
+    fn note(&mut self, path: &Path) -> Result<()> {
+        self.0
+            .push((path.display().to_string(), sha256_file(path)?));
+        Ok(())
+    }
+}
+
+/// Each model's training data, checksummed.
+fn training_data(
+    run: &RunLayout,
+    checksums: &mut Checksums,
+) -> Result<HashMap<Model, Vec<QaRecord>>> {
     let mut data = HashMap::new();
     for model in MODELS {
         let path = run.training_data(model);
@@ -238,42 +308,42 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
             path.clone(),
             "run the stage that writes this model's training data",
         )?)?;
-        note(&path)?;
+        checksums.note(&path)?;
         data.insert(model, records);
     }
-    for split in ["val", "test"] {
-        let path = run.human(split);
-        if path.is_file() {
-            note(&path)?;
-        }
-    }
-    note(&metrics_path)?;
-    let per_question = run.results().join(results_files::PER_QUESTION);
-    if per_question.is_file() {
-        note(&per_question)?;
-    }
+    Ok(data)
+}
 
+/// Each scored system's row: its scores, and for a trained model its directory, its training
+/// log read, and the size of its training data; its predictions, log and adapter checksummed.
+fn system_rows(
+    run: &RunLayout,
+    metrics: &MetricsReport,
+    metrics_path: &Path,
+    data: &HashMap<Model, Vec<QaRecord>>,
+    checksums: &mut Checksums,
+) -> Result<Vec<SystemRow>> {
     let several_seeds = metrics.systems.iter().any(|s| s.seed.is_some());
     let mut rows = Vec::new();
     for system in &metrics.systems {
         let model = Model::from_name(&system.model);
         if model.is_none() && system.model != ZERO_SHOT {
             return Err(Error::Inconsistent {
-                path: metrics_path.clone(),
+                path: metrics_path.to_path_buf(),
                 message: format!(
                     "system {:?} is none of the experiment's (a, b, c, {ZERO_SHOT})",
                     system.name
                 ),
             });
         }
-        note(Path::new(&system.predictions.path))?;
+        checksums.note(Path::new(&system.predictions.path))?;
         let mut model_dir = None;
         let training = match model {
             Some(model) => {
                 let seed = match (several_seeds, &system.seed) {
                     (true, Some(seed)) => {
                         Some(seed.parse::<u64>().map_err(|_| Error::Inconsistent {
-                            path: metrics_path.clone(),
+                            path: metrics_path.to_path_buf(),
                             message: format!("system {:?}: the seed is not a number", system.name),
                         })?)
                     }
@@ -282,12 +352,12 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
                 let dir = run.model_dir(model, seed);
                 model_dir = Some(dir.clone());
                 let log = require(dir.join(model_files::TRAIN_LOG), "run the train stage")?;
-                note(&log)?;
+                checksums.note(&log)?;
                 let adapter = dir
                     .join(model_files::ADAPTER)
                     .join(model_files::ADAPTER_WEIGHTS);
                 if adapter.is_file() {
-                    note(&adapter)?;
+                    checksums.note(&adapter)?;
                 }
                 Some(read_training(&log)?)
             }
@@ -301,7 +371,12 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
             dir: model_dir,
         });
     }
+    Ok(rows)
+}
 
+/// The synthesis funnel, and what each generation stage's endpoint used (none for a local
+/// model).
+fn generation_records(run: &RunLayout) -> Result<(Option<Funnel>, Vec<StageUsage>)> {
     let funnel_path = run.synthesis_funnel();
     let funnel: Option<Funnel> = match funnel_path.is_file() {
         true => Some(read_json(&funnel_path)?),
@@ -322,69 +397,51 @@ pub fn gather(run: &RunLayout, config: &ReportConfig) -> Result<Gathered> {
     .into_iter()
     .filter_map(|(stage, usage)| Some((stage, usage?)))
     .collect();
-    // The human record a generated one came from.
-    let parent = |record: &QaRecord| -> Option<&QaRecord> {
+    Ok((funnel, generation_usage))
+}
+
+/// The human training records by id, to find the record a generated one came from.
+struct Parents<'a>(HashMap<&'a str, &'a QaRecord>);
+
+impl<'a> Parents<'a> {
+    fn of(human_train: &'a [QaRecord]) -> Self {
+        Parents(human_train.iter().map(|r| (r.id.as_str(), r)).collect())
+    }
+
+    /// The human record `record` came from: its provenance's parent, or the record of its id.
+    fn of_record(&self, record: &QaRecord) -> Option<&'a QaRecord> {
         record
             .provenance
             .as_ref()
-            .and_then(|p| by_id.get(p.parent_id.as_str()))
-            .or_else(|| by_id.get(record.id.as_str()))
+            .and_then(|p| self.0.get(p.parent_id.as_str()))
+            .or_else(|| self.0.get(record.id.as_str()))
             .copied()
-    };
-    let overlaps = data[&Model::C]
-        .iter()
-        .filter_map(|r| {
-            parent(r).map(|seed| {
-                qa_filters::text::ngram_overlap(&r.question, &seed.question, config.overlap_n)
-            })
-        })
-        .collect();
-    let contaminated: Vec<(QuestionType, QuestionScores)> = data[&Model::B]
-        .iter()
-        .filter_map(|r| {
-            let scores = score_question(r.answers.first()?, &parent(r)?.answers);
-            Some((QuestionType::of(&r.question), scores))
-        })
-        .collect();
-    let scores: Vec<QuestionScores> = contaminated.iter().map(|(_, s)| *s).collect();
-    let agreement = agreement(&scores);
-    let synthetic_types = data[&Model::C]
-        .iter()
-        .map(|r| QuestionType::of(&r.question))
-        .collect();
-    let questions = test_questions(run, &metrics, &metrics_path)?;
-    let examples = MODELS
+    }
+}
+
+/// The first `count` training records of each model, each generated one beside the human
+/// record it came from.
+fn examples(
+    data: &HashMap<Model, Vec<QaRecord>>,
+    parents: &Parents<'_>,
+    count: usize,
+) -> Vec<Examples> {
+    MODELS
         .into_iter()
         .map(|model| Examples {
             model,
             records: data[&model]
                 .iter()
-                .take(config.examples)
+                .take(count)
                 .map(|r| {
-                    let seed = (model != Model::A).then(|| parent(r).cloned()).flatten();
+                    let seed = (model != Model::A)
+                        .then(|| parents.of_record(r).cloned())
+                        .flatten();
                     (r.clone(), seed)
                 })
                 .collect(),
         })
-        .collect();
-    let mut all_checksums: Vec<(String, String)> = source_digests
-        .into_iter()
-        .map(|d| (d.path, d.sha256))
-        .collect();
-    all_checksums.extend(checksums);
-    Ok(Gathered {
-        metrics,
-        rows,
-        funnel,
-        overlaps,
-        agreement,
-        contaminated,
-        synthetic_types,
-        questions,
-        examples,
-        checksums: all_checksums,
-        generation_usage,
-    })
+        .collect()
 }
 
 /// The scored test questions (`per_question.jsonl`) joined with their gold records and every
@@ -399,7 +456,7 @@ fn test_questions(
         "run the score stage first",
     )?;
     let scored: Vec<QuestionRow> = read_jsonl(&per_question_path)?;
-    let gold: Vec<QaRecord> = read_jsonl(require(run.human("test"), "run prepare")?)?;
+    let gold: Vec<QaRecord> = read_jsonl(require(run.human(Split::Test), "run prepare")?)?;
     let mut gold_by_id: HashMap<String, QaRecord> =
         gold.into_iter().map(|r| (r.id.clone(), r)).collect();
     let mut answers_by_system = Vec::new();
@@ -429,7 +486,7 @@ fn test_questions(
                 inconsistent(format!(
                     "question {:?} is not in {}",
                     row.id,
-                    run.human("test").display()
+                    run.human(Split::Test).display()
                 ))
             })?;
             let answers = metrics

@@ -9,7 +9,7 @@ use qa_data::{Provenance, QaRecord, Source};
 use qa_filters::{FilterCount, Funnel};
 use qa_metrics::compare::ResamplingConfig;
 use qa_report::{ReportConfig, write_report};
-use qa_stage::layout::{MODELS, Model, RunLayout, model_files, results_files};
+use qa_stage::layout::{MODELS, Model, RunLayout, Split, model_files, results_files};
 use serde_json::json;
 
 const QUESTIONS: usize = 40;
@@ -69,7 +69,7 @@ fn finished_run_of(
         test.context = format!("{filler}{}", test.context);
         test
     });
-    write_jsonl_atomic(run.human("test"), test).expect("test");
+    write_jsonl_atomic(run.human(Split::Test), test).expect("test");
     let human: Vec<QaRecord> = (0..8)
         .map(|i| {
             record(
@@ -80,7 +80,7 @@ fn finished_run_of(
             )
         })
         .collect();
-    write_jsonl_atomic(run.human("train"), &human).expect("train");
+    write_jsonl_atomic(run.human(Split::Train), &human).expect("train");
     let contaminated = human.iter().map(|h| {
         let answer = match h.id.as_str() {
             "h0" | "h1" => h.answers[0].clone(),
@@ -165,7 +165,7 @@ fn finished_run_of(
         permutation_trials: 500,
         ..ResamplingConfig::default()
     };
-    qa_metrics::stage::score_files(&run.human("test"), &named, &resampling, &run.results())
+    qa_metrics::stage::score_files(&run.human(Split::Test), &named, &resampling, &run.results())
         .expect("score");
     run
 }
@@ -364,7 +364,7 @@ fn exportable(run: &RunLayout) {
             Source::Human,
         )
     });
-    write_jsonl_atomic(run.human("val"), validation).expect("validation");
+    write_jsonl_atomic(run.human(Split::Val), validation).expect("validation");
     let synth = json!({"stage": {
             "synth": {"generator": {"backend": "t5", "t5": {"model": "google/flan-t5-xl"}},
                       "prompt_template": "Paraphrase: {question}", "candidates": 2,

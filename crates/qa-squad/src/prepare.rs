@@ -6,6 +6,7 @@ use std::time::Instant;
 use qa_data::files::{write_json_atomic, write_jsonl_atomic};
 use qa_data::manifest::{FileDigest, Manifest};
 use qa_data::settings::{Invalid, Section, check, section_names};
+use qa_stage::layout::Split;
 use qa_stage::plan::{PlannedFile, Planning, StagePlan, format_count};
 use serde::{Deserialize, Serialize};
 
@@ -14,11 +15,11 @@ use crate::split::{SplitSizes, Splits, split};
 use crate::squad::{SquadFile, read_squad};
 
 /// Output file of the training split.
-pub const TRAIN_FILE: &str = "human_train.jsonl";
+pub const TRAIN_FILE: &str = Split::Train.file_name();
 /// Output file of the validation split.
-pub const VAL_FILE: &str = "human_val.jsonl";
+pub const VAL_FILE: &str = Split::Val.file_name();
 /// Output file of the test split.
-pub const TEST_FILE: &str = "human_test.jsonl";
+pub const TEST_FILE: &str = Split::Test.file_name();
 /// Output file of the questions refused while reading, with reasons.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// Output file describing the run.

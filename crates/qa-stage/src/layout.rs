@@ -15,11 +15,14 @@
 //! ```
 //!
 //! ```
-//! use qa_stage::layout::{MODELS, RunLayout};
+//! use std::path::Path;
+//! use qa_stage::layout::{MODELS, RunLayout, Split};
 //!
 //! let run = RunLayout::new("runs/smoke");
-//! assert_eq!(run.human("test"), std::path::Path::new("runs/smoke/data/processed/human_test.jsonl"));
-//! assert_eq!(run.model_dir(MODELS[2], None), std::path::Path::new("runs/smoke/runs/model_c_synthetic"));
+//! let test = Path::new("runs/smoke/data/processed/human_test.jsonl");
+//! assert_eq!(run.human(Split::Test), test);
+//! let model_c = Path::new("runs/smoke/runs/model_c_synthetic");
+//! assert_eq!(run.model_dir(MODELS[2], None), model_c);
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -83,6 +86,31 @@ impl Model {
     }
 }
 
+/// One of the human splits that `qa-prepare` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Split {
+    /// The training records (model A's data, and the seeds of B's and C's).
+    Train,
+    /// The validation records, scored after every training epoch.
+    Val,
+    /// The test questions every system answers.
+    Test,
+}
+
+impl Split {
+    /// The three, in the order they are written.
+    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+    /// Its file's name (`human_train.jsonl`, …).
+    pub const fn file_name(self) -> &'static str {
+        match self {
+            Split::Train => "human_train.jsonl",
+            Split::Val => "human_val.jsonl",
+            Split::Test => "human_test.jsonl",
+        }
+    }
+}
+
 /// The name of the untuned base model's system and directory.
 pub const ZERO_SHOT: &str = "zero_shot";
 
@@ -108,9 +136,9 @@ impl RunLayout {
         self.root.join("data/processed")
     }
 
-    /// A human split: `train`, `val` or `test`.
-    pub fn human(&self, split: &str) -> PathBuf {
-        self.processed().join(format!("human_{split}.jsonl"))
+    /// A human split.
+    pub fn human(&self, split: Split) -> PathBuf {
+        self.processed().join(split.file_name())
     }
 
     /// Model B's training data.
@@ -126,7 +154,7 @@ impl RunLayout {
     /// The training data of `model`.
     pub fn training_data(&self, model: Model) -> PathBuf {
         match model {
-            Model::A => self.human("train"),
+            Model::A => self.human(Split::Train),
             Model::B => self.contaminated_train(),
             Model::C => self.synthetic_train(),
         }
