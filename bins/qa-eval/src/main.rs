@@ -46,7 +46,7 @@ enum Command {
     ///
     /// Refuses, naming the part, unless every shard is there once, made from --input with the
     /// same settings, and complete (exactly the questions its shard owns).
-    Merge(MergeArgs),
+    Merge(MergePredictionsArgs),
     /// List the backends this build has, the GPUs they find, and what `--device auto` takes.
     ///
     /// One line per GPU found (`wgpu:0 (llvmpipe …)`); software rasterisers are marked: auto
@@ -55,7 +55,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct MergeArgs {
+struct MergePredictionsArgs {
     /// The records file the parts answered.
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
@@ -67,7 +67,7 @@ struct MergeArgs {
     out: PathBuf,
 }
 
-fn merge(args: MergeArgs) -> anyhow::Result<()> {
+fn merge(args: MergePredictionsArgs) -> anyhow::Result<()> {
     let written = qa_stage::parts::merge_predictions(&args.input, &args.parts, &args.out)?;
     println!("wrote {written} predictions to {}", args.out.display());
     Ok(())

@@ -3,10 +3,9 @@
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use qa_data::QaRecord;
-use qa_stage::cli::StageArgs;
+use qa_stage::cli::{ShardArgs, StageArgs};
 use qa_stage::commands::PredictCommand;
 use qa_stage::parts::write_part_info;
-use qa_stage::shard::ShardSpec;
 use serde::Serialize;
 use t5_lora::load_model;
 use t5_lora::{DeviceChoice, ModelDtype};
@@ -16,14 +15,8 @@ use t5_stage::{PredictConfig, plan_prediction, predict_records, resume_settings}
 pub struct PredictArgs {
     #[command(flatten)]
     command: PredictCommand,
-    /// Answer only part i of n of the questions (by id; see qa_stage::shard), or `auto`: the
-    /// part of a Slurm array task or Kubernetes Indexed Job pod. Join parts with `merge`.
-    #[arg(long, value_name = "I/N|auto")]
-    shard: Option<ShardSpec>,
-    /// The number of parts for `--shard auto` (needed under Kubernetes and for a Slurm task
-    /// resubmitted alone).
-    #[arg(long, value_name = "N")]
-    shard_count: Option<usize>,
+    #[command(flatten)]
+    shard: ShardArgs,
     #[command(flatten)]
     stage: StageArgs<PredictOverrides>,
 }
@@ -97,7 +90,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         return Ok(plan_prediction(&config, &input, &planning)?.print()?);
     }
     let records: Vec<QaRecord> = qa_data::files::read_keyed_jsonl(&input)?;
-    let shard = ShardSpec::resolve(args.shard, args.shard_count).map_err(anyhow::Error::msg)?;
+    let shard = args.shard.resolve().map_err(anyhow::Error::msg)?;
     let (model, tokenizer) = load_model(
         &config.model,
         config.adapter.as_deref(),
@@ -126,7 +119,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     )
     .with_context(|| format!("predicting {}", input.display()))?;
     bar.finish_and_clear();
-    if args.shard.is_some() {
+    if args.shard.shard.is_some() {
         write_part_info(&out, shard, &input, &resume_settings(&config))?;
     }
     if summary.truncated > 0 {

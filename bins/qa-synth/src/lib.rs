@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use qa_stage::cli::ShardArgs;
 use qa_stage::commands::{ConfigArgs, GenerationCommand, subcommands};
 use qa_stage::plan::{PlannedInput, Planning, StagePlan};
-use qa_stage::shard::ShardSpec;
 use qa_synth::run::{Progress, RunFiles};
 use qa_synth::{Generator, GeneratorConfig};
 
@@ -66,7 +66,7 @@ pub enum Command {
     #[command(name = subcommands::RUN)]
     Run(RunArgs),
     /// Join the output directories of sharded runs, checking that no input record is missing.
-    Merge(MergeArgs),
+    Merge(MergePartsArgs),
 }
 
 /// The generator `config` chooses: the local model loaded, or the endpoint's client.
@@ -81,15 +81,8 @@ fn load_generator(config: &GeneratorConfig) -> anyhow::Result<Box<dyn Generator>
 pub struct RunArgs {
     #[command(flatten)]
     pub command: GenerationCommand,
-    /// Do part i of n (the records whose id hashes to i; see qa_stage::shard), or `auto`: the
-    /// part a Slurm array task or a Kubernetes Indexed Job pod is given. Join the parts with
-    /// `merge`.
-    #[arg(long, value_name = "I/N|auto")]
-    pub shard: Option<ShardSpec>,
-    /// The number of parts for `--shard auto`: needed under Kubernetes and for a Slurm task
-    /// resubmitted alone; without it, a Slurm array must be exactly 0-(n-1).
-    #[arg(long, value_name = "N")]
-    pub shard_count: Option<usize>,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
     #[arg(long = qa_stage::plan::PLAN_FLAG, value_name = "DIR", help = qa_stage::plan::PLAN_HELP)]
@@ -109,7 +102,7 @@ impl RunArgs {
 
     /// The run's files and part.
     pub fn files(&self) -> anyhow::Result<RunFiles> {
-        let shard = ShardSpec::resolve(self.shard, self.shard_count).map_err(anyhow::Error::msg)?;
+        let shard = self.shard.resolve().map_err(anyhow::Error::msg)?;
         let command = &self.command;
         Ok(RunFiles {
             input: command.input.clone(),
@@ -120,9 +113,9 @@ impl RunArgs {
     }
 }
 
-/// Arguments of `merge`: the parts of a sharded run.
+/// Arguments of `merge`: the output directories of a sharded run's parts.
 #[derive(clap::Args)]
-pub struct MergeArgs {
+pub struct MergePartsArgs {
     /// The input file the parts were made from.
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,

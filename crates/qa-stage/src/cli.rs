@@ -14,6 +14,7 @@ use qa_data::settings::Section;
 use crate::commands::{ConfigArgs, StageCommand};
 use crate::error::Result;
 use crate::plan::{PLAN_FLAG, PLAN_HELP, Planning};
+use crate::shard::{Shard, ShardSpec};
 
 /// What a stage binary takes besides its own files: the config files, `--plan`, and `O`, the
 /// flags that override single keys of its section (a `Serialize` clap struct whose unset
@@ -56,6 +57,27 @@ impl<O: clap::Args + Serialize> StageArgs<O> {
     /// With `--plan`: the planning directory, opened.
     pub fn planning(&self) -> Result<Option<Planning>> {
         self.plan.as_deref().map(Planning::open).transpose()
+    }
+}
+
+/// Which part of a sharded run this process does, as the binaries that shard take it.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ShardArgs {
+    /// Do part i of n (the records whose id hashes to i; see qa_stage::shard), or `auto`: the
+    /// part a Slurm array task or a Kubernetes Indexed Job pod is given. Join the parts with
+    /// `merge`.
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<ShardSpec>,
+    /// The number of parts for `--shard auto`: needed under Kubernetes and for a Slurm task
+    /// resubmitted alone; without it, a Slurm array must be exactly 0-(n-1).
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<usize>,
+}
+
+impl ShardArgs {
+    /// The part: the whole run without `--shard`, else the one asked for or the scheduler's.
+    pub fn resolve(&self) -> std::result::Result<Shard, String> {
+        ShardSpec::resolve(self.shard, self.shard_count)
     }
 }
 
