@@ -138,7 +138,7 @@ const TEST_BINARY: &str = "t5_lora";
 /// output and logits (in f32, and in f16 with bf16 refused), greedy and beam strings, the
 /// cache, LoRA against PEFT (on an f16 base too), and eight
 /// training steps whose losses follow the same run on the CPU. The other training tests
-/// (finite differences, exact resume, early stopping, memorising sixteen pairs) and the
+/// (finite differences, exact resume, early stopping) and the
 /// sampling tests pass on lavapipe too, but take over ten minutes there on 2 cores; they stay
 /// in the CPU suite, which CI runs on the same build.
 const GPU_GROUP: [(&str, &[&str]); 4] = [

@@ -101,7 +101,8 @@ enum Task {
     /// out of its budget (docs/ci.md), so run it after touching `device.rs` or Burn's version.
     CudaCheck,
     /// Read each crate's modules and the `crate::`/`super::` paths of their non-test code, and
-    /// fail on a cycle among sibling modules (a module may use its children and ancestors).
+    /// fail on a cycle among sibling modules (a module may use its children and ancestors) or
+    /// on a library crate depending on one after it in the layers of docs/architecture.md.
     ModuleCycles,
     /// Open a run's report.html in headless Chromium and check its per-question explorer: one
     /// row per question of per_question.jsonl, each preset (from the URL hash) showing the rows

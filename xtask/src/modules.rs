@@ -4,7 +4,7 @@
 //!
 //! An edge from module `a::b` to `c::d` is an edge between the two siblings under their lowest
 //! common ancestor (`a` and `c`, under the crate root): a module may use its children and its
-//! ancestors, but siblings import one way, as STYLE.md asks. Test modules (`#[cfg(test)]`) are
+//! ancestors, but siblings import one way (docs/architecture.md). Test modules (`#[cfg(test)]`) are
 //! left out: a test may reach anywhere in its crate.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,8 +32,9 @@ const LAYERS: [&str; 10] = [
 /// A module's path inside its crate (`["train", "state"]`; empty for the crate root).
 type ModulePath = Vec<String>;
 
-/// Checks every crate of the workspace (`crates/`, `bins/`, `xtask`) and fails naming each
-/// cycle found.
+/// Checks every crate of the workspace (`crates/`, `bins/`, `xtask`) and the library crates'
+/// order, and fails naming each cycle and each dependency on a crate after its own in
+/// [`LAYERS`].
 pub fn module_cycles() -> anyhow::Result<()> {
     let root = project_root();
     let mut packages: Vec<PathBuf> = Vec::new();
@@ -67,7 +68,7 @@ pub fn module_cycles() -> anyhow::Result<()> {
         );
     }
     println!(
-        "module-cycles: {} crates, {modules} modules, no cycle",
+        "module-cycles: {} crates, {modules} modules, no cycle; no crate depends on one after it",
         packages.len()
     );
     Ok(())
@@ -132,7 +133,7 @@ impl ModuleGraph {
         for file in &files {
             let relative = file.strip_prefix(src).unwrap_or(file);
             if relative.starts_with("bin") {
-                // A binary's own crate: checked as one module, importing nothing of this one.
+                // A binary's own crate (src/bin/), whose modules are not this crate's: skipped.
                 continue;
             }
             modules.insert(module_path(relative), file.clone());

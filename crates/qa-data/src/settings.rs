@@ -173,7 +173,9 @@ pub trait Placed: Serialize + DeserializeOwned + Default {
     /// The tables among these fields whose types hold run-place fields of their own.
     const WITHIN: &'static [PlacedTable] = &[];
 
-    /// These settings with the run-place fields at their defaults: what a resume must share.
+    /// These settings with their own run-place fields at their defaults (not those of the
+    /// tables [`WITHIN`](Self::WITHIN) them, which a type compares through theirs): what a
+    /// resume must share.
     fn deciding(&self) -> Self {
         without(self, Self::RUN_PLACE)
     }

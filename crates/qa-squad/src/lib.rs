@@ -1,7 +1,7 @@
 //! SQuAD v1.1 for the provenance-qa experiment: the reader, which keeps what it rejects with
-//! the reason ([`squad`]), deterministic by-article splits with no passage in two of them
-//! ([`split`]), the download of the source files (feature `download`), and the prepare stage
-//! that writes the human splits ([`prepare`]).
+//! the reason, and the gold questions of scoring ([`squad`]); deterministic by-article splits
+//! with no passage in two of them ([`split`]); the download of the source files (feature
+//! `download`); and the prepare stage that writes the human splits ([`prepare`]).
 //!
 //! Reading a SQuAD file:
 //!

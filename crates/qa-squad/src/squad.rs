@@ -1,10 +1,12 @@
-//! The SQuAD v1.1 / v2.0 JSON reader.
+//! The SQuAD v1.1 / v2.0 JSON reader, and the gold questions of scoring ([`read_gold`]: our
+//! JSONL records, or an original SQuAD JSON).
 //!
 //! A file-level problem (unreadable, not UTF-8, not JSON, cut short, wrong shape, duplicate
-//! question ids) is an [`Error`]. A problem confined to one question (no answers, an empty
-//! question or context, an `answer_start` that does not point at the answer text) rejects that
-//! question only: it is counted and kept, with its reason, in [`SquadFile::rejected`]. SQuAD v2.0
-//! questions marked `is_impossible` have no answer to learn from and are skipped and counted.
+//! question ids) is an [`Error`](crate::Error). A problem confined to one question (no
+//! answers, an empty question or context, an `answer_start` that does not point at the answer
+//! text) rejects that question only: it is counted and kept, with its reason, in
+//! [`SquadFile::rejected`]. SQuAD v2.0 questions marked `is_impossible` have no answer to learn
+//! from and are skipped and counted.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! - [`config`]: a stage's section of the layered configuration (defaults, YAML files, `QA_`
 //!   variables, flags), validated as it loads;
 //! - [`commands`]: each stage's command line as one type, parsed by its binary and written by
-//!   the driver (feature `commands`), and [`cli`], what every binary does around its work
+//!   the driver (feature `commands`), and `cli`, what every binary does around its work
 //!   (feature `cli`);
 //! - [`plan`]: the `--plan` dry run, which prints a stage's work and estimated time;
 //! - [`shard`] and [`parts`]: one stage run as several processes, and the merge of their parts;

@@ -257,7 +257,7 @@ mod tests {
         // The calibration draws its model's weights and seeds training's dropout from Burn's
         // random generator: a turn of its own, or the dropout test beside it sees other masks.
         let _turn = crate::test_random::seeded();
-        // FLAN-T5-small's depth and head width, narrowed.
+        // The tiny fixture's shape, set to FLAN-T5-small's depth and head width, narrowed.
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5/flan-t5-tiny");
         let mut shape = read_config(&fixture).expect("the fixture's shape");
         (shape.vocab_size, shape.d_model, shape.d_ff, shape.num_heads) = (512, 64, 128, 4);

@@ -1,6 +1,7 @@
 //! Finding a checkpoint: a local directory, or a Hugging Face model id resolved through
 //! `hf-hub` into the standard Hugging Face cache, so that files Python tools already
-//! downloaded are reused and new downloads land where Python looks for them.
+//! downloaded are reused and new downloads land where Python looks for them; and loading one
+//! for inference ([`load_model`]: weights, an optional adapter merged in, the tokenizer).
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! glibc malloc's settings for this crate's tensor work, which a program takes by restarting
-//! itself with them at start-up (the stage binaries and the benchmarks do).
+//! itself with them at start-up (the model's stage binaries, `qa-train`, `qa-eval`, `qa-synth`
+//! and `qa-contaminate`, and the benchmarks do).
 
 /// glibc malloc's settings for tensor work (`GLIBC_TUNABLES`): no block from its own `mmap`
 /// (`mmap_max=0`) and no memory handed back (`trim_threshold`, 64 GiB), with the heap grown

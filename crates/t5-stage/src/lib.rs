@@ -1,6 +1,6 @@
 //! The T5 stages of provenance-qa on files: answering a file of questions
 //! ([`predict_records`], `qa-eval predict`) and LoRA fine-tuning on files of records
-//! ([`fine_tune`], `qa-train`), both resuming after a kill, and each stage's `--plan` estimate
+//! ([`fine_tune()`], `qa-train`), both resuming after a kill, and each stage's `--plan` estimate
 //! from a calibration of the model's shape on the device ([`planning`]). The model itself is
 //! `t5-lora`'s, which knows nothing of these files.
 //!
