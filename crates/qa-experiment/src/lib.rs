@@ -9,9 +9,8 @@
 //! declares) is recorded there too, but is not part of the key: a finished run stays up to
 //! date on another device. A stage that was started with the same key but not finished (the
 //! run was killed) is continued with the stage's own resume; one started with another key is
-//! cleared and run again. Changing an input or a setting
-//! therefore re-runs that stage and, through the checksums of its outputs, everything that
-//! reads them, and nothing upstream.
+//! cleared and run again. Changing an input or a setting therefore re-runs that stage and,
+//! through the checksums of its outputs, everything that reads them, and nothing upstream.
 //!
 //! A dry run runs nothing: it prints each stage's verdict and asks each stage that would run
 //! for its work and estimated time (the binary's `--plan`, see [`qa_stage::plan`]), then the
