@@ -15,6 +15,24 @@
 //! A dry run runs nothing: it prints each stage's verdict and asks each stage that would run
 //! for its work and estimated time (the binary's `--plan`, see [`qa_stage::plan`]), then the
 //! total.
+//!
+//! The groups `--only` and `--from` take, in the order they run:
+//!
+//! ```
+//! use qa_experiment::Group;
+//!
+//! let from: Group = "train".parse()?;
+//! let rerun: Vec<&str> = Group::ALL
+//!     .into_iter()
+//!     .filter(|group| *group >= from)
+//!     .map(Group::name)
+//!     .collect();
+//! assert_eq!(rerun, ["train", "predict", "score", "report"]);
+//! assert!("trian".parse::<Group>().is_err());
+//! # Ok::<(), qa_experiment::Error>(())
+//! ```
+
+#![deny(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
