@@ -1,37 +1,4 @@
-//! The A/B/C experiment's driver: the stages in order, each through its own binary (found in
-//! one directory, as `cargo build` or an install leaves them), each skipped when its record
-//! says it is up to date. `qa-experiment` and `cargo xtask run-experiment` call it.
-//!
-//! A stage is up to date when `<run_dir>/stages/<stage>.json` records the same key (the SHA-256
-//! of its inputs, its config sections as resolved from the files and `QA_` variables, and its
-//! binary) and its outputs still have the recorded checksums. Where and how fast a stage runs
-//! (device, batch size, concurrency, timeouts: the run-place settings each section's type
-//! declares) is recorded there too, but is not part of the key: a finished run stays up to
-//! date on another device. A stage that was started with the same key but not finished (the
-//! run was killed) is continued with the stage's own resume; one started with another key is
-//! cleared and run again. Changing an input or a setting therefore re-runs that stage and,
-//! through the checksums of its outputs, everything that reads them, and nothing upstream.
-//!
-//! A dry run runs nothing: it prints each stage's verdict and asks each stage that would run
-//! for its work and estimated time (the binary's `--plan`, see [`qa_stage::plan`]), then the
-//! total.
-//!
-//! The groups `--only` and `--from` take, in the order they run:
-//!
-//! ```
-//! use qa_experiment::Group;
-//!
-//! let from: Group = "train".parse()?;
-//! let rerun: Vec<&str> = Group::ALL
-//!     .into_iter()
-//!     .filter(|group| *group >= from)
-//!     .map(Group::name)
-//!     .collect();
-//! assert_eq!(rerun, ["train", "predict", "score", "report"]);
-//! assert!("trian".parse::<Group>().is_err());
-//! # Ok::<(), qa_experiment::Error>(())
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 use std::collections::BTreeMap;

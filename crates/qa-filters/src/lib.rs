@@ -1,32 +1,4 @@
-//! Quality filters for generated question/answer pairs: each rule a named type behind one
-//! [`Filter`] trait, composed into a [`Pipeline`] from [`FilterConfig`]; every rejection carries
-//! the filter's name, the field and a reason, and the pipeline counts a [`Funnel`].
-//!
-//! ```
-//! use qa_data::{QaRecord, Source};
-//! use qa_filters::{Candidate, FilterConfig, Pipeline};
-//!
-//! let record = |question: &str| QaRecord {
-//!     id: "q1".into(),
-//!     question: question.into(),
-//!     context: "Denver beat Carolina 24 to 10 in Super Bowl 50 at Santa Clara.".into(),
-//!     answers: vec!["Denver".into()],
-//!     source: Source::SyntheticFromHuman,
-//!     provenance: None,
-//! };
-//! let seed = record("Which team won Super Bowl 50 at Santa Clara?");
-//! let mut pipeline = Pipeline::new(&FilterConfig::default())?;
-//!
-//! let copy = record("Which team won Super Bowl 50 at Santa Clara?");
-//! let rejected = pipeline.run(&Candidate::with_seed(&copy, &seed)).expect_err("refused");
-//! assert_eq!(rejected.filter, "not_a_copy");
-//!
-//! let paraphrase = record("In Super Bowl 50, played at Santa Clara, which team was the winner?");
-//! assert!(pipeline.run(&Candidate::with_seed(&paraphrase, &seed)).is_ok());
-//! assert_eq!((pipeline.funnel().input, pipeline.funnel().output), (2, 1));
-//! # Ok::<(), qa_filters::Error>(())
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 pub mod apply;

@@ -1,28 +1,4 @@
-//! The report of the A/B/C experiment, written from what its stages left in the run directory
-//! (see [`qa_stage::layout`]): `results/metrics_table.csv`, `results/report.md` and
-//! `results/report.html` (one self-contained page), and the plots as SVG and PNG: EM and F1 with
-//! their intervals, the loss curves of models A, B and C, the synthesis funnel, the n-gram
-//! overlap of synthetic questions with their seeds, and F1 by question type.
-//!
-//! The report states each paired difference in plain words ("C − B = +1.2 F1 [−0.4, +2.9],
-//! p = 0.150, Holm-adjusted p = 0.450 …: not significant at 0.05 after adjustment"), says what
-//! the test set could detect (minimum detectable effects, power, the questions the original
-//! study's gap would need), checks the original study's expected outcome (C beats B; C matches A
-//! within the interval), explains the zero-shot row, breaks the scores down by question and
-//! answer ([`analysis`]), describes where the contamination and the synthesis land, offers a
-//! per-question explorer in the HTML page, and lists the checksum of every file its figures rest
-//! on. [`write_export`] lays the run out for the Hugging Face Hub: the training sets as
-//! `datasets`-loadable folders and the adapters, each with its card ([`export`]).
-//!
-//! ```
-//! use qa_report::findings::{p_value, signed};
-//!
-//! assert_eq!(signed(1.25), "+1.2");
-//! assert_eq!(signed(-0.04), "0.0");
-//! assert_eq!(signed(-2.0), "−2.0");
-//! assert_eq!(p_value(0.0004), "p < 0.001");
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 pub mod analysis;

@@ -1,31 +1,4 @@
-//! FLAN-T5 (T5 v1.0 and v1.1) in Burn: the model, Hugging Face checkpoints and tokenizers,
-//! generation, LoRA fine-tuning with validation, and the measured speed of a shape on a device
-//! (for estimating a run before it starts).
-//!
-//! One implementation serves every Burn backend: the [`burn::prelude::Device`] chosen at run
-//! time decides (see [`DeviceChoice`]).
-//!
-//! Loading a checkpoint and answering a question:
-//!
-//! ```
-//! use std::path::Path;
-//! use t5_lora::{DeviceChoice, GenerationConfig, T5Tokenizer, TOKENIZER_FILE, generate_text};
-//!
-//! let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5/flan-t5-tiny");
-//! let device = DeviceChoice::Cpu.resolve()?.device;
-//! let model = t5_lora::load_pretrained(&dir, &device)?;
-//! let tokenizer = T5Tokenizer::from_file(&dir.join(TOKENIZER_FILE))?;
-//! let prompt = "question: Who wrote Hamlet? context: Hamlet is a tragedy by Shakespeare.";
-//! let greedy = GenerationConfig {
-//!     max_new_tokens: 8,
-//!     ..GenerationConfig::default()
-//! };
-//! let answers = generate_text(&model, &tokenizer, &[prompt], 512, &greedy, &[0])?;
-//! // The fixture's weights are random: its answer is a few arbitrary tokens.
-//! assert_eq!(answers.len(), 1);
-//! # Ok::<(), t5_lora::Error>(())
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 mod adapter;
