@@ -15,7 +15,7 @@ use crate::pipeline::{FilterConfig, Funnel, Pipeline};
 
 /// The kept records.
 pub const KEPT_FILE: &str = "filtered.jsonl";
-/// The refused records, one [`Rejection`] per line.
+/// The refused records, one [`qa_data::rejection::Rejection`] per line.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// The funnel, as JSON.
 pub const FUNNEL_FILE: &str = qa_stage::layout::work_files::FUNNEL;

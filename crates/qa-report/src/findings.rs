@@ -47,7 +47,7 @@ pub struct Difference {
     pub left: String,
     /// The second system's label.
     pub right: String,
-    /// The model names, as in [`PAIRS`].
+    /// The model names (`a`, `b`, `c` or `zero_shot`), the pair compared.
     pub models: (&'static str, &'static str),
     /// `F1` or `EM`.
     pub metric: &'static str,
