@@ -147,21 +147,32 @@ fn program_identity() -> String {
     )
 }
 
-/// `measure()`, or its result cached under `key` in `cache_dir`.
+/// `measure(shape, device, batch)`, or its result cached in `cache_dir` under the key of
+/// `kind`, the shape, the device, the batch and this binary.
 fn cached<B: Serialize, T: Serialize + DeserializeOwned>(
+    kind: &'static str,
+    shape: &T5Config,
+    device: &ResolvedDevice,
+    batch: &B,
     cache_dir: &Path,
-    key: &CacheKey<'_, B>,
-    measure: impl FnOnce() -> Result<T>,
+    measure: fn(&T5Config, &ResolvedDevice, &B) -> t5_lora::Result<T>,
 ) -> Result<T> {
-    let text = serde_json::to_string(key).map_err(|e| Error::io(cache_dir, e.into()))?;
+    let key = CacheKey {
+        kind,
+        shape,
+        device: &device.name,
+        batch,
+        program: program_identity(),
+    };
+    let text = serde_json::to_string(&key).map_err(|e| Error::io(cache_dir, e.into()))?;
     let digest = qa_data::files::sha256_bytes(text.as_bytes());
-    let path = cache_dir.join(format!("{}-{}.json", key.kind, &digest[..16]));
+    let path = cache_dir.join(format!("{kind}-{}.json", &digest[..16]));
     if path.is_file()
         && let Ok(value) = qa_data::files::read_json(&path)
     {
         return Ok(value);
     }
-    let value = measure()?;
+    let value = measure(shape, device, batch)?;
     std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
     qa_data::files::write_json_atomic(&path, &value)?;
     Ok(value)
@@ -175,16 +186,14 @@ pub fn calibrate_generation(
     batch: &GenerationBatch,
     cache_dir: &Path,
 ) -> Result<GenerationCost> {
-    let key = CacheKey {
-        kind: "generation",
+    cached(
+        "generation",
         shape,
-        device: &device.name,
+        device,
         batch,
-        program: program_identity(),
-    };
-    cached(cache_dir, &key, || {
-        Ok(measure_generation(shape, device, batch)?)
-    })
+        cache_dir,
+        measure_generation,
+    )
 }
 
 /// The cost of training `batch` with the `shape` model on `device` ([`measure_training`]),
@@ -195,16 +204,14 @@ pub fn calibrate_training(
     batch: &TrainingBatch,
     cache_dir: &Path,
 ) -> Result<TrainingCost> {
-    let key = CacheKey {
-        kind: "training",
+    cached(
+        "training",
         shape,
-        device: &device.name,
+        device,
         batch,
-        program: program_identity(),
-    };
-    cached(cache_dir, &key, || {
-        Ok(measure_training(shape, device, batch)?)
-    })
+        cache_dir,
+        measure_training,
+    )
 }
 
 /// Generation work as a stage would do it.
