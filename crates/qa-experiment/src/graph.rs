@@ -213,7 +213,7 @@ pub(crate) fn stage_graph(
                 args: command(false).command_line(configs),
                 resume: Some(Resume {
                     args: command(true).command_line(configs),
-                    saved: out.join(model_files::CHECKPOINT),
+                    saved: out.join(model_files::TRAIN_LOG),
                 }),
                 sections: vec![section_names::TRAIN],
                 inputs: vec![train.clone(), run.human(Split::Val)],
@@ -227,6 +227,7 @@ pub(crate) fn stage_graph(
                     model_files::ADAPTER,
                     model_files::BEST_ADAPTER,
                     model_files::CHECKPOINT,
+                    model_files::TRAINING_SETTINGS,
                     model_files::TRAIN_LOG,
                 ]
                 .map(|name| out.join(name))

@@ -675,9 +675,7 @@ fn write_model(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let run_settings = model_dir
-        .join(model_files::CHECKPOINT)
-        .join(model_files::CHECKPOINT_RUN);
+    let run_settings = model_dir.join(model_files::TRAINING_SETTINGS);
     let settings: Option<serde_json::Value> = match run_settings.is_file() {
         true => read_json::<serde_json::Value>(&run_settings)?
             .get("settings")
@@ -806,7 +804,7 @@ fn model_scores(body: &mut String, m: &SystemMetrics) {
 enum Recorded<'a> {
     /// The run's checkpoint's settings.
     Settings(&'a serde_json::Value),
-    /// The checkpoint's record is gone; the adapter's config stands in.
+    /// The run's settings file is gone; the adapter's config stands in.
     Adapter {
         gone: &'a Path,
         adapter_config: &'a serde_json::Value,

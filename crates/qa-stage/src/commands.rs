@@ -1,6 +1,6 @@
 //! The stage binaries' command lines, one type for both sides: each binary flattens the
 //! command type of its stage into its clap arguments, and the driver (`qa-experiment`) builds a
-//! value of the same type and writes it out with [`StageCommand::command_line`]. Removing or
+//! value of the same type and writes it out with `StageCommand::command_line`. Removing or
 //! retyping an argument breaks the driver's build; a test parses every command line back into
 //! the value it was written from. The `commands` feature (clap) enables the types; the names of
 //! the subcommands and flags are always here.

@@ -122,41 +122,6 @@ pub const CONFIG_FLAG: &str = "config";
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "QA_";
 
-/// Where two config values differ, one `path: recorded → current` line per differing setting
-/// (dotted paths into nested sections), for errors that refuse to resume a run with other
-/// settings than it was started with.
-pub fn differences(recorded: &serde_json::Value, current: &serde_json::Value) -> Vec<String> {
-    fn walk(
-        path: &str,
-        recorded: &serde_json::Value,
-        current: &serde_json::Value,
-        out: &mut Vec<String>,
-    ) {
-        use serde_json::Value;
-        match (recorded, current) {
-            (Value::Object(before), Value::Object(now)) => {
-                let keys: std::collections::BTreeSet<&String> =
-                    before.keys().chain(now.keys()).collect();
-                for key in keys {
-                    let inner = match path {
-                        "" => key.clone(),
-                        _ => format!("{path}.{key}"),
-                    };
-                    let field = |object: &serde_json::Map<String, Value>| {
-                        object.get(key).cloned().unwrap_or(Value::Null)
-                    };
-                    walk(&inner, &field(before), &field(now), out);
-                }
-            }
-            _ if recorded != current => out.push(format!("{path}: {recorded} → {current}")),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk("", recorded, current, &mut out);
-    out
-}
-
 /// `overrides` as a JSON object without its null (unset) fields, at any depth; `()` (no
 /// overrides at all) is the empty object.
 fn set_fields<O: Serialize>(overrides: &O) -> Result<serde_json::Value> {
@@ -284,22 +249,6 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
-
-    #[test]
-    fn differences_name_each_changed_setting_by_its_path() {
-        let recorded = serde_json::json!({"lr": 0.001, "lora": {"r": 8, "alpha": 16}, "gone": 1});
-        let current = serde_json::json!({"lr": 0.01, "lora": {"r": 8, "alpha": 32}, "new": "x"});
-        assert_eq!(
-            differences(&recorded, &current),
-            [
-                "gone: 1 → null",
-                "lora.alpha: 16 → 32",
-                "lr: 0.001 → 0.01",
-                "new: null → \"x\"",
-            ]
-        );
-        assert!(differences(&recorded, &recorded).is_empty());
-    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -21,6 +21,10 @@ pub enum Error {
     /// A configuration file, variable or flag is missing, unknown or of the wrong type.
     #[error("configuration: {0}")]
     Config(String),
+    /// A run's earlier work cannot be continued, or must not be overwritten
+    /// ([`crate::resume`]).
+    #[error("resume: {0}")]
+    Resume(String),
     /// A setting is of the right type but not one its stage can run with.
     #[error("configuration: `{key}` (from {origin}) {message}")]
     InvalidSetting {

@@ -9,6 +9,7 @@ mod error;
 pub mod layout;
 pub mod parts;
 pub mod plan;
+pub mod resume;
 pub mod shard;
 
 pub use error::{Error, Result};

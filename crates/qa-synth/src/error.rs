@@ -16,6 +16,10 @@ pub enum Error {
     /// The local model's prediction or its plan's estimate failed.
     #[error(transparent)]
     T5Stage(#[from] t5_stage::Error),
+    /// The run's work files refuse a resume or a new start ([`qa_stage::resume`]), or a part of
+    /// a merge cannot be read.
+    #[error(transparent)]
+    Stage(#[from] qa_stage::Error),
     /// The chat-completions endpoint refused, failed or answered nonsense.
     #[error("{url}: {reason}")]
     Endpoint {

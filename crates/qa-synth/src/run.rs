@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
-use qa_data::files::{JsonlAppender, read_appended, read_json, sha256_file, write_json_atomic};
+use qa_data::files::{JsonlAppender, read_appended, sha256_file};
+use qa_stage::resume::{Resume, WorkFiles};
 pub use qa_stage::shard::Shard;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -95,58 +96,28 @@ pub(crate) struct OpenRun<T> {
 }
 
 /// Starts a run over `input` in `files.out_dir` (recording `settings`; a ledger already there
-/// is an error) or resumes one (which must have been started with the same `settings`).
+/// is an error) or resumes one (which must have been started with the same `settings`), through
+/// the stages' one resume protocol ([`qa_stage::resume`]).
 pub(crate) fn open<S, T>(
     files: &RunFiles,
     settings: &RunSettings<S>,
     input: &[QaRecord],
 ) -> Result<OpenRun<T>>
 where
-    S: Serialize + DeserializeOwned + PartialEq,
+    S: Serialize + DeserializeOwned,
     T: LedgerLine,
 {
-    let out_dir = &files.out_dir;
-    let path = out_dir.join(SETTINGS_FILE);
-    let ledger_path = out_dir.join(LEDGER_FILE);
-    match (files.resume, ledger_path.exists()) {
-        (false, true) => {
-            return Err(Error::Config(format!(
-                "{} exists: resume that run, or remove it",
-                ledger_path.display()
-            )));
-        }
-        (true, true) => {
-            let recorded: RunSettings<S> = read_json(&path)?;
-            if &recorded != settings {
-                let as_json = |settings: &RunSettings<S>| {
-                    serde_json::to_value(settings).unwrap_or(serde_json::Value::Null)
-                };
-                let changed =
-                    qa_stage::config::differences(&as_json(&recorded), &as_json(settings));
-                return Err(Error::Config(format!(
-                    "{} records other settings than this run's ({}): resume with the same \
-                     config, input and shard",
-                    path.display(),
-                    changed.join("; ")
-                )));
-            }
-        }
-        _ => {
-            std::fs::create_dir_all(out_dir).map_err(|e| qa_data::Error::io(out_dir, e))?;
-            write_json_atomic(&path, settings)?;
-        }
-    }
-    let (ledger, _) = JsonlAppender::open(&ledger_path)?;
-    let done: Vec<T> = read_appended(&ledger_path)?;
-    let next = done.last().map_or(0, |last| last.index() + 1);
+    let work =
+        WorkFiles::in_dir(&files.out_dir).open::<_, T>(settings, Resume::if_asked(files.resume))?;
+    let next = work.done.last().map_or(0, |last| last.index() + 1);
     let mine: Vec<usize> = (0..input.len())
         .filter(|&i| files.shard.owns(&input[i].id))
         .collect();
     let part_len = mine.len();
     let pending = mine.into_iter().filter(|&i| i >= next).collect();
     Ok(OpenRun {
-        ledger,
-        done,
+        ledger: work.ledger,
+        done: work.done,
         pending,
         part_len,
     })
@@ -166,7 +137,7 @@ where
     let mut lines = BTreeMap::new();
     let mut shards = Vec::new();
     for part in parts {
-        let part_settings: RunSettings<S> = read_json(part.join(SETTINGS_FILE))?;
+        let part_settings: RunSettings<S> = WorkFiles::in_dir(part).recorded()?;
         if shards.contains(&part_settings.shard) {
             return Err(Error::Config(format!(
                 "{} is shard {}/{} again",
@@ -191,7 +162,7 @@ where
             }
             Some(_) => {}
         }
-        for line in read_appended::<T>(&part.join(LEDGER_FILE))? {
+        for line in read_appended::<T>(&WorkFiles::in_dir(part).ledger)? {
             lines.insert(line.index(), line);
         }
     }

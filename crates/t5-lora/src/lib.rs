@@ -48,8 +48,8 @@ pub use model::{
 pub use tokenizer::{Encoded, T5Tokenizer, TOKENIZER_FILE, pad_batch};
 pub use train::{
     BestMetric, Checkpointing, DEFAULT_TEMPLATE, Encoding, EvalLog, EvalScores, Example,
-    OPTIMIZER_FILE, RUN_FILE, STATE_FILE, Seq2SeqBatch, StepLog, TrainConfig, TrainEvent, TrainLog,
-    TrainOutcome, TrainingState, TruncationCounts, Validation, ValidationConfig, checkpoint_run,
-    checkpoint_state, encode_examples, epoch_batches, generation_config, learning_rate,
-    seq2seq_loss, total_steps, train,
+    OPTIMIZER_FILE, STATE_FILE, Seq2SeqBatch, StepLog, TrainConfig, TrainEvent, TrainLog,
+    TrainOutcome, TrainingState, TruncationCounts, Validation, ValidationConfig, checkpoint_state,
+    encode_examples, epoch_batches, generation_config, learning_rate, seq2seq_loss, total_steps,
+    train,
 };

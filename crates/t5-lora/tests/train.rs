@@ -198,7 +198,6 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
         dir: dirs.path().join(name).join("checkpoint"),
         every: 100,
         best_dir: dirs.path().join(name).join("best"),
-        run: serde_json::Value::Null,
     };
 
     let straight = checkpointing("straight");
@@ -408,7 +407,6 @@ fn early_stopping_ends_a_run_that_stops_improving_and_keeps_the_best_epoch() {
         dir: dir.path().join("checkpoint"),
         every: 100,
         best_dir: dir.path().join("best"),
-        run: serde_json::Value::Null,
     };
     let mut evaluations = Vec::new();
     let mut steps = 0;
@@ -489,7 +487,6 @@ fn a_diverging_run_stops_with_the_step_and_keeps_the_last_checkpoint() {
         dir: dir.path().join("checkpoint"),
         every: 1,
         best_dir: dir.path().join("best"),
-        run: serde_json::Value::Null,
     };
     let error = train(
         model,

@@ -13,20 +13,16 @@ pub enum Error {
     /// Reading records or writing predictions failed.
     #[error(transparent)]
     Data(#[from] qa_data::Error),
-    /// The stage's dry run failed.
+    /// The stage's dry run failed, or its work files refuse a resume or a new start
+    /// ([`qa_stage::resume`]).
     #[error(transparent)]
     Stage(#[from] qa_stage::Error),
     /// A setting the stage cannot run with.
     #[error("invalid setting {0}")]
     Setting(#[from] qa_data::settings::Invalid),
-    /// A prediction run cannot start: its input is ambiguous, or an interrupted run's answers
-    /// were made with other settings.
+    /// A prediction run cannot start: its input is ambiguous.
     #[error("{0}")]
     Prediction(String),
-    /// A training run cannot start or resume: its checkpoint was made with other settings or
-    /// data, or cannot be checked, or the run directory is not what was asked for.
-    #[error("training: {0}")]
-    Training(String),
 }
 
 /// Result type of this crate.

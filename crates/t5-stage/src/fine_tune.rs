@@ -7,8 +7,12 @@
 //!                             else the last step's (PEFT files)
 //! <out_dir>/best_adapter/     the best evaluation's adapter, kept up to date during the run
 //! <out_dir>/checkpoint/       adapter, optimiser state, data position, validation record
+//! <out_dir>/settings.json     what the run was started with, which a resume must match
 //! <out_dir>/train_log.jsonl   one line per optimiser step and per evaluation
 //! ```
+//!
+//! The settings file and the log are the run's work files in the stages' one resume protocol
+//! ([`qa_stage::resume`]): the log is its ledger, cut back on resume to the checkpoint's step.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -20,15 +24,16 @@ use qa_data::settings::Placed;
 use qa_data::template::PromptTemplate;
 use qa_stage::layout::model_files;
 use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
+use qa_stage::resume::{Resume, WorkFiles};
 
 use t5_lora::{
     Checkpointing, EvalLog, HubOptions, ModelDtype, StepLog, T5Tokenizer, TOKENIZER_FILE,
     TrainConfig, TrainEvent, TrainLog, TrainingBatch, TrainingState, TruncationCounts, Validation,
-    checkpoint_run, checkpoint_state, encode_examples, generation_config, load_pretrained,
-    resolve_model, save_adapter, total_steps, train,
+    checkpoint_state, encode_examples, generation_config, load_pretrained, resolve_model,
+    save_adapter, total_steps, train,
 };
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::planning::{
     GenerationWork, calibrate_training, estimate_generation, model_shape, resolve_device,
 };
@@ -41,6 +46,8 @@ pub const BEST_ADAPTER_DIR: &str = model_files::BEST_ADAPTER;
 pub const CHECKPOINT_DIR: &str = model_files::CHECKPOINT;
 /// The training log.
 pub const TRAIN_LOG_FILE: &str = model_files::TRAIN_LOG;
+/// What the run was started with.
+pub const TRAINING_SETTINGS_FILE: &str = model_files::TRAINING_SETTINGS;
 
 /// The files of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +58,8 @@ pub struct TrainingFiles {
     pub validation: Option<PathBuf>,
     /// The run directory.
     pub out_dir: PathBuf,
-    /// Continue from the checkpoint in `out_dir` (which must exist); without it, a checkpoint
-    /// there is an error rather than something to overwrite.
+    /// Continue the run in `out_dir` (whose log must exist) from its checkpoint; without it, a
+    /// log there is an error rather than something to overwrite.
     pub resume: bool,
 }
 
@@ -87,9 +94,8 @@ pub struct TrainingSummary {
     pub log: PathBuf,
 }
 
-/// What decides a run's adapter, recorded in each of its checkpoints: the settings but where
-/// it runs ([`TrainConfig`]'s run-place fields), and the SHA-256 of the training and validation
-/// files.
+/// What decides a run's adapter, recorded in its settings file: the settings but where it runs
+/// ([`TrainConfig`]'s run-place fields), and the SHA-256 of the training and validation files.
 fn run_record(config: &TrainConfig, files: &TrainingFiles) -> Result<serde_json::Value> {
     let settings = config.deciding();
     Ok(serde_json::json!({
@@ -99,21 +105,12 @@ fn run_record(config: &TrainConfig, files: &TrainingFiles) -> Result<serde_json:
     }))
 }
 
-/// Refuses to resume the checkpoint in `dir` unless it was started with `run` (its record).
-fn check_resume(dir: &Path, run: &serde_json::Value) -> Result<()> {
-    match checkpoint_run(dir)? {
-        None => Err(Error::Training(format!(
-            "{} does not record the settings and data it was started with (an older qa-train \
-             wrote it), so resuming it cannot be checked: remove it to start over",
-            dir.display()
-        ))),
-        Some(recorded) if &recorded != run => Err(Error::Training(format!(
-            "{} was started with other settings or data ({}): resume with the ones it was \
-             started with, or remove it to start over",
-            dir.display(),
-            qa_stage::config::differences(&recorded, run).join("; ")
-        ))),
-        Some(_) => Ok(()),
+/// The work files ([`qa_stage::resume`]) of a run in `out_dir`: [`TRAINING_SETTINGS_FILE`]
+/// and the training log as its ledger.
+pub fn training_work(out_dir: &Path) -> WorkFiles {
+    WorkFiles {
+        settings: out_dir.join(TRAINING_SETTINGS_FILE),
+        ledger: out_dir.join(TRAIN_LOG_FILE),
     }
 }
 
@@ -218,26 +215,28 @@ pub fn fine_tune(
         dir: files.out_dir.join(CHECKPOINT_DIR),
         every: config.checkpoint_every,
         best_dir: files.out_dir.join(BEST_ADAPTER_DIR),
-        run: run_record(config, files)?,
     };
+    let resume = match files.resume {
+        true => Resume::Required,
+        false => Resume::No,
+    };
+    // A checkpoint is work to continue too, even should the log be gone.
     let resumed = checkpoint_state(&checkpointing.dir)?;
-    match (&resumed, files.resume) {
-        (Some(state), false) => {
-            return Err(Error::Training(format!(
-                "{} holds a checkpoint at step {}: resume it, or remove it",
-                checkpointing.dir.display(),
-                state.step
-            )));
-        }
-        (None, true) => {
-            return Err(Error::Training(format!(
-                "nothing to resume: no checkpoint in {}",
-                checkpointing.dir.display()
-            )));
-        }
-        (Some(_), true) => check_resume(&checkpointing.dir, &checkpointing.run)?,
-        (None, false) => {}
+    if let (Some(state), false) = (&resumed, files.resume) {
+        return Err(qa_stage::Error::Resume(format!(
+            "{} holds a checkpoint at step {} of an earlier run: resume it, or remove it",
+            checkpointing.dir.display(),
+            state.step
+        ))
+        .into());
     }
+    let mut work = training_work(&files.out_dir).open(&run_record(config, files)?, resume)?;
+    // A resume continues from the checkpoint (from the start without one): the log's lines
+    // of later steps, which it redoes, go.
+    let done = resumed.as_ref().map_or(0, |state| state.step);
+    work.retain(|line: &serde_json::Value| {
+        TrainLog::logged_step(line).is_some_and(|step| step <= done)
+    })?;
     let records: Vec<QaRecord> = read_keyed_jsonl(&files.train)?;
     let validation_records: Option<Vec<QaRecord>> = files
         .validation
@@ -260,9 +259,8 @@ pub fn fine_tune(
         .transpose()?
         .map(|(validation, _)| validation);
 
-    let log_path = files.out_dir.join(TRAIN_LOG_FILE);
-    let done = resumed.as_ref().map_or(0, |state| state.step);
-    let mut log = TrainLog::open(&log_path, done, &resolved.name)?;
+    let log_path = training_work(&files.out_dir).ledger;
+    let mut log = TrainLog::new(work.ledger, &resolved.name);
     on_progress(TrainingProgress::Started {
         done,
         total: total_steps(examples.len(), config),

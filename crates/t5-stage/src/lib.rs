@@ -8,10 +8,10 @@ mod predict;
 
 pub use error::{Error, Result};
 pub use fine_tune::{
-    ADAPTER_DIR, BEST_ADAPTER_DIR, CHECKPOINT_DIR, TRAIN_LOG_FILE, TrainingFiles, TrainingProgress,
-    TrainingSummary, fine_tune, plan_training,
+    ADAPTER_DIR, BEST_ADAPTER_DIR, CHECKPOINT_DIR, TRAIN_LOG_FILE, TRAINING_SETTINGS_FILE,
+    TrainingFiles, TrainingProgress, TrainingSummary, fine_tune, plan_training, training_work,
 };
 pub use predict::{
     PredictConfig, PredictSummary, partial_path, partial_settings_path, plan_prediction,
-    predict_records, resume_settings,
+    predict_records, prediction_work, resume_settings,
 };

@@ -2,18 +2,20 @@
 //! and a predictions file (`{"id", "prediction"}` per line) that `qa-eval score` reads.
 //!
 //! Long runs survive a kill: answers are appended to `<out>.partial` as batches finish, and a
-//! rerun skips the questions already answered there. The final file is written atomically, in
+//! rerun with the same settings skips the questions already answered there
+//! ([`prediction_work`], the stages' one resume protocol). The final file is written atomically, in
 //! input order, and the partial file removed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use qa_data::QaRecord;
-use qa_data::files::{JsonlAppender, read_appended, write_jsonl_atomic};
+use qa_data::files::write_jsonl_atomic;
 use qa_data::predictions::Prediction;
 use qa_data::settings::{Invalid, Placed, Section, check};
 use qa_data::template::PromptTemplate;
 use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
+use qa_stage::resume::{Resume, WorkFiles};
 use qa_stage::shard::Shard;
 use serde::{Deserialize, Serialize};
 
@@ -139,18 +141,10 @@ pub struct PredictSummary {
     pub truncated: usize,
 }
 
-/// The file that holds a run's answers until it completes.
+/// The file that holds a run's answers until it completes: the ledger of its
+/// [`prediction_work`].
 pub fn partial_path(out: &Path) -> PathBuf {
-    let mut name = out.as_os_str().to_owned();
-    name.push(".partial");
-    PathBuf::from(name)
-}
-
-/// The settings an interrupted run was started with, beside its partial file.
-fn settings_path(partial: &Path) -> PathBuf {
-    let mut name = partial.as_os_str().to_owned();
-    name.push(".settings.json");
-    PathBuf::from(name)
+    prediction_work(out).ledger
 }
 
 /// What a partial file records of the settings: all but where and how fast they run
@@ -162,32 +156,22 @@ pub fn resume_settings(config: &PredictConfig) -> PredictConfig {
 
 /// The file beside a partial predictions file that records [`resume_settings`].
 pub fn partial_settings_path(out: &Path) -> PathBuf {
-    settings_path(&partial_path(out))
+    prediction_work(out).settings
 }
 
-/// Resuming must not mix answers of different models or settings: a partial file is used only
-/// with the settings it was started with (batch size and device aside, which do not change
-/// what is generated); a new run records its settings first.
-fn check_partial_settings(partial: &Path, config: &PredictConfig) -> Result<()> {
-    let settings = settings_path(partial);
-    let comparable = resume_settings(config);
-    if partial.is_file() {
-        let recorded: Option<PredictConfig> = settings
-            .is_file()
-            .then(|| qa_data::files::read_json(&settings))
-            .transpose()?;
-        if recorded.as_ref() != Some(&comparable) {
-            return Err(Error::Prediction(format!(
-                "{} holds answers of an interrupted run with other settings (see {}); delete \
-                 both to start over",
-                partial.display(),
-                settings.display()
-            )));
-        }
-        return Ok(());
+/// The work files ([`qa_stage::resume`]) of a run that writes `out`: its answers so far in
+/// `<out>.partial`, the settings it was started with in `<out>.partial.settings.json`. Both go
+/// once `out` is written.
+pub fn prediction_work(out: &Path) -> WorkFiles {
+    let beside = |suffix: &str| {
+        let mut name = out.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    WorkFiles {
+        settings: beside(".partial.settings.json"),
+        ledger: beside(".partial"),
     }
-    qa_data::files::write_json_atomic(&settings, &comparable)?;
-    Ok(())
 }
 
 /// Answers the records that `shard` owns (all of them for [`Shard::WHOLE`]) and writes their
@@ -218,10 +202,13 @@ pub fn predict_records(
         }
     }
 
-    let partial = partial_path(out);
-    check_partial_settings(&partial, config)?;
-    let (mut appender, _recovery) = JsonlAppender::open(&partial)?;
-    let mut answers: HashMap<String, String> = read_appended::<Prediction>(&partial)?
+    // Resuming must not mix answers of different models or settings: a partial file is used
+    // only with the settings it was started with (batch size and device aside).
+    let work = prediction_work(out);
+    let started = work.open::<_, Prediction>(&resume_settings(config), Resume::IfAny)?;
+    let mut appender = started.ledger;
+    let mut answers: HashMap<String, String> = started
+        .done
         .into_iter()
         .map(|p| (p.id, p.prediction))
         .collect();
@@ -271,11 +258,7 @@ pub fn predict_records(
         prediction: answers.remove(&records[index].id).unwrap_or_default(),
     });
     write_jsonl_atomic(out, in_order)?;
-    // The partial file first: settings without it are simply rewritten by the next run, while
-    // a partial file without its settings would be refused as another run's.
-    for done in [partial.clone(), settings_path(&partial)] {
-        std::fs::remove_file(&done).map_err(|e| Error::io(done, e))?;
-    }
+    work.remove()?;
     Ok(PredictSummary {
         generated: todo.len(),
         resumed,

@@ -1,8 +1,6 @@
 //! What a run reports: each optimiser step and evaluation, and `train_log.jsonl`, which
 //! holds them.
 
-use std::path::Path;
-
 use qa_data::files::JsonlAppender;
 use serde::{Deserialize, Serialize};
 
@@ -70,20 +68,19 @@ enum LogLine<'a> {
 }
 
 impl TrainLog {
-    /// Opens the log of a run that starts (or resumes) after step `start` on `device` (its name,
-    /// as [`crate::device::ResolvedDevice`] gives it): lines of later steps, which a resumed run
-    /// redoes, are dropped; a fresh run (`start` 0) starts an empty log.
-    pub fn open(path: &Path, start: usize, device: &str) -> Result<Self> {
-        let lines: Vec<serde_json::Value> = qa_data::files::read_appended(path)?;
-        let kept = lines
-            .into_iter()
-            .filter(|line| line["step"].as_u64().is_some_and(|s| s as usize <= start));
-        qa_data::files::write_jsonl_atomic(path, kept)?;
-        let (appender, _) = JsonlAppender::open(path)?;
-        Ok(TrainLog {
+    /// The log of a run on `device` (its name, as [`crate::device::ResolvedDevice`] gives
+    /// it), appended through `appender`: a new file, or one that holds just the lines up to the
+    /// step a resumed run continues from ([`TrainLog::logged_step`] tells them).
+    pub fn new(appender: JsonlAppender, device: &str) -> Self {
+        TrainLog {
             appender,
             device: device.to_string(),
-        })
+        }
+    }
+
+    /// The step a line of the log belongs to (an evaluation's is the step it followed).
+    pub fn logged_step(line: &serde_json::Value) -> Option<usize> {
+        line["step"].as_u64().map(|step| step as usize)
     }
 
     /// Appends one step that took `seconds` of wall time.

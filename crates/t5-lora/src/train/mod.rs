@@ -26,10 +26,7 @@ pub use data::{
     Encoding, Example, Seq2SeqBatch, TruncationCounts, encode_examples, epoch_batches, seq2seq_loss,
 };
 pub use log::{EvalLog, StepLog, TrainLog};
-pub use state::{
-    Checkpointing, OPTIMIZER_FILE, RUN_FILE, STATE_FILE, TrainingState, checkpoint_run,
-    checkpoint_state,
-};
+pub use state::{Checkpointing, OPTIMIZER_FILE, STATE_FILE, TrainingState, checkpoint_state};
 pub use validation::{BestMetric, EvalScores, Validation, ValidationConfig, generation_config};
 
 use state::{existing_checkpoint, restore_best, resume, save_checkpoint};

@@ -66,13 +66,7 @@ pub struct Checkpointing {
     pub every: usize,
     /// The adapter of the best evaluation so far (a PEFT adapter directory).
     pub best_dir: PathBuf,
-    /// What decides the run's output (its settings and the digests of its data), written into
-    /// every checkpoint as [`RUN_FILE`] so that a resume can refuse other ones.
-    pub run: serde_json::Value,
 }
-
-/// The file of a checkpoint that records what decides the run's output.
-pub const RUN_FILE: &str = qa_data::model_files::CHECKPOINT_RUN;
 
 /// The file holding the optimiser state (Burn's record bytes).
 pub const OPTIMIZER_FILE: &str = "optimizer.bin";
@@ -83,16 +77,6 @@ pub const STATE_FILE: &str = "state.json";
 pub fn checkpoint_state(dir: &Path) -> Result<Option<TrainingState>> {
     existing_checkpoint(dir)
         .map(|found| qa_data::files::read_json(found.join(STATE_FILE)).map_err(Error::from))
-        .transpose()
-}
-
-/// What the checkpoint in `dir` records of the run's settings and data ([`RUN_FILE`]): `None`
-/// when there is no checkpoint or it records nothing (one written before checkpoints did).
-pub fn checkpoint_run(dir: &Path) -> Result<Option<serde_json::Value>> {
-    existing_checkpoint(dir)
-        .map(|found| found.join(RUN_FILE))
-        .filter(|path| path.is_file())
-        .map(|path| qa_data::files::read_json(path).map_err(Error::from))
         .transpose()
 }
 
@@ -134,7 +118,6 @@ pub(super) fn save_checkpoint(
     let optimizer_path = tmp.join(OPTIMIZER_FILE);
     std::fs::write(&optimizer_path, &*bytes).map_err(|e| Error::io(&optimizer_path, e))?;
     qa_data::files::write_json_atomic(tmp.join(STATE_FILE), state)?;
-    qa_data::files::write_json_atomic(tmp.join(RUN_FILE), &checkpointing.run)?;
     if dir.exists() {
         if old.exists() {
             std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
