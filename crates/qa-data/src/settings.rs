@@ -173,11 +173,18 @@ pub trait Placed: Serialize + DeserializeOwned + Default {
     /// The tables among these fields whose types hold run-place fields of their own.
     const WITHIN: &'static [PlacedTable] = &[];
 
-    /// These settings with their own run-place fields at their defaults (not those of the
-    /// tables [`WITHIN`](Self::WITHIN) them, which a type compares through theirs): what a
-    /// resume must share.
+    /// These settings with every run-place field back at its default, their own and those of
+    /// the tables [`WITHIN`](Self::WITHIN) them at any depth ([`Placed::strip_run_place`]; the
+    /// type fills absent fields from its defaults, as every config section does): what a resume
+    /// must share.
+    ///
+    /// # Panics
+    /// When the type does not read back what it serialises, a bug in the settings type.
     fn deciding(&self) -> Self {
-        without(self, Self::RUN_PLACE)
+        let mut value = serde_json::to_value(self).expect("settings serialise");
+        Self::strip_run_place(&mut value);
+        serde_json::from_value(value)
+            .expect("settings read back with defaults for what was removed")
     }
 
     /// Removes every run-place field from `value`, these settings as resolved (JSON): its own,
@@ -237,17 +244,6 @@ fn strip(value: &mut Value, fields: &[&str]) {
     }
 }
 
-/// `config` with `fields` set back to their defaults, for comparing the settings that decide
-/// an output (`T` fills absent fields from its defaults, as every config section does).
-///
-/// # Panics
-/// When `T` does not read back what it serialises, a bug in the config type.
-pub fn without<T: Serialize + DeserializeOwned>(config: &T, fields: &[&str]) -> T {
-    let mut value = serde_json::to_value(config).expect("a config serialises");
-    strip(&mut value, fields);
-    serde_json::from_value(value).expect("a config reads back with defaults for what was removed")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +273,66 @@ mod tests {
                 "seed is declared twice",
                 "temperature is declared but is no field",
             ]
+        );
+    }
+
+    /// An endpoint's settings: where it runs (`concurrency`) and what it asks (`temperature`).
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(default)]
+    struct Endpoint {
+        concurrency: usize,
+        temperature: f64,
+    }
+
+    impl Default for Endpoint {
+        fn default() -> Self {
+            Endpoint {
+                concurrency: 4,
+                temperature: 0.0,
+            }
+        }
+    }
+
+    impl Placed for Endpoint {
+        const RUN_PLACE: &'static [&'static str] = &["concurrency"];
+        const DECIDING: &'static [&'static str] = &["temperature"];
+    }
+
+    /// A stage's settings with a batch size of its own and an endpoint within.
+    #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(default)]
+    struct Stage {
+        batch_size: usize,
+        prompt: String,
+        endpoint: Endpoint,
+    }
+
+    impl Placed for Stage {
+        const RUN_PLACE: &'static [&'static str] = &["batch_size"];
+        const DECIDING: &'static [&'static str] = &["prompt", "endpoint"];
+        const WITHIN: &'static [PlacedTable] = &[("endpoint", Endpoint::strip_run_place)];
+    }
+
+    #[test]
+    fn deciding_resets_run_place_fields_within_tables_too() {
+        let stage = Stage {
+            batch_size: 64,
+            prompt: "Answer.".to_string(),
+            endpoint: Endpoint {
+                concurrency: 32,
+                temperature: 0.7,
+            },
+        };
+        assert_eq!(
+            stage.deciding(),
+            Stage {
+                batch_size: 0,
+                prompt: "Answer.".to_string(),
+                endpoint: Endpoint {
+                    concurrency: 4,
+                    temperature: 0.7,
+                },
+            }
         );
     }
 }

@@ -93,13 +93,10 @@ impl GeneratorConfig {
     /// how fast (the run-place fields: device, batch size, concurrency, timeouts, retries)
     /// may change in between, and the backend not chosen does not matter.
     pub fn output_settings(&self) -> GeneratorConfig {
-        let mut kept = GeneratorConfig {
-            backend: self.backend,
-            ..GeneratorConfig::default()
-        };
+        let mut kept = self.deciding();
         match self.backend {
-            Backend::T5 => kept.t5 = self.t5.deciding(),
-            Backend::Openai => kept.openai = self.openai.deciding(),
+            Backend::T5 => kept.openai = OpenAiConfig::default(),
+            Backend::Openai => kept.t5 = T5GeneratorConfig::default(),
         }
         kept
     }

@@ -127,10 +127,6 @@ impl SynthConfig {
     fn output_settings(&self) -> SynthConfig {
         SynthConfig {
             generator: self.generator.output_settings(),
-            round_trip: self.round_trip.as_ref().map(|round_trip| RoundTripConfig {
-                qa_model: t5_stage::resume_settings(&round_trip.qa_model),
-                ..round_trip.clone()
-            }),
             ..self.deciding()
         }
     }
