@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::{cargo_command, project_root, venv_python};
+use crate::{cargo_command, project_root, target_dir, venv_python};
 
 /// One criterion result: `(group, function)` → positions or tokens per second.
 type Figures = BTreeMap<(String, String), f64>;
@@ -215,13 +215,6 @@ pub fn cargo_bench(
         bail!("cargo bench -p {package} --bench {name} failed ({status})");
     }
     Ok(BenchOutput { lines })
-}
-
-/// Where cargo builds: `CARGO_TARGET_DIR`, else `target/`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"))
 }
 
 /// Every criterion result under `target/criterion`, as elements per second.

@@ -200,8 +200,7 @@ fn wgpu_adapter(qa_eval: &Path) -> anyhow::Result<Option<String>> {
 /// must run the group).
 pub fn gpu_tests(require: bool) -> anyhow::Result<()> {
     let binary = test_binary()?;
-    let root = project_root();
-    let target = root.join("target/debug");
+    let target = crate::target_dir().join("debug");
     let Some(adapter) = wgpu_adapter(&target.join("qa-eval"))? else {
         let message = "gpu group: no wgpu adapter on this machine (none listed by `qa-eval \
                        devices`); the group did not run. Mesa's lavapipe (Debian: \

@@ -227,6 +227,14 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where cargo builds: `CARGO_TARGET_DIR` (relative to the repository root, where xtask runs
+/// cargo), else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| project_root().join(dir))
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
 /// The python of the project's virtualenv (`.venv`, made by `cargo xtask golden`).
 fn venv_python() -> PathBuf {
     project_root().join(".venv/bin/python")
@@ -375,10 +383,7 @@ fn build_stage_binaries(dev: bool, features: &str) -> anyhow::Result<PathBuf> {
     }
     cargo(&build)?;
     let dir = if dev { "debug" } else { "release" };
-    Ok(project_root()
-        .join("target")
-        .join(dir)
-        .join("qa-experiment"))
+    Ok(target_dir().join(dir).join("qa-experiment"))
 }
 
 fn cuda_check() -> anyhow::Result<()> {
@@ -405,10 +410,9 @@ fn slurm_check() -> anyhow::Result<()> {
     // The debug build: the tiny model needs no optimised code of ours, and the test suite has
     // usually built it already.
     cargo(&["build", "-p", "qa-synth-cli", "--bin", "qa-synth"])?;
-    run(
-        Command::new("bash"),
-        &["xtask/slurm-check.sh", "target/debug"],
-    )
+    let binaries = target_dir().join("debug");
+    let binaries = binaries.to_str().context("non-UTF-8 target path")?;
+    run(Command::new("bash"), &["xtask/slurm-check.sh", binaries])
 }
 
 /// Python packages of the golden scripts; `transformers` 5 rewrites every T5 config to tied
