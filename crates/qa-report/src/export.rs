@@ -802,7 +802,7 @@ fn model_scores(body: &mut String, m: &SystemMetrics) {
 
 /// The training settings as the run recorded them, or the adapter's own when they are gone.
 enum Recorded<'a> {
-    /// The run's checkpoint's settings.
+    /// The settings the run recorded when it started (its `settings.json`).
     Settings(&'a serde_json::Value),
     /// The run's settings file is gone; the adapter's config stands in.
     Adapter {
@@ -818,7 +818,7 @@ fn model_training(body: &mut String, row: &SystemRow, recorded: Recorded<'_>, so
         body,
         "LoRA (PEFT's semantics) on the frozen base model, trained by `qa-train`: AdamW, linear \
          warm-up then decay, gradient clipping, batches grouped by length. The adapter is the \
-         best validation epoch's. Hyperparameters as recorded in the run's checkpoint:\n"
+         best validation epoch's. Hyperparameters as the run recorded them when it started:\n"
     );
     match recorded {
         Recorded::Settings(settings) => {
