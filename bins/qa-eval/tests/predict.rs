@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use t5_lora::GenerationConfig;
-use t5_stage::{PredictConfig, partial_path, partial_settings_path, resume_settings};
+use t5_stage::{PredictConfig, prediction_work, resume_settings};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/t5")
@@ -176,7 +176,7 @@ fn an_interrupted_run_resumes_from_its_partial_file() {
         },
         ..PredictConfig::default()
     };
-    let settings = partial_settings_path(&out);
+    let settings = prediction_work(&out).settings;
     std::fs::write(
         &settings,
         serde_json::to_string(&resume_settings(&started)).expect("JSON"),
@@ -227,7 +227,7 @@ fn a_kill_while_cleaning_up_leaves_nothing_that_blocks_the_next_run() {
     assert_success(&predict(model, &records, &out, &[]));
     // A finished run removes its partial file, then its settings: a kill between the two
     // leaves the settings of a run whose output is complete.
-    let settings = partial_settings_path(&out);
+    let settings = prediction_work(&out).settings;
     let finished = PredictConfig {
         model: model.to_string(),
         ..PredictConfig::default()
@@ -391,7 +391,7 @@ fn a_plan_counts_the_questions_times_them_on_the_device_and_writes_no_answer() {
         "{plan}"
     );
     assert_eq!(plan["on_cpu"], true);
-    assert!(!out.exists() && !partial_path(&out).exists());
+    assert!(!out.exists() && !prediction_work(&out).ledger.exists());
     // The calibration is cached: a second plan measures nothing again.
     let calibrations = || -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
         let mut files: Vec<_> = std::fs::read_dir(plan_dir.join("calibration"))

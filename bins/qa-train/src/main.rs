@@ -16,12 +16,12 @@ use t5_stage::{TrainingFiles, TrainingProgress, fine_tune, plan_training};
 ///
 /// Writes into --out-dir: adapter/ (a PEFT adapter: adapter_config.json and
 /// adapter_model.safetensors; with --validation, the best epoch's), train_log.jsonl (one line
-/// per optimiser step and per evaluation), checkpoint/ (adapter, optimiser state and data
-/// position, replaced atomically every checkpoint_every steps) and, with --validation,
-/// best_adapter/. After an interruption, the same command with --resume continues exactly where
-/// the last checkpoint left off; each checkpoint records the settings and the SHA-256 of the
-/// --train and --validation files, and a resume with other ones is refused, naming what
-/// differs (--device may change). Settings come from the `train:` section of --config files, then
+/// per optimiser step and per evaluation), settings.json (the settings and the SHA-256 of the
+/// --train and --validation files), checkpoint/ (adapter, optimiser state and data position,
+/// replaced atomically every checkpoint_every steps) and, with --validation, best_adapter/.
+/// After an interruption, the same command with --resume continues exactly where the last
+/// checkpoint left off (from the start without one); a resume with other settings or files is
+/// refused, naming what differs (--device may change). Settings come from the `train:` section of --config files, then
 /// QA_TRAIN__<KEY> variables (QA_TRAIN__LORA__R for nested keys), then the flags.
 #[derive(Parser)]
 #[command(version)]

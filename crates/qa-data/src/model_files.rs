@@ -1,4 +1,4 @@
-//! The file names inside a trained model's directory (training writes the first five), and
+//! The file names inside a trained model's directory (training writes the first four), and
 //! those of a PEFT adapter directory: what the trainer writes, the stages read and the report
 //! exports.
 
@@ -8,9 +8,6 @@ pub const ADAPTER: &str = "adapter";
 pub const BEST_ADAPTER: &str = "best_adapter";
 /// The checkpoint a killed training resumes from.
 pub const CHECKPOINT: &str = "checkpoint";
-/// What the training was started with (its settings but where it runs, and the digests of
-/// its data), which a resume must match.
-pub const TRAINING_SETTINGS: &str = "settings.json";
 /// The training log.
 pub const TRAIN_LOG: &str = "train_log.jsonl";
 /// Its answers to the test questions.

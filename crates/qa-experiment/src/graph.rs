@@ -88,7 +88,7 @@ pub(crate) struct Stage {
     pub program: &'static str,
     pub args: Vec<String>,
     /// How an interrupted run is continued, if the stage can be.
-    pub resume: Option<Resume>,
+    pub resume: Option<Resumable>,
     /// Config sections that decide the output.
     pub sections: Vec<&'static str>,
     /// Files read.
@@ -102,7 +102,7 @@ pub(crate) struct Stage {
 }
 
 /// How a stage continues an interrupted run.
-pub(crate) struct Resume {
+pub(crate) struct Resumable {
     /// The command line that continues it.
     pub args: Vec<String>,
     /// The file or directory that shows there is something to continue (without it, the
@@ -169,7 +169,7 @@ pub(crate) fn stage_graph(
             group,
             program,
             args: command(false).command_line(configs),
-            resume: Some(Resume {
+            resume: Some(Resumable {
                 args: command(true).command_line(configs),
                 saved: work_dir.join(work_files::LEDGER),
             }),
@@ -211,9 +211,9 @@ pub(crate) fn stage_graph(
                 group: Group::Train,
                 program: "qa-train",
                 args: command(false).command_line(configs),
-                resume: Some(Resume {
+                resume: Some(Resumable {
                     args: command(true).command_line(configs),
-                    saved: out.join(model_files::TRAIN_LOG),
+                    saved: out.join(model_files::CHECKPOINT),
                 }),
                 sections: vec![section_names::TRAIN],
                 inputs: vec![train.clone(), run.human(Split::Val)],

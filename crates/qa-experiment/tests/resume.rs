@@ -1,9 +1,9 @@
 //! The stages' one resume protocol (`qa_stage::resume`), through each stage kind that survives
 //! a kill: prediction, synthesis, contamination and training run the same scenario with one
 //! helper ([`kill_and_resume`]). A run is killed at its third report of work done and its
-//! ledger torn mid-line; then a new start over it is refused (where continuing must be asked for), a resume
-//! with one deciding setting changed is refused naming it, and the resume proper ends exactly
-//! where an uninterrupted run does.
+//! ledger torn mid-line; then a new start over it is refused (where continuing must be asked
+//! for), a resume with one deciding setting changed is refused naming it, and the resume proper
+//! ends exactly where an uninterrupted run does.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -22,7 +22,7 @@ use t5_lora::{
     DeviceChoice, LoraConfig, T5Tokenizer, TOKENIZER_FILE, TrainConfig, load_pretrained,
 };
 use t5_stage::{
-    PredictConfig, TrainingFiles, TrainingProgress, fine_tune, partial_path, predict_records,
+    PredictConfig, TrainingFiles, TrainingProgress, fine_tune, predict_records, prediction_work,
     training_work,
 };
 
@@ -203,7 +203,7 @@ fn prediction_resumes_after_a_kill() {
     kill_and_resume(&StageKind {
         name: "prediction",
         run: &run,
-        ledger: |dir| partial_path(&dir.join(PREDICTIONS)),
+        ledger: |dir| prediction_work(&dir.join(PREDICTIONS)).ledger,
         outputs: |dir| read(&dir.join(PREDICTIONS)),
         changed_setting: "generation.max_new_tokens: 4 → 5",
         asked: false,
@@ -400,8 +400,8 @@ fn a_training_run_without_its_settings_file_is_refused() {
     };
     let err = train(&games, &dir, resume, &mut || {}).expect_err("refused");
     assert!(
-        err.contains("is missing (an older version did not write it)")
-            && err.contains("remove the ledger to start over"),
+        err.contains("settings.json, which records the settings it was started with, is missing")
+            && err.contains("cannot be checked: remove the ledger to start over"),
         "{err}"
     );
 }

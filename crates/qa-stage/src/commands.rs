@@ -205,7 +205,7 @@ mod typed {
         /// Seed of shuffling, adapter initialisation and dropout [train.seed].
         #[arg(long = flags::SEED, value_name = "N")]
         pub seed: Option<u64>,
-        /// Continue from the checkpoint in --out-dir.
+        /// Continue the run in --out-dir from its checkpoint (from the start without one).
         #[arg(long = flags::RESUME)]
         #[serde(skip)]
         pub resume: bool,

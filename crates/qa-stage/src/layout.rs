@@ -27,7 +27,16 @@
 
 use std::path::{Path, PathBuf};
 
-pub use qa_data::model_files;
+/// The file names inside a trained model's directory ([`qa_data::model_files`]), and the
+/// settings file that the training stage keeps there.
+pub mod model_files {
+    pub use qa_data::model_files::*;
+
+    /// What the training was started with (its settings but where it runs, and its data's
+    /// digests), which a resume must match: the settings file of its work
+    /// ([`crate::resume`]), whose ledger is [`TRAIN_LOG`].
+    pub const TRAINING_SETTINGS: &str = crate::resume::SETTINGS_FILE;
+}
 
 /// One of the three trained models of the study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -249,10 +258,11 @@ pub mod work_files {
     pub const FUNNEL: &str = "funnel.json";
     /// The contamination stage's comparison of its answers with the human ones.
     pub const CONTAMINATION: &str = "contamination.json";
-    /// What a generation run was started with (its generator, prompt and sampling).
-    pub const SETTINGS: &str = "settings.json";
-    /// A generation run's record of every input done, appended as it goes.
-    pub const LEDGER: &str = "ledger.jsonl";
+    /// What a generation run was started with (its generator, prompt and sampling): the
+    /// settings file of its work ([`crate::resume`]).
+    pub const SETTINGS: &str = crate::resume::SETTINGS_FILE;
+    /// A generation run's record of every input done, appended as it goes: its ledger.
+    pub const LEDGER: &str = crate::resume::LEDGER_FILE;
     /// The contamination stage's records (model B's training data).
     pub const CONTAMINATED: &str = "contaminated.jsonl";
     /// The synthesis stage's records (model C's training data).

@@ -37,7 +37,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::layout::work_files;
+
+/// The settings file of a run that owns its directory ([`WorkFiles::in_dir`]).
+pub const SETTINGS_FILE: &str = "settings.json";
+/// The ledger of a run that owns its directory.
+pub const LEDGER_FILE: &str = "ledger.jsonl";
 
 /// What a stage does with the work an earlier run left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +55,9 @@ pub enum Resume {
 }
 
 impl Resume {
-    /// [`Resume::IfAny`] when a stage's `--resume` flag is given, [`Resume::No`] otherwise.
+    /// [`Resume::IfAny`] when a stage's `--resume` flag is given, [`Resume::No`] otherwise: the
+    /// generation stages' flag, which also starts a run that has nothing to continue (training's
+    /// asks for [`Resume::Required`]).
     pub fn if_asked(asked: bool) -> Self {
         match asked {
             true => Resume::IfAny,
@@ -79,12 +85,11 @@ pub struct Work<T> {
 }
 
 impl WorkFiles {
-    /// The work files of a run that owns `dir`: [`work_files::SETTINGS`] and
-    /// [`work_files::LEDGER`] in it.
+    /// The work files of a run that owns `dir`: [`SETTINGS_FILE`] and [`LEDGER_FILE`] in it.
     pub fn in_dir(dir: &Path) -> Self {
         WorkFiles {
-            settings: dir.join(work_files::SETTINGS),
-            ledger: dir.join(work_files::LEDGER),
+            settings: dir.join(SETTINGS_FILE),
+            ledger: dir.join(LEDGER_FILE),
         }
     }
 
@@ -92,9 +97,9 @@ impl WorkFiles {
     /// `resume` asks.
     ///
     /// A new run records `settings` first. A continued one must have been started with
-    /// `settings`, compared as JSON after reading the recorded ones as `S` (so a setting added
-    /// since, with its default, is no change); a refusal names each setting that differs. A
-    /// torn last ledger line is cut away.
+    /// `settings`, compared as JSON after reading the recorded ones as `S` (so, for a typed
+    /// `S`, a setting added since with its default is no change); a refusal names each setting
+    /// that differs. A torn last ledger line is cut away.
     pub fn open<S, T>(&self, settings: &S, resume: Resume) -> Result<Work<T>>
     where
         S: Serialize + DeserializeOwned,
@@ -144,8 +149,8 @@ impl WorkFiles {
         if !self.settings.is_file() {
             return Err(Error::Resume(format!(
                 "{} holds work, but {}, which records the settings it was started with, is \
-                 missing (an older version did not write it), so resuming it cannot be \
-                 checked: remove the ledger to start over",
+                 missing (removed, or never written by the version that made the run), so \
+                 resuming it cannot be checked: remove the ledger to start over",
                 self.ledger.display(),
                 self.settings.display()
             )));
@@ -172,7 +177,7 @@ impl<T: Serialize> Work<T> {
     /// Keeps only the lines done that `keep` accepts, and rewrites the ledger (atomically) to
     /// hold just those: for a run that continues from a point before its last line, such as
     /// training from its last checkpoint.
-    pub fn retain(&mut self, keep: impl FnMut(&T) -> bool) -> Result<()> {
+    pub fn keep_only(&mut self, keep: impl FnMut(&T) -> bool) -> Result<()> {
         self.ledger.sync()?;
         self.done.retain(keep);
         qa_data::files::write_jsonl_atomic(&self.path, &self.done)?;
@@ -183,7 +188,7 @@ impl<T: Serialize> Work<T> {
 
 /// Where two config values differ, one `path: recorded → current` line per differing setting
 /// (dotted paths into nested sections).
-pub fn differences(recorded: &serde_json::Value, current: &serde_json::Value) -> Vec<String> {
+fn differences(recorded: &serde_json::Value, current: &serde_json::Value) -> Vec<String> {
     fn walk(
         path: &str,
         recorded: &serde_json::Value,
@@ -312,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn retain_keeps_the_lines_before_a_point() {
+    fn keep_only_rewrites_the_ledger_with_the_lines_before_a_point() {
         let dir = tempfile::tempdir().expect("tempdir");
         let work = WorkFiles::in_dir(dir.path());
         let settings = serde_json::json!({});
@@ -324,7 +329,7 @@ mod tests {
         let mut run = work
             .open::<_, u32>(&settings, Resume::Required)
             .expect("resumes");
-        run.retain(|&step| step <= 3).expect("retains");
+        run.keep_only(|&step| step <= 3).expect("retains");
         run.ledger.append(&4).expect("appends");
         drop(run);
         assert_eq!(

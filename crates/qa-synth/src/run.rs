@@ -137,7 +137,8 @@ where
     let mut lines = BTreeMap::new();
     let mut shards = Vec::new();
     for part in parts {
-        let part_settings: RunSettings<S> = WorkFiles::in_dir(part).recorded()?;
+        let work = WorkFiles::in_dir(part);
+        let part_settings: RunSettings<S> = work.recorded()?;
         if shards.contains(&part_settings.shard) {
             return Err(Error::Config(format!(
                 "{} is shard {}/{} again",
@@ -162,7 +163,7 @@ where
             }
             Some(_) => {}
         }
-        for line in read_appended::<T>(&WorkFiles::in_dir(part).ledger)? {
+        for line in read_appended::<T>(&work.ledger)? {
             lines.insert(line.index(), line);
         }
     }

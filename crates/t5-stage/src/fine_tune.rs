@@ -24,7 +24,8 @@ use qa_data::settings::Placed;
 use qa_data::template::PromptTemplate;
 use qa_stage::layout::model_files;
 use qa_stage::plan::{PlannedInput, Planning, StagePlan, format_count};
-use qa_stage::resume::{Resume, WorkFiles};
+use qa_stage::resume::{Resume, Work, WorkFiles};
+use serde::{Deserialize, Serialize};
 
 use t5_lora::{
     Checkpointing, EvalLog, HubOptions, ModelDtype, StepLog, T5Tokenizer, TOKENIZER_FILE,
@@ -58,8 +59,9 @@ pub struct TrainingFiles {
     pub validation: Option<PathBuf>,
     /// The run directory.
     pub out_dir: PathBuf,
-    /// Continue the run in `out_dir` (whose log must exist) from its checkpoint; without it, a
-    /// log there is an error rather than something to overwrite.
+    /// Continue the run in `out_dir` (whose log must record work) from its checkpoint, or from
+    /// the start without one; without it, a checkpoint or a log there is an error rather than
+    /// something to overwrite.
     pub resume: bool,
 }
 
@@ -96,13 +98,21 @@ pub struct TrainingSummary {
 
 /// What decides a run's adapter, recorded in its settings file: the settings but where it runs
 /// ([`TrainConfig`]'s run-place fields), and the SHA-256 of the training and validation files.
-fn run_record(config: &TrainConfig, files: &TrainingFiles) -> Result<serde_json::Value> {
-    let settings = config.deciding();
-    Ok(serde_json::json!({
-        "settings": settings,
-        "train_file_sha256": sha256_file(&files.train)?,
-        "validation_file_sha256": files.validation.as_ref().map(sha256_file).transpose()?,
-    }))
+#[derive(Serialize, Deserialize)]
+struct TrainingRecord {
+    settings: TrainConfig,
+    train_file_sha256: String,
+    validation_file_sha256: Option<String>,
+}
+
+impl TrainingRecord {
+    fn of(config: &TrainConfig, files: &TrainingFiles) -> Result<Self> {
+        Ok(TrainingRecord {
+            settings: config.deciding(),
+            train_file_sha256: sha256_file(&files.train)?,
+            validation_file_sha256: files.validation.as_ref().map(sha256_file).transpose()?,
+        })
+    }
 }
 
 /// The work files ([`qa_stage::resume`]) of a run in `out_dir`: [`TRAINING_SETTINGS_FILE`]
@@ -204,6 +214,36 @@ pub fn plan_training(
     })
 }
 
+/// Starts the run's `work` as `files.resume` asks (a resume must find the log of a run started
+/// with the same settings and data, where it runs aside), after refusing to start over a
+/// checkpoint, which is work to continue too. Returns the work, its log cut back to the step the
+/// run continues from, and that step: the checkpoint's, or 0 without one.
+fn start_work(
+    config: &TrainConfig,
+    files: &TrainingFiles,
+    work: &WorkFiles,
+    checkpoint_dir: &Path,
+) -> Result<(Work<serde_json::Value>, usize)> {
+    let checkpoint = checkpoint_state(checkpoint_dir)?;
+    if let (Some(state), false) = (&checkpoint, files.resume) {
+        return Err(qa_stage::Error::Resume(format!(
+            "{} holds a checkpoint at step {} of an earlier run: resume it, or remove it",
+            checkpoint_dir.display(),
+            state.step
+        ))
+        .into());
+    }
+    let resume = match files.resume {
+        true => Resume::Required,
+        false => Resume::No,
+    };
+    let mut work = work.open(&TrainingRecord::of(config, files)?, resume)?;
+    // The log's lines of later steps, which a resume redoes, go.
+    let done = checkpoint.map_or(0, |state| state.step);
+    work.keep_only(|line| TrainLog::logged_step(line).is_some_and(|step| step <= done))?;
+    Ok((work, done))
+}
+
 /// Runs (or resumes) the training that `config` and `files` describe and writes the adapter.
 /// A resume must have the settings and data the run was started with (where it runs aside).
 pub fn fine_tune(
@@ -216,27 +256,6 @@ pub fn fine_tune(
         every: config.checkpoint_every,
         best_dir: files.out_dir.join(BEST_ADAPTER_DIR),
     };
-    let resume = match files.resume {
-        true => Resume::Required,
-        false => Resume::No,
-    };
-    // A checkpoint is work to continue too, even should the log be gone.
-    let resumed = checkpoint_state(&checkpointing.dir)?;
-    if let (Some(state), false) = (&resumed, files.resume) {
-        return Err(qa_stage::Error::Resume(format!(
-            "{} holds a checkpoint at step {} of an earlier run: resume it, or remove it",
-            checkpointing.dir.display(),
-            state.step
-        ))
-        .into());
-    }
-    let mut work = training_work(&files.out_dir).open(&run_record(config, files)?, resume)?;
-    // A resume continues from the checkpoint (from the start without one): the log's lines
-    // of later steps, which it redoes, go.
-    let done = resumed.as_ref().map_or(0, |state| state.step);
-    work.retain(|line: &serde_json::Value| {
-        TrainLog::logged_step(line).is_some_and(|step| step <= done)
-    })?;
     let records: Vec<QaRecord> = read_keyed_jsonl(&files.train)?;
     let validation_records: Option<Vec<QaRecord>> = files
         .validation
@@ -259,7 +278,11 @@ pub fn fine_tune(
         .transpose()?
         .map(|(validation, _)| validation);
 
-    let log_path = training_work(&files.out_dir).ledger;
+    // Only now, with data and model loaded, are the work files written: a run that fails before
+    // its first step leaves no log that the next one would have to resume.
+    let work_files = training_work(&files.out_dir);
+    let (work, done) = start_work(config, files, &work_files, &checkpointing.dir)?;
+    let log_path = work_files.ledger;
     let mut log = TrainLog::new(work.ledger, &resolved.name);
     on_progress(TrainingProgress::Started {
         done,

@@ -12,6 +12,6 @@ pub use fine_tune::{
     TrainingFiles, TrainingProgress, TrainingSummary, fine_tune, plan_training, training_work,
 };
 pub use predict::{
-    PredictConfig, PredictSummary, partial_path, partial_settings_path, plan_prediction,
-    predict_records, prediction_work, resume_settings,
+    PredictConfig, PredictSummary, plan_prediction, predict_records, prediction_work,
+    resume_settings,
 };

@@ -3,8 +3,8 @@
 //!
 //! Long runs survive a kill: answers are appended to `<out>.partial` as batches finish, and a
 //! rerun with the same settings skips the questions already answered there
-//! ([`prediction_work`], the stages' one resume protocol). The final file is written atomically, in
-//! input order, and the partial file removed.
+//! ([`prediction_work`], the stages' one resume protocol). The final file is written
+//! atomically, in input order, and the partial file removed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -141,22 +141,11 @@ pub struct PredictSummary {
     pub truncated: usize,
 }
 
-/// The file that holds a run's answers until it completes: the ledger of its
-/// [`prediction_work`].
-pub fn partial_path(out: &Path) -> PathBuf {
-    prediction_work(out).ledger
-}
-
 /// What a partial file records of the settings: all but where and how fast they run
 /// ([`PredictConfig`]'s run-place fields: batch size and device), which do not change what is
 /// generated.
 pub fn resume_settings(config: &PredictConfig) -> PredictConfig {
     config.deciding()
-}
-
-/// The file beside a partial predictions file that records [`resume_settings`].
-pub fn partial_settings_path(out: &Path) -> PathBuf {
-    prediction_work(out).settings
 }
 
 /// The work files ([`qa_stage::resume`]) of a run that writes `out`: its answers so far in
