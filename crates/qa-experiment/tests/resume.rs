@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use qa_data::QaRecord;
 use qa_data::files::{read_jsonl, sha256_file, write_jsonl_atomic};
@@ -50,6 +51,17 @@ struct StageKind<'a> {
     changed_setting: &'static str,
     /// Whether continuing must be asked for (a new start over a ledger is refused).
     asked: bool,
+}
+
+/// Burn's random generator is one per test binary, shared by its threads: training seeds it and
+/// draws its adapter's initial weights from it, and loading a model draws from it too. The tests
+/// that do either take turns, so that an uninterrupted run and a resumed one start alike.
+static BURN_RANDOM: Mutex<()> = Mutex::new(());
+
+fn burn_random_turn() -> MutexGuard<'static, ()> {
+    BURN_RANDOM
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What the callback unwinds with when the run is "killed".
@@ -172,6 +184,7 @@ impl Generator for Scripted {
 
 #[test]
 fn prediction_resumes_after_a_kill() {
+    let _turn = burn_random_turn();
     let tmp = tempfile::tempdir().expect("tempdir");
     let records: Vec<QaRecord> = read_jsonl(twelve_games(tmp.path())).expect("games");
     let device = DeviceChoice::Cpu.resolve().expect("the CPU").device;
@@ -367,6 +380,7 @@ fn train(train: &Path, dir: &Path, run: Run, tick: &mut dyn FnMut()) -> Result<(
 
 #[test]
 fn training_resumes_after_a_kill() {
+    let _turn = burn_random_turn();
     let tmp = tempfile::tempdir().expect("tempdir");
     let games = twelve_games(tmp.path());
     let run = |dir: &Path, run: Run, tick: &mut dyn FnMut()| train(&games, dir, run, tick);
@@ -385,6 +399,7 @@ fn training_resumes_after_a_kill() {
 /// so its settings cannot be checked and a resume is refused, saying why.
 #[test]
 fn a_training_run_without_its_settings_file_is_refused() {
+    let _turn = burn_random_turn();
     let tmp = tempfile::tempdir().expect("tempdir");
     let games = twelve_games(tmp.path());
     let dir = tmp.path().join("old");
